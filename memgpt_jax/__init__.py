@@ -1,0 +1,1 @@
+"""MemGPT-JAX: the Memory-Gated Pointer-Transformer in JAX/Flax."""

@@ -1,0 +1,1 @@
+"""Command-line programs: memgpt-train and memgpt-sample."""

@@ -1,0 +1,1 @@
+"""The Memory-Gated Pointer-Transformer, one concern per module."""

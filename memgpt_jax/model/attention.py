@@ -1,0 +1,68 @@
+"""Causal self-attention whose keys are [memory slots ; tokens of the segment so far].
+
+One softmax covers both: a query at segment position t sees every memory slot (they
+hold only the past) and the segment's tokens at positions <= t. Keys and values of
+the segment live in a [B, T, H, D] window buffer: training writes the whole segment
+into an empty buffer at once; decoding writes one token at a time, so both run the
+same code and the same mask.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.layers import default_init, residual_init
+from memgpt_jax.model.positions import apply_rope
+
+
+def window_mask(start: jax.Array, length: int, window: int, num_slots: int) -> jax.Array:
+  """[1, 1, L, S + T] boolean: queries at start..start+L-1 see all slots and keys <= them."""
+  query_pos = start + jnp.arange(length)
+  causal = jnp.arange(window)[None, :] <= query_pos[:, None]  # [L, T]
+  slots = jnp.ones((length, num_slots), dtype=bool)
+  return jnp.concatenate([slots, causal], axis=1)[None, None]
+
+
+class SelfAttention(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(
+      self,
+      x: jax.Array,  # [B, L, d], already normed
+      start: jax.Array,  # scalar: segment position of x[:, 0]
+      memory: jax.Array | None,  # [B, S, d], normed, or None without memory
+      window_keys: jax.Array,  # [B, T, H, D]
+      window_values: jax.Array,  # [B, T, H, D]
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    cfg = self.cfg
+    projection = lambda name: nn.DenseGeneral(
+        (cfg.num_heads, cfg.head_dim), use_bias=False, kernel_init=default_init,
+        dtype=cfg.compute_dtype, name=name)
+    length = x.shape[1]
+    positions = start + jnp.arange(length)
+    key_proj, value_proj = projection('key'), projection('value')
+    query = projection('query')(x)  # [B, L, H, D]
+    key = key_proj(x)
+    value = value_proj(x)
+    if cfg.position == 'rope':
+      query = apply_rope(query, positions, cfg.rope_base)
+      key = apply_rope(key, positions, cfg.rope_base)
+    window_keys = jax.lax.dynamic_update_slice_in_dim(
+        window_keys, key.astype(window_keys.dtype), start, axis=1)
+    window_values = jax.lax.dynamic_update_slice_in_dim(
+        window_values, value.astype(window_values.dtype), start, axis=1)
+    keys, values = window_keys, window_values
+    num_slots = 0
+    if memory is not None:  # slots have no position: their keys are not rotated
+      num_slots = memory.shape[1]
+      keys = jnp.concatenate([key_proj(memory).astype(keys.dtype), keys], axis=1)
+      values = jnp.concatenate([value_proj(memory).astype(values.dtype), values], axis=1)
+    mask = window_mask(start, length, cfg.segment_len, num_slots)
+    out = jax.nn.dot_product_attention(
+        query, keys.astype(query.dtype), values.astype(query.dtype), mask=mask)
+    out = nn.DenseGeneral(cfg.d_model, axis=(-2, -1), use_bias=False,
+                          kernel_init=residual_init(cfg), dtype=cfg.compute_dtype,
+                          name='out')(out)
+    return out, window_keys, window_values

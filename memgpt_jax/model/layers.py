@@ -1,0 +1,38 @@
+"""Small building blocks shared by the model: initialisers, norms, the MLP."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memgpt_jax.model.config import ModelConfig
+
+# GPT-2 style: every projection starts at std 0.02; residual outputs are further
+# scaled by 1/sqrt(2 * num_layers) so the residual stream's variance stays put.
+default_init = nn.initializers.normal(stddev=0.02)
+
+
+def residual_init(cfg: ModelConfig):
+  return nn.initializers.normal(stddev=0.02 / (2 * cfg.num_layers) ** 0.5)
+
+
+def make_norm(cfg: ModelConfig, name: str | None = None) -> nn.Module:
+  if cfg.norm_type == 'rmsnorm':
+    return nn.RMSNorm(epsilon=1e-6, dtype=cfg.compute_dtype, name=name)
+  return nn.LayerNorm(epsilon=1e-6, dtype=cfg.compute_dtype, name=name)
+
+
+class Mlp(nn.Module):
+  """Position-wise feed-forward: SwiGLU (w2(silu(w1 x) * w3 x)) or GELU."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    cfg = self.cfg
+    dense = lambda features, init, name: nn.Dense(
+        features, use_bias=False, kernel_init=init, dtype=cfg.compute_dtype, name=name)
+    if cfg.mlp_type == 'swiglu':
+      hidden = nn.silu(dense(cfg.mlp_dim, default_init, 'w1')(x))
+      hidden = hidden * dense(cfg.mlp_dim, default_init, 'w3')(x)
+    else:
+      hidden = nn.gelu(dense(cfg.mlp_dim, default_init, 'w1')(x))
+    return dense(cfg.d_model, residual_init(cfg), 'w2')(hidden)

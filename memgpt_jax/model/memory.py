@@ -1,0 +1,59 @@
+"""The gated memory write of one layer (the read is in attention.py).
+
+After a layer has processed a segment, the slots point at the segment's tokens:
+
+    U   = CrossAttention(queries = W_q norm(M), keys/values = norm(h))
+    M'  = g * M + (1 - g) * U
+
+with the gate g one of
+    fixed: g = sigmoid(b), b a learned [d] vector starting at gate_bias_init (> 0:
+           memory starts "sticky");
+    gru:   g = sigmoid(W_g [M ; U] + b), input dependent;
+    none:  g = 0, the write overwrites.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.layers import default_init, make_norm, residual_init
+
+
+class GatedMemory(nn.Module):
+  cfg: ModelConfig
+
+  def setup(self):
+    cfg = self.cfg
+    self.initial = self.param('initial', default_init, (cfg.memory_slots, cfg.d_model))
+    self.memory_norm = make_norm(cfg)
+    self.hidden_norm = make_norm(cfg)
+    projection = lambda: nn.DenseGeneral(
+        (cfg.num_heads, cfg.head_dim), use_bias=False, kernel_init=default_init,
+        dtype=cfg.compute_dtype)
+    self.query, self.key, self.value = projection(), projection(), projection()
+    self.out = nn.DenseGeneral(cfg.d_model, axis=(-2, -1), use_bias=False,
+                               kernel_init=residual_init(cfg), dtype=cfg.compute_dtype)
+    bias_init = nn.initializers.constant(cfg.memory_gate_bias_init)
+    if cfg.memory_gate == 'fixed':
+      self.gate_bias = self.param('gate_bias', bias_init, (cfg.d_model,))
+    elif cfg.memory_gate == 'gru':
+      self.gate = nn.Dense(cfg.d_model, kernel_init=default_init, bias_init=bias_init)
+
+  def initial_state(self, batch_size: int) -> jax.Array:
+    """The learned start of every example: [B, S, d], float32."""
+    return jnp.broadcast_to(self.initial, (batch_size, *self.initial.shape))
+
+  def __call__(self, memory: jax.Array, hiddens: jax.Array) -> jax.Array:
+    """memory [B, S, d] float32, hiddens [B, T, d] (the layer's outputs) -> new memory."""
+    query = self.query(self.memory_norm(memory))  # [B, S, H, D]
+    normed = self.hidden_norm(hiddens)
+    update = jax.nn.dot_product_attention(query, self.key(normed), self.value(normed))
+    update = self.out(update).astype(jnp.float32)  # [B, S, d]
+    if self.cfg.memory_gate == 'none':
+      return update
+    if self.cfg.memory_gate == 'fixed':
+      keep = jax.nn.sigmoid(self.gate_bias)
+    else:
+      keep = jax.nn.sigmoid(self.gate(jnp.concatenate([memory, update], axis=-1)))
+    return keep * memory + (1.0 - keep) * update

@@ -1,0 +1,162 @@
+"""MemGPT: a causal Transformer run over K segments of T tokens with a carried memory.
+
+    state = initial_state()                       # learned memory, empty pointer cache
+    for each segment (lax.scan, static shapes):
+      output, window = process_chunk(segment, start=0, state, empty window)
+      state = end_segment(state, window)          # memory write + pointer cache push
+
+Decoding calls the same `process_chunk` one token at a time (start = position in the
+segment) and `end_segment` after every T tokens, so it matches the full forward pass.
+With memory off, pointer off and K = 1 this is a plain GPT decoder.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memgpt_jax.model.block import Block
+from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.layers import default_init, make_norm
+from memgpt_jax.model.memory import GatedMemory
+from memgpt_jax.model.pointer import PointerHeads
+from memgpt_jax.model.positions import AdditivePositions
+from memgpt_jax.model.state import MemoryState, SegmentOutput, WindowCache
+
+
+def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
+  """Zeroed buffers for one segment; the attention mask hides unwritten positions."""
+  window = (batch_size, cfg.segment_len)
+  heads = (*window, cfg.num_heads, cfg.head_dim)
+  zeros = lambda shape, dtype=cfg.compute_dtype: jnp.zeros(shape, dtype)
+  pointer_heads = cfg.pointer_heads if cfg.pointer_enabled else 0
+  return WindowCache(
+      keys=tuple(zeros(heads) for _ in range(cfg.num_layers)),
+      values=tuple(zeros(heads) for _ in range(cfg.num_layers)),
+      hiddens=tuple(zeros((*window, cfg.d_model)) for _ in range(len(cfg.memory_layers))
+                    if cfg.memory_enabled),
+      pointer_keys=zeros((*window, pointer_heads, cfg.pointer_head_dim), jnp.float32),
+      tokens=zeros(window, jnp.int32),
+  )
+
+
+class MemGPT(nn.Module):
+  cfg: ModelConfig
+  deterministic: bool = True
+
+  def setup(self):
+    cfg = self.cfg
+    self.embed = nn.Embed(cfg.vocab_size, cfg.d_model, embedding_init=default_init,
+                          dtype=cfg.compute_dtype)
+    self.positions = AdditivePositions(cfg)
+    block = nn.remat(Block) if cfg.remat else Block
+    self.blocks = [block(cfg, cfg.has_memory(layer), self.deterministic)
+                   for layer in range(cfg.num_layers)]
+    self.memories = [GatedMemory(cfg) for _ in cfg.memory_layers] if cfg.memory_enabled else []
+    self.final_norm = make_norm(cfg)
+    self.dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
+    if not cfg.tie_embeddings:
+      self.lm_head = nn.Dense(cfg.vocab_size, use_bias=False, kernel_init=default_init,
+                              dtype=cfg.compute_dtype)
+    if cfg.pointer_enabled:
+      self.pointer = PointerHeads(cfg)
+
+  def __call__(self, tokens: jax.Array) -> SegmentOutput:
+    """tokens [B, N] with N a multiple of T -> outputs laid out [B, K, T, ...]."""
+    cfg = self.cfg
+    batch, length = tokens.shape
+    if length % cfg.segment_len:
+      raise ValueError(f'sequence length {length} is not a multiple of '
+                       f'segment_len {cfg.segment_len}')
+    num_segments = length // cfg.segment_len
+    segments = tokens.reshape(batch, num_segments, cfg.segment_len).swapaxes(0, 1)
+
+    def step(model: 'MemGPT', state: MemoryState, inputs):
+      segment, index = inputs
+      if cfg.bptt_segments:  # truncated BPTT: cut the memory's gradient every B segments
+        cut = index % cfg.bptt_segments == 0
+        state = state.replace(memory=tuple(
+            jnp.where(cut, jax.lax.stop_gradient(m), m) for m in state.memory))
+      output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch))
+      return model.end_segment(state, window), output
+
+    scan = nn.scan(step, variable_broadcast='params',
+                   split_rngs={'params': False, 'dropout': True})
+    _, outputs = scan(self, self.initial_state(batch),
+                      (segments, jnp.arange(num_segments)))
+    return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
+
+  def initial_state(self, batch_size: int) -> MemoryState:
+    cfg = self.cfg
+    cache_len = cfg.pointer_cache_len if cfg.pointer_enabled else 0
+    heads = cfg.pointer_heads if cfg.pointer_enabled else 0
+    return MemoryState(
+        memory=tuple(memory.initial_state(batch_size) for memory in self.memories),
+        pointer_keys=jnp.zeros((batch_size, cache_len, heads, cfg.pointer_head_dim)),
+        pointer_tokens=jnp.zeros((batch_size, cache_len), jnp.int32),
+        pointer_valid=jnp.zeros((batch_size, cache_len), bool),
+    )
+
+  def process_chunk(
+      self,
+      tokens: jax.Array,  # [B, L]: segment positions start .. start + L - 1
+      start: jax.Array | int,
+      state: MemoryState,
+      window: WindowCache,
+  ) -> tuple[SegmentOutput, WindowCache]:
+    cfg = self.cfg
+    batch, length = tokens.shape
+    positions = start + jnp.arange(length)
+    x = self.dropout(self.embed(tokens) + self.positions(positions))  # [B, L, d]
+    memory_slot = {layer: i for i, layer in enumerate(cfg.memory_layers)}
+    keys, values, hiddens = [], [], []
+    for layer, block in enumerate(self.blocks):
+      slot = memory_slot.get(layer) if cfg.memory_enabled else None
+      memory = state.memory[slot] if slot is not None else None
+      x, layer_keys, layer_values = block(
+          x, start, memory, window.keys[layer], window.values[layer])
+      keys.append(layer_keys)
+      values.append(layer_values)
+      if slot is not None:
+        hiddens.append(jax.lax.dynamic_update_slice_in_dim(
+            window.hiddens[slot], x.astype(window.hiddens[slot].dtype), start, axis=1))
+    hidden = self.final_norm(x)
+    logits = self.embed.attend(hidden) if cfg.tie_embeddings else self.lm_head(hidden)
+    window = WindowCache(
+        keys=tuple(keys), values=tuple(values), hiddens=tuple(hiddens),
+        pointer_keys=window.pointer_keys,
+        tokens=jax.lax.dynamic_update_slice_in_dim(window.tokens, tokens, start, axis=1))
+    if not cfg.pointer_enabled:
+      return SegmentOutput(vocab_logits=logits), window
+
+    window = window.replace(pointer_keys=jax.lax.dynamic_update_slice_in_dim(
+        window.pointer_keys, self.pointer.keys(hidden), start, axis=1))
+    # Candidates: [cache of earlier segments (P) ; this segment (T)], one token stream.
+    candidate_keys = jnp.concatenate([state.pointer_keys, window.pointer_keys], axis=1)
+    earlier = jnp.arange(cfg.segment_len)[None, :] < positions[:, None]  # [L, T]: j < t
+    valid = jnp.concatenate([
+        jnp.broadcast_to(state.pointer_valid[:, None, :],
+                         (batch, length, state.pointer_valid.shape[1])),
+        jnp.broadcast_to(earlier[None], (batch, length, cfg.segment_len)),
+    ], axis=-1)
+    log_gate, log_attn = self.pointer(hidden, candidate_keys, valid)
+    stream = jnp.concatenate([state.pointer_tokens, window.tokens], axis=1)  # [B, C]
+    successors = jnp.concatenate(  # candidate c proposes the token after it
+        [stream[:, 1:], jnp.zeros((batch, 1), jnp.int32)], axis=1)
+    return SegmentOutput(logits, log_gate, log_attn, successors), window
+
+  def end_segment(self, state: MemoryState, window: WindowCache) -> MemoryState:
+    """After T tokens: write every memory layer, push the segment into the pointer cache."""
+    memory = tuple(write(m, hiddens) for write, m, hiddens
+                   in zip(self.memories, state.memory, window.hiddens))
+    state = state.replace(memory=memory)
+    cache_len = state.pointer_tokens.shape[1]
+    if cache_len == 0:
+      return state
+    keep_last = lambda old, new: jnp.concatenate([old, new], axis=1)[:, -cache_len:]
+    return state.replace(
+        pointer_keys=keep_last(state.pointer_keys,
+                               jax.lax.stop_gradient(window.pointer_keys)),
+        pointer_tokens=keep_last(state.pointer_tokens, window.tokens),
+        pointer_valid=keep_last(state.pointer_valid,
+                                jnp.ones(window.tokens.shape, bool)),
+    )
