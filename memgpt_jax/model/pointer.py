@@ -41,7 +41,11 @@ class PointerHeads(nn.Module):
         (cfg.pointer_heads, cfg.pointer_head_dim), use_bias=False,
         kernel_init=default_init, dtype=jnp.float32)
     self.query, self.key = projection(), projection()
-    self.sentinel = nn.Dense(1, kernel_init=default_init, dtype=jnp.float32)
+    # The sentinel starts as likely as all candidates together (g ~ 1/2 on a full
+    # window), so the vocabulary softmax is not drowned by copies at initialisation.
+    self.sentinel = nn.Dense(
+        1, kernel_init=default_init, dtype=jnp.float32,
+        bias_init=nn.initializers.constant(jnp.log(cfg.num_candidates)))
 
   def keys(self, hidden: jax.Array) -> jax.Array:
     """hidden [B, L, d] -> candidate keys [B, L, heads, d_p], float32."""

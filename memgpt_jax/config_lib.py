@@ -1,0 +1,43 @@
+"""Loading config files and checking a whole config before anything runs."""
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.errors import ConfigError
+from memgpt_jax.model.config import ModelConfig
+
+
+def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """Runs get_config() of a config file; ablation configs build on a base this way."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ConfigError(f'config file {str(path)!r} does not exist')
+  spec = importlib.util.spec_from_file_location(f'memgpt_config_{path.stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def validate(config: ml_collections.ConfigDict, vocab_size: int,
+             num_processes: int = 1) -> ModelConfig:
+  """Raises ConfigError naming the first value that does not fit; returns the model config."""
+  model = ModelConfig.from_config(config.model, vocab_size)
+  train = config.train
+  for name in ('batch_size', 'num_steps', 'log_every', 'eval_every', 'eval_batches',
+               'checkpoint_every', 'keep_checkpoints'):
+    if train[name] < 1:
+      raise ConfigError(f'train.{name}={train[name]} must be at least 1')
+  if train.batch_size % num_processes:
+    raise ConfigError(f'train.batch_size={train.batch_size} is not divisible by the '
+                      f'{num_processes} processes')
+  if train.learning_rate <= 0:
+    raise ConfigError(f'train.learning_rate={train.learning_rate} must be positive')
+  if not 0 <= train.warmup_steps <= train.num_steps:
+    raise ConfigError(f'train.warmup_steps={train.warmup_steps} must be in '
+                      f'[0, train.num_steps={train.num_steps}]')
+  if not 0.0 <= config.data.validation_fraction < 1.0:
+    raise ConfigError(f'data.validation_fraction={config.data.validation_fraction} '
+                      'must be in [0, 1)')
+  return model

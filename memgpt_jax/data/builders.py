@@ -1,0 +1,221 @@
+"""TFDS builders for the project's own corpora, prepared to array_record (no TensorFlow).
+
+Two sources: the Python standard library's source, which every machine has, and
+local text files. Both write one record per document, {'text', 'path'}, in a
+fixed order, so a prepared split reads back the same on every machine and run.
+"""
+
+import collections
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+
+import grain
+import jax
+from jax.experimental import multihost_utils
+import ml_collections
+import tensorflow_datasets as tfds
+
+from memgpt_jax.data.errors import DataError
+
+# Installed packages vary per machine; tests are not the library's code.
+_EXCLUDED_DIRS = frozenset(
+    {'site-packages', 'dist-packages', 'test', 'tests', 'idle_test', '__pycache__'})
+# (split, end of its range of buckets in [0, 100)).
+_STDLIB_SPLITS = (('train', 90), ('validation', 95), ('test', 100))
+
+
+def _features() -> tfds.features.FeaturesDict:
+  return tfds.features.FeaturesDict({'text': tfds.features.Text(), 'path': tfds.features.Text()})
+
+
+def _digest(value) -> str:
+  return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:12]
+
+
+def stdlib_split(relpath: str) -> str:
+  """Returns the split of a stdlib file: a function of its relative path only."""
+  bucket = int.from_bytes(hashlib.sha256(relpath.encode()).digest()[:8], 'big') % 100
+  return next(split for split, end in _STDLIB_SPLITS if bucket < end)
+
+
+def stdlib_files(root: str) -> list[str]:
+  """Returns the sorted relative (posix) paths of the library's *.py files under `root`."""
+  relpaths = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    # config-3.x-<platform>/ holds a build-specific script, not library code.
+    dirnames[:] = [d for d in dirnames if d not in _EXCLUDED_DIRS and not d.startswith('config-')]
+    rel_dir = os.path.relpath(dirpath, root)
+    relpaths.extend(
+        os.path.normpath(os.path.join(rel_dir, f)).replace(os.sep, '/')
+        for f in filenames if f.endswith('.py'))
+  return sorted(relpaths)
+
+
+@dataclasses.dataclass(eq=False)
+class StdlibConfig(tfds.core.BuilderConfig):
+  root: str = ''
+
+
+def stdlib_config(root: str | None = None) -> StdlibConfig:
+  """One config per Python major.minor (the corpus differs); another root gets its own."""
+  name = f'py{sys.version_info.major}_{sys.version_info.minor}'
+  if root is None:
+    root = sysconfig.get_paths()['stdlib']
+  else:
+    name += '_' + _digest(os.path.abspath(root))
+  return StdlibConfig(name=name, root=root, description=f'*.py under {root}')
+
+
+class PyStdlib(tfds.core.GeneratorBasedBuilder):
+  """The Python standard library's source, split 90/5/5 by a hash of each file's path."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(builder=self, features=_features(), disable_shuffling=True)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Nothing to download.
+    root = self.builder_config.root
+    by_split = collections.defaultdict(list)
+    for relpath in stdlib_files(root):
+      with open(os.path.join(root, relpath), 'rb') as f:
+        data = f.read()
+      try:
+        text = data.decode('utf-8')
+      except UnicodeDecodeError:
+        continue
+      if text:
+        by_split[stdlib_split(relpath)].append((relpath, text))
+    return {split: self._generate_examples(docs) for split, docs in by_split.items()}
+
+  def _generate_examples(self, docs):
+    for relpath, text in docs:
+      yield relpath, {'text': text, 'path': relpath}
+
+
+def text_files(paths: str) -> list[str]:
+  """Expands `data.paths` (files, globs, comma-separated; ~ allowed) to sorted files."""
+  files = set()
+  for pattern in filter(None, (p.strip() for p in paths.split(','))):
+    matched = [f for f in glob.glob(os.path.expanduser(pattern), recursive=True)
+               if os.path.isfile(f)]
+    if not matched:
+      raise DataError(f'data.paths {pattern!r} matches no file')
+    files.update(os.path.abspath(f) for f in matched)
+  if not files:
+    raise DataError("data.paths is empty: for data.source 'text' set it to a file or a glob")
+  return sorted(files)
+
+
+@dataclasses.dataclass(eq=False)
+class TextFilesConfig(tfds.core.BuilderConfig):
+  files: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # TFDS logs the repr.
+  validation_fraction: float = 0.0
+
+
+def text_files_config(paths: str, validation_fraction: float) -> TextFilesConfig:
+  """Names the config after the files' paths, sizes and mtimes, so edits force a rebuild."""
+  if not 0 <= validation_fraction < 1:
+    raise DataError(f'data.validation_fraction {validation_fraction} is not in [0, 1)')
+  files = text_files(paths)
+  stats = [os.stat(f) for f in files]
+  if not any(s.st_size for s in stats):
+    raise DataError(f'data.paths: every file matched by {paths!r} is empty')
+  key = [[f, s.st_size, s.st_mtime_ns] for f, s in zip(files, stats)] + [validation_fraction]
+  return TextFilesConfig(
+      name=f'files_{_digest(key)}', files=tuple(files),
+      validation_fraction=validation_fraction, description=f'{len(files)} files from {paths}')
+
+
+def _char_boundary(data: bytes, cut: int) -> int:
+  """Moves a byte offset forward past UTF-8 continuation bytes."""
+  while cut < len(data) and data[cut] & 0xC0 == 0x80:
+    cut += 1
+  return cut
+
+
+class TextFiles(tfds.core.GeneratorBasedBuilder):
+  """Local text files, one record per file; validation is the text's last fraction.
+
+  The files, in sorted order, are one sequence of bytes; the last
+  `validation_fraction` of it is the validation split (the file the cut falls in
+  is split in two, at a character boundary). There is no test split.
+  """
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(builder=self, features=_features(), disable_shuffling=True)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Nothing to download.
+    config = self.builder_config
+    sizes = [os.path.getsize(f) for f in config.files]
+    cut = round(sum(sizes) * (1 - config.validation_fraction))
+    pieces = {'train': [], 'validation': []}  # (path, start byte, stop byte)
+    start = 0
+    for path, size in zip(config.files, sizes):
+      split_at = min(max(cut - start, 0), size)
+      if 0 < split_at < size:
+        with open(path, 'rb') as f:
+          split_at = _char_boundary(f.read(), split_at)
+      if split_at > 0:
+        pieces['train'].append((path, 0, split_at))
+      if split_at < size:
+        pieces['validation'].append((path, split_at, size))
+      start += size
+    return {split: self._generate_examples(p) for split, p in pieces.items() if p}
+
+  def _generate_examples(self, pieces):
+    for path, start, stop in pieces:
+      with open(path, 'rb') as f:
+        data = f.read()[start:stop]
+      try:
+        text = data.decode('utf-8')
+      except UnicodeDecodeError as e:
+        raise DataError(f'data.paths: {path!r} is not UTF-8 text ({e.reason} at byte '
+                        f'{start + e.start})') from None
+      yield f'{path}@{start}', {'text': text, 'path': path}
+
+
+def make_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Returns the (maybe not yet prepared) builder that `config.data` names."""
+  kwargs = dict(data_dir=os.path.expanduser(data_config.tfds_data_dir) or None,
+                file_format='array_record')
+  if data_config.source == 'pystdlib':
+    return PyStdlib(config=stdlib_config(), **kwargs)
+  if data_config.source == 'text':
+    config = text_files_config(data_config.paths, data_config.validation_fraction)
+    return TextFiles(config=config, **kwargs)
+  raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text)')
+
+
+def prepare(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Builds the data set if needed (process 0 first, others wait) and returns its builder.
+
+  Safe to call again: prepared data is reused. Where processes share no filesystem,
+  each one builds its own copy after process 0.
+  """
+  builder = make_builder(data_config)
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      builder.download_and_prepare()
+    multihost_utils.sync_global_devices('memgpt_jax.data.prepare')
+    builder = make_builder(data_config)  # Sees what process 0 wrote.
+  builder.download_and_prepare()
+  return builder
+
+
+def split_source(builder: tfds.core.DatasetBuilder,
+                 split: str) -> grain.sources.RandomAccessDataSource:
+  """Returns a random-access source over a prepared split (array_record, no TensorFlow)."""
+  if split not in builder.info.splits:
+    raise DataError(f'{builder.name}/{builder.builder_config.name} has no {split!r} split '
+                    f'(it has {", ".join(sorted(builder.info.splits))})')
+  return builder.as_data_source(split=split)

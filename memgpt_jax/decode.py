@@ -1,0 +1,118 @@
+"""Cached decoding: a prompt of any length is fed segment by segment, then one token
+at a time, with the KV window, the memory and the pointer cache carried exactly as in
+training (the memory is written after every T tokens).
+"""
+
+from collections.abc import Callable, Iterator
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memgpt_jax.model.pointer import mixture_log_probs
+from memgpt_jax.model.state import MemoryState, WindowCache
+from memgpt_jax.model.transformer import MemGPT, empty_window
+
+
+@dataclasses.dataclass
+class DecodeState:
+  memory: MemoryState
+  window: WindowCache
+  position: int  # tokens already in the current segment, in [0, T)
+
+
+class Decoder:
+  """Holds the jitted chunk / segment-end steps of one model and its parameters."""
+
+  def __init__(self, model: MemGPT, params):
+    self.model = model
+    self.params = params
+    self._chunk = jax.jit(functools.partial(_chunk_log_probs, model))
+    self._end_segment = jax.jit(
+        lambda params, state, window: model.apply(
+            params, state, window, method=MemGPT.end_segment))
+    self._initial = jax.jit(
+        lambda params, batch_size: model.apply(
+            params, batch_size, method=MemGPT.initial_state),
+        static_argnums=1)
+
+  def start(self, batch_size: int) -> DecodeState:
+    return DecodeState(self._initial(self.params, batch_size),
+                       empty_window(self.model.cfg, batch_size), 0)
+
+  def feed(self, state: DecodeState, tokens: jax.Array) -> tuple[jax.Array, DecodeState]:
+    """Feeds tokens [B, L]; returns log p(next token | all fed) [B, L, V] and the new state."""
+    segment_len = self.model.cfg.segment_len
+    outputs = []
+    offset = 0
+    while offset < tokens.shape[1]:
+      size = min(segment_len - state.position, tokens.shape[1] - offset)
+      log_probs, window = self._chunk(self.params, tokens[:, offset:offset + size],
+                                      jnp.int32(state.position), state.memory, state.window)
+      outputs.append(log_probs)
+      offset += size
+      state = DecodeState(state.memory, window, state.position + size)
+      if state.position == segment_len:
+        memory = self._end_segment(self.params, state.memory, state.window)
+        state = DecodeState(memory, empty_window(self.model.cfg, tokens.shape[0]), 0)
+    return jnp.concatenate(outputs, axis=1), state
+
+
+def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window):
+  output, window = model.apply(params, tokens, start, memory, window,
+                               method=MemGPT.process_chunk)
+  log_probs = mixture_log_probs(output.vocab_logits, output.log_gate, output.log_attn,
+                                output.successors)
+  return log_probs, window
+
+
+@functools.partial(jax.jit, static_argnames=('top_k',))
+def sample_token(rng: jax.Array, log_probs: jax.Array, temperature: float, top_k: int,
+                 top_p: float) -> jax.Array:
+  """log_probs [B, V] -> token ids [B]; temperature 0 is greedy."""
+  if top_k:
+    kth = jax.lax.top_k(log_probs, top_k)[0][:, -1:]
+    log_probs = jnp.where(log_probs < kth, -jnp.inf, log_probs)
+  # Nucleus: keep the smallest set of most likely tokens whose mass reaches top_p.
+  sorted_probs = jnp.sort(jnp.exp(log_probs), axis=-1)[:, ::-1]
+  mass_before = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs
+  kept = jnp.where(mass_before < top_p, sorted_probs, jnp.inf).min(axis=-1, keepdims=True)
+  log_probs = jnp.where(jnp.exp(log_probs) < kept, -jnp.inf, log_probs)
+  greedy = jnp.argmax(log_probs, axis=-1)
+  sampled = jax.random.categorical(rng, log_probs / jnp.maximum(temperature, 1e-6))
+  return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
+
+
+def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax.Array,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             stop_id: int | None = None) -> Iterator[np.ndarray]:
+  """Yields the next token of every sample [B], one step at a time (for streaming).
+
+  prompt: [B, L] int32, L >= 1. Samples that emitted stop_id keep emitting it.
+  """
+  log_probs, state = decoder.feed(decoder.start(prompt.shape[0]), jnp.asarray(prompt))
+  log_probs = log_probs[:, -1]
+  done = np.zeros(prompt.shape[0], bool)
+  for step in range(max_new_tokens):
+    token = np.asarray(sample_token(jax.random.fold_in(rng, step), log_probs,
+                                    temperature, top_k, top_p))
+    if stop_id is not None:
+      token = np.where(done, stop_id, token)
+      done |= token == stop_id
+    yield token
+    if done.all() or step + 1 == max_new_tokens:
+      return
+    log_probs, state = decoder.feed(state, jnp.asarray(token[:, None]))
+    log_probs = log_probs[:, -1]
+
+
+def stream_text(tokens: Iterator[np.ndarray], decoders: list,
+                on_text: Callable[[int, str], None]) -> None:
+  """Pushes each sample's tokens through its incremental text decoder."""
+  for step_tokens in tokens:
+    for index, token in enumerate(step_tokens):
+      text = decoders[index].push(int(token))
+      if text:
+        on_text(index, text)
