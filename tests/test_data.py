@@ -257,6 +257,10 @@ def test_train_batches_are_packed_shifted_documents(docs_config):
     assert b['inputs'].dtype == b['targets'].dtype == np.int32
     assert b['mask'].dtype == np.float32 and np.all(b['mask'] == 1)
     np.testing.assert_array_equal(b['targets'][:, :-1], b['inputs'][:, 1:])
+  config.data.read_threads = 0  # Reader threads do not change the order.
+  unthreaded = pipeline.make_train_iterator(config, TOK, 0, 1)
+  np.testing.assert_array_equal(np.stack([next(unthreaded)['inputs'] for _ in batches]),
+                                np.stack([b['inputs'] for b in batches]))
   docs = _stream_docs(batches)
   assert len(docs) > 2 * len(texts)  # Several epochs...
   first, second = docs[:20], docs[20:40]

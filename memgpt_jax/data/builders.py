@@ -33,7 +33,7 @@ def _features() -> tfds.features.FeaturesDict:
   return tfds.features.FeaturesDict({'text': tfds.features.Text(), 'path': tfds.features.Text()})
 
 
-def _digest(value) -> str:
+def _digest(value: object) -> str:
   return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:12]
 
 
