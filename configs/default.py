@@ -13,10 +13,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.model = ml_collections.ConfigDict()
-  config.model.d_model = 256
+  config.model.d_model = 192
   config.model.num_layers = 4
   config.model.num_heads = 4
-  config.model.mlp_dim = 768
+  config.model.mlp_dim = 512
   config.model.mlp_type = 'swiglu'  # 'swiglu' | 'gelu'
   config.model.norm_type = 'rmsnorm'  # 'rmsnorm' | 'layernorm'
   config.model.position = 'rope'  # 'rope' | 'sinusoidal' | 'learned' | 'none'
@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pointer = ml_collections.ConfigDict()
   config.model.pointer.enabled = True
   config.model.pointer.num_heads = 1
-  config.model.pointer.head_dim = 64
+  config.model.pointer.head_dim = 48
   config.model.pointer.cache_len = 128  # P: positions of earlier segments it may copy from
 
   config.data = ml_collections.ConfigDict()
@@ -52,22 +52,24 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.read_threads = 2
 
   config.train = ml_collections.ConfigDict()
-  config.train.batch_size = 16  # global, over all devices and hosts
-  config.train.num_steps = 1200
+  config.train.batch_size = 8  # global, over all devices and hosts
+  config.train.num_steps = 500
   config.train.learning_rate = 2e-3
-  config.train.warmup_steps = 100
+  config.train.warmup_steps = 50
   config.train.end_lr_ratio = 0.1  # cosine decays to learning_rate * this
   config.train.weight_decay = 0.1
   config.train.adam_b1 = 0.9
   config.train.adam_b2 = 0.95
   config.train.grad_clip_norm = 1.0
+  config.train.grad_accum_steps = 1  # optimizer update every this many batches
   config.train.z_loss = 1e-4
   config.train.log_every = 20
-  config.train.eval_every = 400
+  config.train.eval_every = 250
   config.train.eval_batches = 8
-  config.train.checkpoint_every = 400
+  config.train.checkpoint_every = 250
   config.train.keep_checkpoints = 3
   config.train.async_checkpointing = True
+  config.train.stop_at_step = 0  # > 0: checkpoint and stop there (resume later); LR unchanged
 
   config.sample = ml_collections.ConfigDict()
   config.sample.prompt = 'def '

@@ -26,12 +26,14 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
   model = ModelConfig.from_config(config.model, vocab_size)
   train = config.train
   for name in ('batch_size', 'num_steps', 'log_every', 'eval_every', 'eval_batches',
-               'checkpoint_every', 'keep_checkpoints'):
+               'checkpoint_every', 'keep_checkpoints', 'grad_accum_steps'):
     if train[name] < 1:
       raise ConfigError(f'train.{name}={train[name]} must be at least 1')
   if train.batch_size % num_processes:
     raise ConfigError(f'train.batch_size={train.batch_size} is not divisible by the '
                       f'{num_processes} processes')
+  if train.stop_at_step < 0:
+    raise ConfigError(f'train.stop_at_step={train.stop_at_step} must be >= 0 (0: never)')
   if train.learning_rate <= 0:
     raise ConfigError(f'train.learning_rate={train.learning_rate} must be positive')
   if not 0 <= train.warmup_steps <= train.num_steps:

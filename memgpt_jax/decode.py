@@ -3,7 +3,7 @@ at a time, with the KV window, the memory and the pointer cache carried exactly 
 training (the memory is written after every T tokens).
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 import dataclasses
 import functools
 
@@ -106,13 +106,3 @@ def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax
       return
     log_probs, state = decoder.feed(state, jnp.asarray(token[:, None]))
     log_probs = log_probs[:, -1]
-
-
-def stream_text(tokens: Iterator[np.ndarray], decoders: list,
-                on_text: Callable[[int, str], None]) -> None:
-  """Pushes each sample's tokens through its incremental text decoder."""
-  for step_tokens in tokens:
-    for index, token in enumerate(step_tokens):
-      text = decoders[index].push(int(token))
-      if text:
-        on_text(index, text)

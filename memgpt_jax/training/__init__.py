@@ -1,0 +1,1 @@
+"""Training: optimizer, pure step functions, checkpoints, metrics, the loop."""

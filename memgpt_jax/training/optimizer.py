@@ -1,0 +1,31 @@
+"""AdamW with linear warmup, cosine decay and global-norm clipping (Optax)."""
+
+import jax
+import ml_collections
+import optax
+
+
+def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0,
+      peak_value=train.learning_rate,
+      warmup_steps=train.warmup_steps,
+      decay_steps=train.num_steps,
+      end_value=train.learning_rate * train.end_lr_ratio,
+  )
+
+
+def _decays(params):
+  """Weight decay on matrices only: not on norms' scales, biases or gate vectors."""
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  optimizer = optax.chain(
+      optax.clip_by_global_norm(train.grad_clip_norm),
+      optax.adamw(learning_rate_schedule(train), b1=train.adam_b1, b2=train.adam_b2,
+                  weight_decay=train.weight_decay, mask=_decays),
+  )
+  if train.grad_accum_steps > 1:
+    optimizer = optax.MultiSteps(optimizer, every_k_schedule=train.grad_accum_steps)
+  return optimizer
