@@ -20,6 +20,16 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+def plain_gpt(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The baseline of a config: memory and pointer off, one segment spanning the example."""
+  config = config.copy_and_resolve_references()
+  model = config.model
+  model.segment_len, model.num_segments = model.segment_len * model.num_segments, 1
+  model.memory.enabled = False
+  model.pointer.enabled = False
+  return config
+
+
 def validate(config: ml_collections.ConfigDict, vocab_size: int,
              num_processes: int = 1) -> ModelConfig:
   """Raises ConfigError naming the first value that does not fit; returns the model config."""

@@ -1,0 +1,57 @@
+"""Model FLOPs per trained token, memory and pointer included, and per-device peaks.
+
+MFU = (model FLOPs per token * tokens per second) / peak FLOP/s of the devices used.
+A multiply-add counts as 2 FLOPs; training = forward + backward = 3 x forward.
+Attention is counted over the full window the dense kernel computes (T + S keys).
+"""
+
+from memgpt_jax.model.config import ModelConfig
+
+# Dense peak FLOP/s per chip by device_kind prefix (vendor datasheets). float32 on GPUs
+# is the TF32 tensor-core peak: XLA's default matmul precision there.
+PEAK_FLOPS = {
+    'NVIDIA H200': {'bfloat16': 989e12, 'float32': 494e12},
+    'NVIDIA H100 PCIe': {'bfloat16': 756e12, 'float32': 378e12},
+    'NVIDIA H100': {'bfloat16': 989e12, 'float32': 494e12},
+    'NVIDIA A100': {'bfloat16': 312e12, 'float32': 156e12},
+    'NVIDIA L4': {'bfloat16': 121e12, 'float32': 60e12},
+    'TPU v4': {'bfloat16': 275e12},
+    'TPU v5 lite': {'bfloat16': 197e12},
+    'TPU v5p': {'bfloat16': 459e12},
+    'TPU v5': {'bfloat16': 459e12},
+    'TPU v6 lite': {'bfloat16': 918e12},
+}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+  """Peak of one device, or None where the table has none (e.g. CPUs)."""
+  for prefix in sorted(PEAK_FLOPS, key=len, reverse=True):  # most specific first
+    if device_kind.startswith(prefix):
+      return PEAK_FLOPS[prefix].get(dtype)
+  return None
+
+
+def forward_flops_per_token(cfg: ModelConfig) -> float:
+  d, window = cfg.d_model, cfg.segment_len
+  slots = cfg.memory_slots
+  mlp = (6 if cfg.mlp_type == 'swiglu' else 4) * d * cfg.mlp_dim
+  flops = 0.0
+  for layer in range(cfg.num_layers):
+    has_memory = cfg.has_memory(layer)
+    keys = window + (slots if has_memory else 0)
+    flops += 8 * d * d + mlp + 4 * d * keys  # projections, MLP, scores + values
+    if has_memory:
+      # Once per segment, shared by its T tokens: the read's slot keys/values, and the
+      # write (slot queries, token keys/values, cross-attention, output, gate).
+      per_segment = 4 * slots * d * d  # read: K, V of the slots
+      per_segment += 2 * slots * d * d + 4 * window * d * d + 4 * slots * window * d
+      per_segment += 2 * slots * d * d + (4 * slots * d * d if cfg.memory_gate == 'gru' else 0)
+      flops += per_segment / window
+  if cfg.pointer_enabled:
+    heads_dim = cfg.pointer_heads * cfg.pointer_head_dim
+    flops += 4 * d * heads_dim + 2 * heads_dim * cfg.num_candidates + 2 * d
+  return flops + 2 * d * cfg.vocab_size  # output logits
+
+
+def train_flops_per_token(cfg: ModelConfig) -> float:
+  return 3 * forward_flops_per_token(cfg)

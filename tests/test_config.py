@@ -1,0 +1,99 @@
+"""Config files, overrides and validation: every bad value names itself."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from conftest import ROOT, VOCAB, init_params, load_config, tiny_model
+from memgpt_jax import config_lib
+from memgpt_jax import flops
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.errors import ConfigError
+from memgpt_jax.model.config import ModelConfig
+
+
+@pytest.mark.parametrize('name', ['default', 'baseline_gpt', 'tiny'])
+def test_shipped_configs_validate(name):
+  config = load_config(name)
+  model = config_lib.validate(config, vocab_size=258)
+  assert model.seq_len == config.model.segment_len * config.model.num_segments
+
+
+def test_baseline_is_the_default_without_memory_and_pointer():
+  default, baseline = load_config('default'), load_config('baseline_gpt')
+  assert not baseline.model.memory.enabled and not baseline.model.pointer.enabled
+  assert baseline.model.num_segments == 1
+  assert baseline.model.segment_len == default.model.segment_len * default.model.num_segments
+  for key in ('d_model', 'num_layers', 'num_heads', 'mlp_dim'):
+    assert baseline.model[key] == default.model[key]
+  assert baseline.train == default.train
+
+
+@pytest.mark.parametrize('key,value,message', [
+    ('model.num_heads', 5, 'num_heads=5 does not divide model.d_model'),
+    ('model.memory.num_slots', -1, 'num_slots=-1 must be >= 0'),
+    ('model.memory.num_slots', 0, 'num_slots=0 with memory.enabled=True'),
+    ('model.memory.gate', 'lstm', "memory.gate='lstm' is not one of"),
+    ('model.position', 'alibi', "position='alibi' is not one of"),
+    ('model.memory.layers', '0,9', 'indices must be in'),
+    ('model.memory.layers', 'first', "use 'all' or comma-separated"),
+    ('model.segment_len', 0, 'segment_len=0 must be at least 1'),
+    ('train.batch_size', 0, 'batch_size=0 must be at least 1'),
+    ('train.warmup_steps', 10_000, 'warmup_steps=10000 must be in'),
+    ('data.validation_fraction', 1.5, 'validation_fraction=1.5'),
+])
+def test_bad_values_raise_one_line_errors(key, value, message):
+  config = load_config('default')
+  section, *path = key.split('.')
+  node = config[section]
+  for part in path[:-1]:
+    node = node[part]
+  node[path[-1]] = value
+  with pytest.raises(ConfigError, match=message.replace('(', r'\(')) as error:
+    config_lib.validate(config, vocab_size=258)
+  assert '\n' not in str(error.value)
+
+
+def test_batch_must_split_over_processes():
+  config = load_config('default')
+  config.train.batch_size = 6
+  with pytest.raises(ConfigError, match='not divisible by the 4 processes'):
+    config_lib.validate(config, vocab_size=258, num_processes=4)
+
+
+def test_memory_off_needs_no_slots():
+  config = load_config('default')
+  config.model.memory.enabled = False
+  config.model.memory.num_slots = 0
+  assert ModelConfig.from_config(config.model, 258).memory_slots == 0
+
+
+def test_sequence_not_a_multiple_of_the_segment_is_rejected():
+  model, cfg = tiny_model()
+  params = init_params(model)
+  with pytest.raises(ValueError, match='not a multiple of segment_len'):
+    model.apply(params, jnp.zeros((1, cfg.segment_len + 1), jnp.int32))
+
+
+def test_missing_config_file():
+  with pytest.raises(ConfigError, match='does not exist'):
+    config_lib.load_config(ROOT / 'configs' / 'nope.py')
+
+
+def test_flop_count_of_the_plain_gpt_matches_its_parameters():
+  """Forward FLOPs/token = 2 x (matmul weights) + attention + logits, for the baseline."""
+  config = config_lib.plain_gpt(load_config('tiny'))
+  cfg = config_lib.validate(config, vocab_size=VOCAB)
+  params = init_params(MemGPT(cfg), batch_size=1)['params']
+  matmul = sum(x.size for x in jax.tree.leaves(params) if x.ndim >= 2) - VOCAB * cfg.d_model
+  attention = 4 * cfg.d_model * cfg.segment_len * cfg.num_layers
+  expected = 2 * matmul + attention + 2 * cfg.d_model * VOCAB
+  assert flops.forward_flops_per_token(cfg) == expected
+  with_memory = config_lib.validate(load_config('tiny'), vocab_size=VOCAB)
+  assert flops.train_flops_per_token(with_memory) > 0
+
+
+def test_peak_table_picks_the_most_specific_device():
+  assert flops.peak_flops('NVIDIA H100 PCIe', 'bfloat16') == 756e12
+  assert flops.peak_flops('NVIDIA H100 80GB HBM3', 'bfloat16') == 989e12
+  assert flops.peak_flops('cpu', 'float32') is None
