@@ -46,9 +46,8 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
     raise ConfigError(f'train.stop_at_step={train.stop_at_step} must be >= 0 (0: never)')
   if train.learning_rate <= 0:
     raise ConfigError(f'train.learning_rate={train.learning_rate} must be positive')
-  if not 0 <= train.warmup_steps <= train.num_steps:
-    raise ConfigError(f'train.warmup_steps={train.warmup_steps} must be in '
-                      f'[0, train.num_steps={train.num_steps}]')
+  if train.warmup_steps < 0:
+    raise ConfigError(f'train.warmup_steps={train.warmup_steps} must be >= 0')
   if not 0.0 <= config.data.validation_fraction < 1.0:
     raise ConfigError(f'data.validation_fraction={config.data.validation_fraction} '
                       'must be in [0, 1)')

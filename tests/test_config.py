@@ -39,7 +39,7 @@ def test_baseline_is_the_default_without_memory_and_pointer():
     ('model.memory.layers', 'first', "use 'all' or comma-separated"),
     ('model.segment_len', 0, 'segment_len=0 must be at least 1'),
     ('train.batch_size', 0, 'batch_size=0 must be at least 1'),
-    ('train.warmup_steps', 10_000, 'warmup_steps=10000 must be in'),
+    ('train.warmup_steps', -1, 'warmup_steps=-1 must be >= 0'),
     ('data.validation_fraction', 1.5, 'validation_fraction=1.5'),
 ])
 def test_bad_values_raise_one_line_errors(key, value, message):

@@ -6,10 +6,11 @@ import optax
 
 
 def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
+  """Warmup is cut to num_steps, so a short smoke run needs no other change."""
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0,
       peak_value=train.learning_rate,
-      warmup_steps=train.warmup_steps,
+      warmup_steps=min(train.warmup_steps, train.num_steps - 1),
       decay_steps=train.num_steps,
       end_value=train.learning_rate * train.end_lr_ratio,
   )
