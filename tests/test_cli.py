@@ -52,7 +52,7 @@ def test_train_applies_overrides_and_prints_a_sample(trained):
   workdir, result = trained
   saved = json.loads((workdir / 'config.json').read_text())
   assert saved['model']['num_layers'] == 1 and saved['train']['num_steps'] == 4
-  assert 'final validation: loss=' in result.stdout
+  assert 'last validation: loss=' in result.stdout
   assert "--- sample (prompt 'import ') ---\nimport " in result.stdout
 
 
@@ -74,7 +74,7 @@ def test_sample_program_streams_from_the_workdir(trained, tmp_path):
     ('--config.model.num_heads=3', 'num_heads=3 does not divide model.d_model=32'),
     ('--config.model.memory.num_slots=-1', 'num_slots=-1 must be >= 0'),
     ('--config.model.d_model=abc', 'd_model'),
-    ('--config.data.source=text', "data.paths '' matches no file"),
+    ('--config.data.source=text', 'data.paths is empty'),
     ('--config.data.paths=/nonexistent/*.txt', 'matches no file'),
 ])
 def test_bad_training_input_is_one_line(tmp_path, data_dir, override, message):
@@ -129,8 +129,8 @@ def test_sigterm_checkpoints_and_stops(tmp_path, data_dir):
     assert process.poll() is None and time.time() < deadline, process.stderr
     time.sleep(0.2)
   process.send_signal(signal.SIGTERM)
-  _, stderr = process.communicate(timeout=120)
+  stdout, stderr = process.communicate(timeout=120)
   assert process.returncode == 0, stderr
   steps = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit())
   assert steps and 2 <= steps[-1] < 100000
-  assert f'stopped at step {steps[-1]}' in stderr
+  assert f'stopped at step {steps[-1]}' in stdout

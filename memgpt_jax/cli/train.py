@@ -23,7 +23,7 @@ def main(argv):
   del argv
   config = _CONFIG.value
   metrics = train_and_evaluate(config, _WORKDIR.value)
-  print('final validation: ' + ' '.join(f'{k}={v:.4f}' for k, v in metrics.items()))
+  print('last validation: ' + ' '.join(f'{k}={v:.4f}' for k, v in metrics.items()))
   if _SAMPLE.value and jax.process_index() == 0:
     decoder, tokenizer, _ = sampling.load_decoder(_WORKDIR.value)
     print(f'--- sample (prompt {config.sample.prompt!r}) ---')
