@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/default
 CONFIG ?= configs/default.py
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench ablate ablate-quick clean
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,17 @@ train: install
 	$(PY) -m memgpt_jax.cli.train --config=$(CONFIG) --workdir=$(WORKDIR)
 
 test: install
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: install
 	$(PY) experiments/bench.py
+
+# The ablation grid (experiments/ablate.py): results in experiments/results/<grid>.{md,json,png}.
+ablate: install
+	$(PY) experiments/ablate.py --grid=full
+
+ablate-quick: install
+	$(PY) experiments/ablate.py --grid=quick
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,12 +1,15 @@
 """TFDS builders for the project's own corpora, prepared to array_record (no TensorFlow).
 
-Two sources: the Python standard library's source, which every machine has, and
+Text sources: the Python standard library's source, which every machine has, and
 local text files. Both write one record per document, {'text', 'path'}, in a
 fixed order, so a prepared split reads back the same on every machine and run.
+Synthetic sources (memgpt_jax/data/synthetic.py: recall, passkey, copy, induction)
+write one fixed-length row per example, {'tokens', 'answers'}.
 """
 
 import collections
 import dataclasses
+import functools
 import glob
 import hashlib
 import json
@@ -18,8 +21,10 @@ import grain
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
+import numpy as np
 import tensorflow_datasets as tfds
 
+from memgpt_jax.data import synthetic
 from memgpt_jax.data.errors import DataError
 
 # Installed packages vary per machine; tests are not the library's code.
@@ -184,8 +189,56 @@ class TextFiles(tfds.core.GeneratorBasedBuilder):
       yield f'{path}@{start}', {'text': text, 'path': path}
 
 
-def make_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
-  """Returns the (maybe not yet prepared) builder that `config.data` names."""
+@dataclasses.dataclass(eq=False)
+class SyntheticConfig(tfds.core.BuilderConfig):
+  task: str = ''
+  settings: dict = dataclasses.field(default_factory=dict)
+  segment_len: int = 0
+  num_segments: int = 0
+
+
+def synthetic_config(data_config: ml_collections.ConfigDict, segment_len: int,
+                     num_segments: int) -> SyntheticConfig:
+  """Names the config after the task's settings and the row layout: a change rebuilds."""
+  task = data_config.source
+  synthetic.validate(task, data_config.task, segment_len, num_segments)
+  settings = synthetic.task_settings(task, data_config.task)
+  key = [task, settings, segment_len, num_segments]
+  return SyntheticConfig(name=f'{task}_{_digest(key)}', task=task, settings=settings,
+                         segment_len=segment_len, num_segments=num_segments,
+                         description=f'{task} {settings}, T={segment_len} K={num_segments}')
+
+
+class Synthetic(tfds.core.GeneratorBasedBuilder):
+  """A synthetic long-range task: train/validation/test and one split per eval distance."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    features = tfds.features.FeaturesDict({
+        'tokens': tfds.features.Tensor(shape=(None,), dtype=np.int32),
+        'answers': tfds.features.Tensor(shape=(None,), dtype=np.bool_)})
+    return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Generated locally.
+    task = ml_collections.ConfigDict(self.builder_config.settings)
+    return {split: self._generate_examples(task, split) for split in synthetic.split_names(task)}
+
+  def _generate_examples(self, task: ml_collections.ConfigDict, split: str):
+    config = self.builder_config
+    for index in range(synthetic.split_size(task, split)):
+      yield index, synthetic.make_example(config.task, task, config.segment_len,
+                                          config.num_segments, split, index)
+
+
+def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
+                 num_segments: int = 0) -> tfds.core.DatasetBuilder:
+  """Returns the (maybe not yet prepared) builder that `config.data` names.
+
+  Synthetic rows are laid out in segments: those sources need the model's
+  segment_len and num_segments.
+  """
   kwargs = dict(data_dir=os.path.expanduser(data_config.tfds_data_dir) or None,
                 file_format='array_record')
   if data_config.source == 'pystdlib':
@@ -193,21 +246,34 @@ def make_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBui
   if data_config.source == 'text':
     config = text_files_config(data_config.paths, data_config.validation_fraction)
     return TextFiles(config=config, **kwargs)
-  raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text)')
+  if data_config.source in synthetic.TASKS:
+    if segment_len < 1 or num_segments < 1:
+      raise DataError(f'data.source {data_config.source!r} needs segment_len and '
+                      'num_segments')
+    return Synthetic(config=synthetic_config(data_config, segment_len, num_segments),
+                     **kwargs)
+  raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text) '
+                  f'or a synthetic task ({", ".join(synthetic.TASKS)})')
 
 
-def prepare(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+def is_synthetic(data_config: ml_collections.ConfigDict) -> bool:
+  return data_config.source in synthetic.TASKS
+
+
+def prepare(data_config: ml_collections.ConfigDict, segment_len: int = 0,
+            num_segments: int = 0) -> tfds.core.DatasetBuilder:
   """Builds the data set if needed (process 0 first, others wait) and returns its builder.
 
   Safe to call again: prepared data is reused. Where processes share no filesystem,
   each one builds its own copy after process 0.
   """
-  builder = make_builder(data_config)
+  make = functools.partial(make_builder, data_config, segment_len, num_segments)
+  builder = make()
   if jax.process_count() > 1:
     if jax.process_index() == 0:
       builder.download_and_prepare()
     multihost_utils.sync_global_devices('memgpt_jax.data.prepare')
-    builder = make_builder(data_config)  # Sees what process 0 wrote.
+    builder = make()  # Sees what process 0 wrote.
   builder.download_and_prepare()
   return builder
 

@@ -5,6 +5,9 @@ N = segment_len * num_segments tokens:
   inputs  int32 [B_host, N]  a packed stream of documents, each ended by eos
   targets int32 [B_host, N]  inputs shifted left by one token
   mask  float32 [B_host, N]  1 where the target is a real token, 0 on padding
+Synthetic tasks (memgpt_jax/data/synthetic.py) are not packed: each row is one
+example of N + 1 tokens and the mask is 1 only where the target is an answer. Their
+evaluation splits per distance may have other lengths (any multiple of segment_len).
 """
 
 import functools
@@ -101,6 +104,16 @@ def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
   return chunks.map(functools.partial(_to_example, pad_id=tokenizer.pad_id))
 
 
+def _row_example(record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  tokens = np.asarray(record['tokens'], np.int32)
+  return {'inputs': tokens[:-1], 'targets': tokens[1:],
+          'mask': np.asarray(record['answers'][1:], np.float32)}
+
+
+def _prepare(config: ml_collections.ConfigDict):
+  return builders.prepare(config.data, config.model.segment_len, config.model.num_segments)
+
+
 def _processes(process_index: int | None, process_count: int | None) -> tuple[int, int]:
   # Resolved at call time: jax.distributed.initialize() may run after import.
   return (jax.process_index() if process_index is None else process_index,
@@ -125,13 +138,16 @@ def make_train_iterator(config: ml_collections.ConfigDict, tokenizer: ByteTokeni
   """
   process_index, process_count = _processes(process_index, process_count)
   batch_size = _host_batch_size(config, process_count)
-  source = builders.split_source(builders.prepare(config.data), 'train')
+  source = builders.split_source(_prepare(config), 'train')
   shard = grain.MapDataset.source(source)[process_index::process_count]
   if not len(shard):
     raise DataError(f'the train split has {len(source)} documents: too few for '
                     f'{process_count} processes')
   docs = shard.shuffle(seed=config.data.shuffle_seed).repeat()
-  examples = _packed_examples(docs, config, tokenizer)
+  if builders.is_synthetic(config.data):
+    examples = docs.map(_row_example).to_iter_dataset()
+  else:
+    examples = _packed_examples(docs, config, tokenizer)
   return iter(examples.batch(batch_size, drop_remainder=True))
 
 
@@ -156,10 +172,13 @@ def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer: ByteTokeniz
   """
   process_index, process_count = _processes(process_index, process_count)
   batch_size = _host_batch_size(config, process_count)
-  source = builders.split_source(builders.prepare(config.data), split)
+  source = builders.split_source(_prepare(config), split)
   if not len(source):
     raise DataError(f'the {split!r} split has no documents')
-  examples = _packed_examples(grain.MapDataset.source(source), config, tokenizer)
+  if builders.is_synthetic(config.data):
+    examples = grain.MapDataset.source(source).map(_row_example).to_iter_dataset()
+  else:
+    examples = _packed_examples(grain.MapDataset.source(source), config, tokenizer)
   rows = slice(process_index * batch_size, (process_index + 1) * batch_size)
   batch_fn = functools.partial(_host_rows, global_size=config.train.batch_size, rows=rows,
                                pad_id=tokenizer.pad_id)

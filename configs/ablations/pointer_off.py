@@ -1,0 +1,15 @@
+"""Pointer heads off.
+
+One change from configs/synthetic.py. Run: memgpt-train --config=configs/ablations/pointer_off.py
+--workdir=runs/pointer_off; the grid is experiments/ablate.py (make ablate / ablate-quick).
+"""
+
+import pathlib
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config():
+  config = load_config(pathlib.Path(__file__).parents[1] / 'synthetic.py')
+  config.model.pointer.enabled = False
+  return config

@@ -1,0 +1,15 @@
+"""S = 8 memory slots per layer.
+
+One change from configs/synthetic.py. Run: memgpt-train --config=configs/ablations/slots_8.py
+--workdir=runs/slots_8; the grid is experiments/ablate.py (make ablate / ablate-quick).
+"""
+
+import pathlib
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config():
+  config = load_config(pathlib.Path(__file__).parents[1] / 'synthetic.py')
+  config.model.memory.num_slots = 8
+  return config

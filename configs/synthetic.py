@@ -1,0 +1,63 @@
+"""A small MemGPT on a synthetic long-range task: the base of configs/ablations/.
+
+Run:     memgpt-train --config=configs/synthetic.py --workdir=runs/recall
+         [--config.data.source=recall|passkey|copy|induction]
+Reaches: see experiments/results/ (accuracy per distance, written by experiments/ablate.py).
+
+Rows are T * K tokens; the context sits in segment 0 and query blocks at distances
+data.task.train_distances (segments later). The pointer's cache of earlier segments
+is off (cache_len 0), so with memory off nothing outside the current segment is seen
+and accuracy beyond distance 0 must be at chance (the leak check).
+"""
+
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  model = config.model
+  model.d_model = 64
+  model.num_layers = 2
+  model.num_heads = 4
+  model.mlp_dim = 128
+  model.segment_len = 32  # T
+  model.num_segments = 4  # K
+  model.memory.num_slots = 16
+  model.pointer.head_dim = 16
+  model.pointer.cache_len = 0
+
+  config.data.source = 'recall'
+  task = config.data.task = ml_collections.ConfigDict()
+  task.seed = 0
+  task.num_train = 8192
+  task.num_eval = 128  # per evaluation split
+  # Query blocks in these segments of a training row; distance 0 (inside the window)
+  # teaches the look-up itself, the others make the model carry it in memory.
+  task.train_distances = (0, 1, 2, 3)
+  # Accuracy is reported per distance; 7 and 15 are rows of 2K and 4K segments.
+  task.eval_distances = (0, 1, 2, 4, 7, 15)
+  task.num_pairs = 6  # recall, induction: pairs in the context
+  task.num_queries = 3  # recall, induction: queries per block
+  task.num_keys = 32  # recall: ids 0..31 are keys
+  task.num_values = 16  # recall: the next 16 ids are values (chance 1/16)
+  task.passkey_len = 5  # passkey: digits (chance 1/10)
+  task.copy_tokens = 6  # copy: symbols scattered in the region (chance 1/num_symbols)
+  task.copy_region = 16
+  task.num_symbols = 16
+  task.vocab = 32  # induction: ids of the random sequence (chance 1/(vocab - num_pairs))
+
+  train = config.train
+  train.batch_size = 16
+  train.num_steps = 600
+  train.learning_rate = 3e-3
+  train.warmup_steps = 30
+  train.log_every = 25
+  train.eval_every = 100
+  train.eval_batches = 8  # num_eval / batch_size: the whole validation split
+  train.checkpoint_every = 100_000  # the driver saves only at the end
+  train.async_checkpointing = False
+  return config

@@ -1,0 +1,417 @@
+"""Trains an ablation grid, evaluates it per distance, writes results tables and plots.
+
+  python experiments/ablate.py --grid=quick|core|full|tiny [--out=experiments/results]
+                               [--workdir=runs/ablate] [--name=NAME] [--only=recall/,...]
+
+For every (config, seed) of the grid: memgpt_jax.training.trainer.train_and_evaluate
+trains it in <workdir>/<grid>/<label>/seed<k>, the final checkpoint is restored and
+trainer.Evaluator scores every evaluation split (one per distance) of a synthetic task,
+or bits per byte on text. Writes <out>/<name>.md (the table: mean ± std over seeds),
+<name>.json (every number, per seed too), <name>_accuracy.png (accuracy against
+distance) and <name>_loss.png (training loss curves).
+
+A model whose memory is off and whose pointer sees only the current segment cannot
+know an answer D >= 1 segments back: its accuracy there must be at chance. Above
+chance (4 standard errors of a binomial) is reported as a LEAK and the driver exits 1.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import shutil
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import matplotlib
+import numpy as np
+import tensorflow_datasets as tfds
+
+from memgpt_jax import config_lib
+from memgpt_jax.data import builders
+from memgpt_jax.data import synthetic
+from memgpt_jax.data.tokenizer import make_tokenizer
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.parallel.partitioner import make_partitioner
+from memgpt_jax.training import trainer
+from memgpt_jax.training.checkpointing import Checkpointer
+from memgpt_jax.training.metrics_writer import read_metrics
+from memgpt_jax.training.optimizer import make_optimizer
+
+matplotlib.use('Agg')
+from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_GRID = flags.DEFINE_enum('grid', 'quick', ['tiny', 'quick', 'core', 'full'], 'Which grid to run.')
+_OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
+_WORKDIR = flags.DEFINE_string('workdir', str(ROOT / 'runs' / 'ablate'), 'Training runs.')
+_NAME = flags.DEFINE_string('name', None, 'Results file name (default: the grid name).')
+_ONLY = flags.DEFINE_list('only', [], 'Run only the grid entries whose label starts with '
+                          'one of these, e.g. recall/,text/.')
+
+LEAK_STANDARD_ERRORS = 4.0
+SUCCESS_ACCURACY = 0.99  # "steps to 99%": the first validation at or above this
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One grid entry: an ablation config with a few overrides, trained once per seed."""
+  label: str
+  config: str  # relative to the repository root
+  overrides: dict = dataclasses.field(default_factory=dict)
+  plain_gpt: bool = False  # memory and pointer off, one segment spanning the row
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  runs: tuple[Run, ...]
+  seeds: tuple[int, ...]
+  overrides: dict  # applied to every run first
+
+
+_ABL = 'configs/ablations/'
+# The pointer tasks sit inside one segment: the pointer copies, no memory is needed.
+_IN_WINDOW = {'model.num_segments': 1, 'data.task.train_distances': (0,),
+              'data.task.eval_distances': (0,), 'train.eval_every': 25}
+_TEXT = {'data.source': 'pystdlib', 'model.pointer.cache_len': 32, 'train.eval_every': 10**6}
+
+
+def _pointer_pair(task: str, steps: int) -> tuple[Run, ...]:
+  overrides = _IN_WINDOW | {'data.source': task, 'train.num_steps': steps}
+  return (Run(f'{task}/pointer_on', _ABL + 'pointer_on.py', overrides),
+          Run(f'{task}/pointer_off', _ABL + 'pointer_off.py', overrides))
+
+
+def _text_pair(steps: int) -> tuple[Run, ...]:
+  overrides = _TEXT | {'train.num_steps': steps}
+  return (Run('text/memgpt', 'configs/synthetic.py', overrides),
+          Run('text/plain_gpt', 'configs/synthetic.py', overrides, plain_gpt=True))
+
+
+def _recall(names: tuple[str, ...], steps: int, source: str = 'recall') -> tuple[Run, ...]:
+  return tuple(Run(f'{source}/{name}', f'{_ABL}{name}.py',
+                   {'data.source': source, 'train.num_steps': steps}) for name in names)
+
+
+GRIDS = {
+    # Seconds: the driver end to end in the tests.
+    'tiny': Grid(
+        runs=_recall(('memory_fixed', 'memory_none'), 3) + _text_pair(2)[1:],
+        seeds=(0,),
+        overrides={'model.d_model': 16, 'model.num_heads': 2, 'model.mlp_dim': 32,
+                   'model.segment_len': 32, 'model.num_segments': 2,
+                   'model.memory.num_slots': 4, 'model.pointer.head_dim': 8,
+                   'data.task.num_pairs': 3, 'data.task.num_queries': 2,
+                   'data.task.num_train': 64, 'data.task.num_eval': 32,
+                   'data.task.train_distances': (1,), 'data.task.eval_distances': (0, 1, 3),
+                   'data.task.copy_tokens': 3, 'data.task.copy_region': 8,
+                   'train.batch_size': 8, 'train.eval_batches': 4, 'train.log_every': 2,
+                   'train.warmup_steps': 1}),
+    # Under 15 minutes on a 2-core CPU: one seed, the headline comparisons only.
+    'quick': Grid(
+        runs=_recall(('memory_fixed', 'memory_none'), 300) + _pointer_pair('induction', 150)
+        + _text_pair(100),
+        seeds=(0,),
+        overrides={'data.task.eval_distances': (0, 1, 2, 4, 7), 'train.eval_batches': 4}),
+    # The headline numbers of the issue, three seeds: memory on/off on recall, pointer
+    # on/off on induction and copying, MemGPT against the plain GPT on text.
+    'core': Grid(
+        runs=_recall(('memory_fixed', 'memory_none'), 1500) + _pointer_pair('induction', 300)
+        + _pointer_pair('copy', 300) + _text_pair(500),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # The whole grid, three seeds.
+    'full': Grid(
+        runs=_recall(('memory_none', 'memory_fixed', 'memory_gru', 'memory_overwrite',
+                      'slots_8', 'slots_32', 'slots_128', 'bptt_full', 'bptt_truncated',
+                      'memory_all_layers', 'memory_one_layer'), 1500)
+        + _recall(('memory_none', 'memory_fixed'), 1500, source='passkey')
+        + _recall(('memory_none', 'memory_fixed'), 1500, source='copy')
+        + _pointer_pair('induction', 600) + _pointer_pair('copy', 600) + _text_pair(1000),
+        seeds=(0, 1, 2),
+        overrides={}),
+}
+
+
+def _set(config, dotted: str, value):
+  *parents, leaf = dotted.split('.')
+  node = config
+  for parent in parents:
+    node = node[parent]
+  if leaf not in node:
+    raise KeyError(f'unknown config key {dotted!r}')
+  node[leaf] = value
+
+
+def make_config(run: Run, grid: Grid, seed: int, data_dir: pathlib.Path):
+  config = config_lib.load_config(ROOT / run.config)
+  for key, value in (grid.overrides | run.overrides).items():
+    _set(config, key, value)
+  if run.plain_gpt:
+    config = config_lib.plain_gpt(config)
+  config.seed = seed
+  config.data.shuffle_seed = seed
+  config.data.tfds_data_dir = str(data_dir)
+  return config
+
+
+def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
+  """The final checkpoint's params, and the partitioner that lays them out."""
+  model = MemGPT(config_lib.validate(config, vocab_size))
+  partitioner = make_partitioner(config, model, make_optimizer(config.train))
+  checkpointer = Checkpointer(workdir, keep=1, async_save=False)
+  try:
+    state = checkpointer.restore(partitioner.abstract_state)
+  finally:
+    checkpointer.close()
+  return model, partitioner, state.params
+
+
+def _num_answers(config, split: str) -> int:
+  """Answers the Evaluator scores on `split` (its first eval_batches * batch_size rows)."""
+  task = config.data.task
+  rows = min(task.num_eval, config.train.eval_batches * config.train.batch_size)
+  example = synthetic.make_example(config.data.source, task, config.model.segment_len,
+                                   config.model.num_segments, split, 0)
+  return rows * int(example['answers'][1:].sum())
+
+
+def leaks(accuracy: float, chance: float, answers: int) -> bool:
+  """True when `accuracy` over `answers` is too far above chance to be luck."""
+  standard_error = math.sqrt(chance * (1 - chance) / max(answers, 1))
+  return accuracy > chance + LEAK_STANDARD_ERRORS * standard_error
+
+
+def _sees_only_its_segment(config) -> bool:
+  model = config.model
+  return not model.memory.enabled and (not model.pointer.enabled or
+                                       model.pointer.cache_len == 0)
+
+
+def evaluate_distances(config, workdir: pathlib.Path) -> dict:
+  """Accuracy per evaluation distance (its own split), with chance and the leak check."""
+  tokenizer = make_tokenizer(config.data)
+  model, partitioner, params = _restore_params(config, workdir, tokenizer.vocab_size)
+  eval_model = MemGPT(model.cfg)
+  task = config.data.task
+  chance = synthetic.chance_accuracy(config.data.source, task)
+  distances = {}
+  for distance in task.eval_distances:
+    split = synthetic.eval_split(distance)
+    metrics = trainer.Evaluator(config, tokenizer, eval_model, partitioner, split)(params)
+    answers = _num_answers(config, split)
+    checked = distance >= 1 and _sees_only_its_segment(config)
+    distances[str(distance)] = {
+        'accuracy': metrics['accuracy'], 'loss': metrics['loss'], 'answers': answers,
+        'segments': distance + 1, 'checked': checked,
+        'leak': checked and leaks(metrics['accuracy'], chance, answers)}
+  return {'chance': chance, 'distances': distances}
+
+
+def _count_params(config) -> int:
+  cfg = config_lib.validate(config, make_tokenizer(config.data).vocab_size)
+  shapes = jax.eval_shape(MemGPT(cfg).init, jax.random.key(0),
+                          jax.ShapeDtypeStruct((1, cfg.seq_len), np.int32))
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
+
+
+def train_one(run: Run, grid: Grid, seed: int, workdir: pathlib.Path,
+              data_dir: pathlib.Path) -> dict:
+  """Trains one (run, seed) from scratch and evaluates it."""
+  config = make_config(run, grid, seed, data_dir)
+  shutil.rmtree(workdir, ignore_errors=True)
+  start = time.perf_counter()
+  final = trainer.train_and_evaluate(config, workdir)
+  train_seconds = time.perf_counter() - start
+  train_records = read_metrics(workdir, 'train')
+  validation = read_metrics(workdir, 'validation')
+  speeds = [r['tokens_per_second'] for r in train_records if 'tokens_per_second' in r]
+  reached = [r['step'] for r in validation if r.get('accuracy', 0.0) >= SUCCESS_ACCURACY]
+  result = {
+      'label': run.label, 'seed': seed, 'source': config.data.source,
+      'params': _count_params(config), 'steps': config.train.num_steps,
+      'segment_len': config.model.segment_len, 'num_segments': config.model.num_segments,
+      'tokens_per_second': float(np.mean(speeds)) if speeds else None,
+      'train_seconds': train_seconds, 'final': final,
+      'loss_curve': [[r['step'], r['loss']] for r in train_records],
+      'validation_curve': [[r['step'], r.get('accuracy')] for r in validation],
+      'steps_to_99': reached[0] if reached else None,
+  }
+  if builders.is_synthetic(config.data):
+    result |= evaluate_distances(config, workdir)
+  return result
+
+
+def _mean_std(values: list) -> tuple[float, float] | None:
+  values = [v for v in values if v is not None]
+  if not values:
+    return None
+  return float(np.mean(values)), float(np.std(values))
+
+
+def summarize(results: list[dict]) -> list[dict]:
+  """One row per label: mean and std over seeds of every reported number."""
+  rows = []
+  for label in dict.fromkeys(r['label'] for r in results):
+    runs = [r for r in results if r['label'] == label]
+    first = runs[0]
+    row = {'label': label, 'source': first['source'], 'params': first['params'],
+           'steps': first['steps'], 'seeds': [r['seed'] for r in runs],
+           'tokens_per_second': _mean_std([r['tokens_per_second'] for r in runs]),
+           'steps_to_99': [r['steps_to_99'] for r in runs],
+           'final_accuracy': _mean_std([r['final'].get('accuracy') for r in runs])}
+    for key in ('bits_per_byte', 'pointer_gate', 'copy_share'):
+      row[key] = _mean_std([r['final'].get(key) for r in runs])
+    if 'distances' in first:
+      row['chance'] = first['chance']
+      row['distances'] = {
+          d: {'accuracy': _mean_std([r['distances'][d]['accuracy'] for r in runs]),
+              'segments': first['distances'][d]['segments'],
+              'checked': first['distances'][d]['checked'],
+              'leak': any(r['distances'][d]['leak'] for r in runs)}
+          for d in first['distances']}
+    rows.append(row)
+  return rows
+
+
+def _fmt(stat: tuple[float, float] | None, scale: float = 1.0, digits: int = 1) -> str:
+  if stat is None:
+    return '—'
+  mean, std = stat
+  return f'{mean * scale:.{digits}f} ± {std * scale:.{digits}f}'
+
+
+def _steps_to_99(steps: list) -> str:
+  return ', '.join('not reached' if s is None else str(s) for s in steps)
+
+
+def markdown(name: str, grid_name: str, rows: list[dict], wall_seconds: float) -> str:
+  """The results page: one table per task (accuracy in %, mean ± std over seeds)."""
+  seeds = rows[0]['seeds'] if rows else []
+  lines = [f'# Ablation results: {name}', '',
+           f'Grid `{grid_name}`, seeds {seeds}, {wall_seconds / 60:.1f} min wall time on '
+           f'{jax.devices()[0].platform.upper()} ({len(jax.devices())} device(s)). '
+           'Written by experiments/ablate.py; accuracy counts answer positions only, '
+           'in %, mean ± std over seeds. Distance D: queries D segments after the '
+           'context (a row of D + 1 segments). Leak check: memory off and no pointer '
+           f'cache must be at chance for D >= 1 (> {LEAK_STANDARD_ERRORS:g} binomial '
+           'standard errors above it fails).', '']
+  for source in dict.fromkeys(r['source'] for r in rows):
+    group = [r for r in rows if r['source'] == source]
+    lines += [f'## {source}', '']
+    if 'distances' in group[0]:
+      distances = list(group[0]['distances'])
+      header = (['config', 'params', 'steps'] + [f'D={d}' for d in distances]
+                + ['chance', 'steps to 99% (per seed)', 'tokens/s', 'leak check'])
+      lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+      for r in group:
+        checked = [v for v in r['distances'].values() if v['checked']]
+        leak = ('LEAK' if any(v['leak'] for v in checked) else 'at chance') if checked else ''
+        cells = ([r['label'], f'{r["params"]:,}', str(r['steps'])]
+                 + [_fmt(r['distances'][d]['accuracy'], 100) for d in distances]
+                 + [f'{100 * r["chance"]:.1f}', _steps_to_99(r['steps_to_99']),
+                    _fmt(r['tokens_per_second'], digits=0), leak])
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    else:
+      header = ['config', 'params', 'steps', 'bits per byte', 'pointer gate', 'copy share',
+                'tokens/s']
+      lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+      for r in group:
+        cells = [r['label'], f'{r["params"]:,}', str(r['steps']),
+                 _fmt(r['bits_per_byte'], digits=3), _fmt(r['pointer_gate'], digits=3),
+                 _fmt(r['copy_share'], digits=3), _fmt(r['tokens_per_second'], digits=0)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines.append('')
+  lines += [f'![accuracy against distance]({name}_accuracy.png)', '',
+            f'![training loss]({name}_loss.png)', '']
+  return '\n'.join(lines)
+
+
+def plot(name: str, results: list[dict], rows: list[dict], out: pathlib.Path):
+  """Accuracy against distance per task, and the training loss curves (mean over seeds)."""
+  tasks = [s for s in dict.fromkeys(r['source'] for r in rows)
+           if 'distances' in next(r for r in rows if r['source'] == s)]
+  fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(5 * max(len(tasks), 1), 4),
+                           squeeze=False)
+  for ax, source in zip(axes[0], tasks):
+    for r in (r for r in rows if r['source'] == source):
+      distances = [int(d) for d in r['distances']]
+      stats = [r['distances'][str(d)]['accuracy'] for d in distances]
+      ax.errorbar(distances, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats],
+                  marker='o', capsize=3, label=r['label'].split('/')[-1])
+      chance = 100 * r['chance']
+    ax.axhline(chance, color='gray', linestyle='--', label='chance')
+    ax.set(title=source, xlabel='distance D (segments)', ylabel='answer accuracy (%)',
+           ylim=(0, 102))
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out / f'{name}_accuracy.png', dpi=100)
+  plt.close(fig)
+
+  sources = list(dict.fromkeys(r['source'] for r in rows))
+  fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 4), squeeze=False)
+  for ax, source in zip(axes[0], sources):
+    for label in dict.fromkeys(r['label'] for r in results if r['source'] == source):
+      curves = [np.asarray(r['loss_curve']) for r in results if r['label'] == label]
+      length = min(len(c) for c in curves)
+      mean = np.mean([c[:length, 1] for c in curves], axis=0)
+      ax.plot(curves[0][:length, 0], mean, label=label.split('/')[-1])
+    ax.set(title=source, xlabel='step', ylabel='training loss (nats/token)', yscale='log')
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out / f'{name}_loss.png', dpi=100)
+  plt.close(fig)
+
+
+def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
+             name: str | None = None, only: tuple[str, ...] = ()) -> dict:
+  """Trains and evaluates every (run, seed) of the grid; writes the results files."""
+  grid, name = GRIDS[grid_name], name or grid_name
+  if only:
+    grid = dataclasses.replace(grid, runs=tuple(
+        r for r in grid.runs if r.label.startswith(tuple(only))))
+  out.mkdir(parents=True, exist_ok=True)
+  start = time.perf_counter()
+  results = []
+  for run in grid.runs:
+    for seed in grid.seeds:
+      print(f'[ablate] {run.label} seed {seed}', flush=True)
+      results.append(train_one(run, grid, seed, workdir / grid_name / run.label /
+                               f'seed{seed}', workdir / 'tfds'))
+  wall_seconds = time.perf_counter() - start
+  rows = summarize(results)
+  report = {'name': name, 'grid': grid_name, 'seeds': list(grid.seeds),
+            'wall_seconds': wall_seconds, 'platform': jax.devices()[0].platform,
+            'summary': rows, 'runs': results}
+  (out / f'{name}.json').write_text(json.dumps(report, indent=1) + '\n')
+  (out / f'{name}.md').write_text(markdown(name, grid_name, rows, wall_seconds))
+  plot(name, results, rows, out)
+  return report
+
+
+def found_leaks(report: dict) -> list[str]:
+  return [f'{r["label"]} D={d}' for r in report['summary']
+          for d, v in r.get('distances', {}).items() if v['leak']]
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+  tfds.disable_progress_bar()
+  report = run_grid(_GRID.value, pathlib.Path(_OUT.value), pathlib.Path(_WORKDIR.value),
+                    _NAME.value, tuple(_ONLY.value))
+  name = report['name']
+  print(f'[ablate] wrote {_OUT.value}/{name}.md, .json, _accuracy.png, _loss.png '
+        f'in {report["wall_seconds"] / 60:.1f} min')
+  if leaks_found := found_leaks(report):
+    print(f'[ablate] LEAK: above chance without memory: {", ".join(leaks_found)}',
+          file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,216 @@
+"""Long-range synthetic tasks: seeded numpy generators of fixed-length token rows.
+
+Every example has a context block at the start of segment 0 and query blocks at the
+END of later segments: a query block at distance D sits in segment D (D = 0: after
+the context, in the same segment). Between them lie distractor or filler tokens that
+carry no information about the answers. Each example is
+  tokens  int32 [N + 1]  byte-range ids (0..255), N = segments * segment_len
+  answers bool  [N + 1]  True where the token is an answer (the loss counts only those)
+Rows of a split have one length: training rows have `num_segments` segments and a
+query block at each of task.train_distances; the evaluation split of distance D has
+D + 1 segments and one query block, in segment D.
+
+An example depends only on (task.seed, split, index): any machine, any order.
+"""
+
+import dataclasses
+import zlib
+from typing import Callable
+
+import ml_collections
+import numpy as np
+
+from memgpt_jax.data.errors import DataError
+
+TASKS = ('recall', 'passkey', 'copy', 'induction')
+# Settings every task has, then each task's own: the builder's name digests exactly
+# these, so changing one rebuilds the data and nothing else does.
+COMMON_FIELDS = ('seed', 'num_train', 'num_eval', 'train_distances', 'eval_distances')
+TASK_FIELDS = {
+    'recall': ('num_pairs', 'num_queries', 'num_keys', 'num_values'),
+    'passkey': ('passkey_len',),
+    'copy': ('copy_tokens', 'copy_region', 'num_symbols'),
+    'induction': ('num_pairs', 'num_queries', 'vocab'),
+}
+# Marker ids sit above every task's content ids (content uses ids < 200).
+QUERY, DELIM, BLANK = 250, 251, 252
+_FILLER_TEXT = np.frombuffer(
+    b'The grass is green. The sky is blue. The sun is yellow. Here we go. '
+    b'There and back again. ', np.uint8).astype(np.int32)
+_DIGITS = np.arange(ord('0'), ord('9') + 1, dtype=np.int32)
+_SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
+
+
+@dataclasses.dataclass
+class Blocks:
+  """One example's parts: the context, one query block per distance, filler."""
+  context: np.ndarray
+  queries: list[np.ndarray]
+  query_answers: list[np.ndarray]
+  filler: Callable[[int], np.ndarray]
+
+
+def _check(condition: bool, message: str):
+  if not condition:
+    raise DataError(f'data.task: {message}')
+
+
+def _recall(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
+  """k1 v1 .. kP vP; each query block asks num_queries distinct keys: ? k v."""
+  keys = rng.choice(task.num_keys, task.num_pairs, replace=False)
+  values = task.num_keys + rng.integers(0, task.num_values, task.num_pairs)
+  context = np.stack([keys, values], 1).reshape(-1)
+  distractor_low = task.num_keys + task.num_values
+  queries, answers = [], []
+  for _ in range(num_blocks):
+    asked = rng.choice(task.num_pairs, task.num_queries, replace=False)
+    block = np.stack([np.full(task.num_queries, QUERY), keys[asked], values[asked]], 1)
+    queries.append(block.reshape(-1))
+    answers.append(np.tile([False, False, True], task.num_queries))
+  return Blocks(context, queries, answers,
+                lambda n: rng.integers(distractor_low, 200, n))
+
+
+def _passkey(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
+  """DELIM d1..dL hidden in filler text; each query block is QUERY d1..dL."""
+  key = rng.choice(_DIGITS, task.passkey_len)
+  context = np.concatenate([[DELIM], key])
+  query = np.concatenate([[QUERY], key])
+  answers = np.concatenate([[False], np.ones(task.passkey_len, bool)])
+
+  def filler(n: int) -> np.ndarray:
+    start = rng.integers(len(_FILLER_TEXT))
+    return np.resize(np.roll(_FILLER_TEXT, -start), n)
+  return Blocks(context, [query] * num_blocks,
+                [answers] * num_blocks, filler)
+
+
+def _copy(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
+  """copy_tokens symbols scattered among BLANKs; each query block is DELIM s1..sn."""
+  symbols = rng.integers(0, task.num_symbols, task.copy_tokens)
+  context = np.full(task.copy_region, BLANK)
+  context[np.sort(rng.choice(task.copy_region, task.copy_tokens, replace=False))] = symbols
+  query = np.concatenate([[DELIM], symbols])
+  answers = np.concatenate([[False], np.ones(task.copy_tokens, bool)])
+  return Blocks(context, [query] * num_blocks,
+                [answers] * num_blocks, lambda n: np.full(n, BLANK))
+
+
+def _induction(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
+  """A random sequence with bigrams A_i B_i; the A_i occur nowhere else; later A_i -> B_i."""
+  triggers = rng.choice(task.vocab, task.num_pairs, replace=False)
+  others = np.setdiff1d(np.arange(task.vocab), triggers)
+  successors = rng.choice(others, task.num_pairs)
+  filler = lambda n: rng.choice(others, n)
+  context = np.stack([filler(task.num_pairs), triggers, successors], 1).reshape(-1)
+  queries, answers = [], []
+  for _ in range(num_blocks):
+    asked = rng.choice(task.num_pairs, task.num_queries, replace=False)
+    block = np.stack([filler(task.num_queries), triggers[asked], successors[asked]], 1)
+    queries.append(block.reshape(-1))
+    answers.append(np.tile([False, False, True], task.num_queries))
+  return Blocks(context, queries, answers, filler)
+
+
+_GENERATORS = {'recall': _recall, 'passkey': _passkey, 'copy': _copy,
+               'induction': _induction}
+
+
+def chance_accuracy(task_name: str, task: ml_collections.ConfigDict) -> float:
+  """The best accuracy without the context: answers are uniform over an alphabet.
+
+  For induction the successors are uniform over the ids that are no trigger, so no
+  guess beats 1 / (vocab - num_pairs) (an upper bound: the triggers are unknown).
+  """
+  alphabet = {'recall': lambda: task.num_values, 'passkey': lambda: len(_DIGITS),
+              'copy': lambda: task.num_symbols,
+              'induction': lambda: task.vocab - task.num_pairs}
+  return 1.0 / alphabet[task_name]()
+
+
+def task_settings(task_name: str, task: ml_collections.ConfigDict) -> dict:
+  """The settings that define the task's data (JSON-able, in a fixed order)."""
+  if task_name not in TASKS:
+    raise DataError(f'unknown synthetic task {task_name!r} (choose {", ".join(TASKS)})')
+  settings = {}
+  for field in COMMON_FIELDS + TASK_FIELDS[task_name]:
+    if field not in task:
+      raise DataError(f'data.task.{field} is missing (task {task_name!r})')
+    value = task[field]
+    settings[field] = [int(v) for v in value] if isinstance(value, (tuple, list)) else value
+  return settings
+
+
+def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
+             num_segments: int):
+  """DataError naming the first setting that cannot make a well-formed example."""
+  task_settings(task_name, task)
+  _check(task.num_train > 0 and task.num_eval > 0, 'num_train and num_eval must be >= 1')
+  _check(len(task.train_distances) > 0, 'train_distances is empty')
+  _check(all(0 <= d < num_segments for d in task.train_distances),
+         f'train_distances {tuple(task.train_distances)} must lie in [0, {num_segments})')
+  _check(len(set(task.train_distances)) == len(task.train_distances),
+         'train_distances repeat')
+  _check(all(d >= 0 for d in task.eval_distances), 'eval_distances must be >= 0')
+  if task_name in ('recall', 'induction'):
+    _check(1 <= task.num_queries <= task.num_pairs, 'need 1 <= num_queries <= num_pairs')
+  if task_name == 'recall':
+    _check(task.num_pairs <= task.num_keys, 'num_pairs > num_keys')
+    _check(task.num_keys + task.num_values < 200, 'num_keys + num_values must be < 200')
+  if task_name == 'induction':
+    _check(task.num_pairs + 2 <= task.vocab <= 200, 'need num_pairs + 2 <= vocab <= 200')
+  if task_name == 'copy':
+    _check(task.copy_tokens <= task.copy_region, 'copy_tokens > copy_region')
+    _check(task.num_symbols <= 200, 'num_symbols must be <= 200')
+  blocks = _GENERATORS[task_name](task, np.random.default_rng(0), 1)
+  context, query = len(blocks.context), len(blocks.queries[0])
+  _check(context + query <= segment_len or 0 not in tuple(task.train_distances) + tuple(
+      task.eval_distances), f'context ({context}) + query ({query}) tokens exceed '
+         f'segment_len {segment_len} at distance 0')
+  _check(max(context, query) <= segment_len,
+         f'a block ({max(context, query)} tokens) exceeds segment_len {segment_len}')
+
+
+def eval_split(distance: int) -> str:
+  return f'distance_{distance}'
+
+
+def split_names(task: ml_collections.ConfigDict) -> list[str]:
+  return list(_SPLIT_IDS) + [eval_split(d) for d in task.eval_distances]
+
+
+def _split_id(split: str) -> int:
+  if split in _SPLIT_IDS:
+    return _SPLIT_IDS[split]
+  return 1000 + int(split.removeprefix('distance_'))
+
+
+def split_size(task: ml_collections.ConfigDict, split: str) -> int:
+  return task.num_train if split == 'train' else task.num_eval
+
+
+def split_layout(task: ml_collections.ConfigDict, split: str,
+                 num_segments: int) -> tuple[int, tuple[int, ...]]:
+  """(segments per row, distances of the query blocks) of a split's rows."""
+  if split in _SPLIT_IDS:
+    return num_segments, tuple(sorted(task.train_distances))
+  distance = int(split.removeprefix('distance_'))
+  return distance + 1, (distance,)
+
+
+def make_example(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
+                 num_segments: int, split: str, index: int) -> dict[str, np.ndarray]:
+  """Example `index` of `split`: {'tokens': int32 [N+1], 'answers': bool [N+1]}."""
+  segments, distances = split_layout(task, split, num_segments)
+  seed = [task.seed, zlib.crc32(task_name.encode()), _split_id(split), index]
+  rng = np.random.default_rng(seed)
+  blocks = _GENERATORS[task_name](task, rng, len(distances))
+  length = segments * segment_len + 1
+  tokens = np.asarray(blocks.filler(length), np.int32)
+  answers = np.zeros(length, bool)
+  tokens[:len(blocks.context)] = blocks.context
+  for distance, query, answer in zip(distances, blocks.queries, blocks.query_answers):
+    end = (distance + 1) * segment_len  # the block ends its segment
+    tokens[end - len(query):end] = query
+    answers[end - len(query):end] = answer
+  return {'tokens': tokens, 'answers': answers}

@@ -1,0 +1,59 @@
+"""The ablation driver end to end on a tiny grid: results files, plots, the leak check."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _ablate():
+  spec = importlib.util.spec_from_file_location('ablate', ROOT / 'experiments' / 'ablate.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+ablate = _ablate()
+
+
+def test_leak_threshold():
+  assert not ablate.leaks(1 / 16, 1 / 16, 100)
+  assert not ablate.leaks(0.0, 1 / 16, 100)  # below chance is no leak
+  assert ablate.leaks(0.3, 1 / 16, 100)
+
+
+def test_every_ablation_config_loads_and_changes_one_thing():
+  from memgpt_jax import config_lib  # pylint: disable=import-outside-toplevel
+  base = config_lib.load_config(ROOT / 'configs' / 'synthetic.py').to_dict()
+  for path in sorted((ROOT / 'configs' / 'ablations').glob('*.py')):
+    changed = config_lib.load_config(path).to_dict()
+    diffs = [key for key in base['model']['memory'] if
+             base['model']['memory'][key] != changed['model']['memory'][key]]
+    diffs += [key for key in base['model']['pointer'] if
+              base['model']['pointer'][key] != changed['model']['pointer'][key]]
+    assert len(diffs) <= 1, (path.name, diffs)
+    assert {k: v for k, v in changed.items() if k != 'model'} == {
+        k: v for k, v in base.items() if k != 'model'}, path.name
+
+
+def test_tiny_grid_end_to_end(tmp_path):
+  report = ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs')
+  for suffix in ('.md', '.json', '_accuracy.png', '_loss.png'):
+    assert (tmp_path / 'results' / f'tiny{suffix}').stat().st_size > 0
+  saved = json.loads((tmp_path / 'results' / 'tiny.json').read_text())
+  assert saved['summary'] == json.loads(json.dumps(report['summary']))
+  rows = {r['label']: r for r in saved['summary']}
+  assert set(rows) == {'recall/memory_fixed', 'recall/memory_none', 'text/plain_gpt'}
+  control = rows['recall/memory_none']
+  checked = {d: v for d, v in control['distances'].items() if v['checked']}
+  assert set(checked) == {'1', '3'}
+  for distance, values in checked.items():
+    mean, _ = values['accuracy']
+    assert not values['leak'] and mean <= control['chance'] + 0.1, (distance, mean)
+  assert ablate.found_leaks(saved) == []
+  assert rows['text/plain_gpt']['bits_per_byte'][0] > 0
+  table = (tmp_path / 'results' / 'tiny.md').read_text()
+  assert '| recall/memory_none |' in table and 'at chance' in table

@@ -1,0 +1,157 @@
+"""Synthetic long-range tasks: determinism, recoverable answers, layout, and the leak check."""
+
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from memgpt_jax import config_lib
+from memgpt_jax import losses
+from memgpt_jax.data import builders
+from memgpt_jax.data import pipeline
+from memgpt_jax.data import synthetic
+from memgpt_jax.data.errors import DataError
+from memgpt_jax.data.tokenizer import ByteTokenizer
+from tests.conftest import init_params, tiny_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+T, K = 32, 3
+
+
+def _config(tmp_path=None, source: str = 'recall') -> ml_collections.ConfigDict:
+  config = config_lib.load_config(ROOT / 'configs' / 'synthetic.py')
+  config.data.source = source
+  config.model.segment_len, config.model.num_segments = T, K
+  task = config.data.task
+  task.num_train, task.num_eval = 32, 16
+  task.train_distances, task.eval_distances = (1, 2), (0, 1, 4)
+  config.train.batch_size, config.train.eval_batches = 8, 2
+  if tmp_path is not None:
+    config.data.tfds_data_dir = str(tmp_path / 'tfds')
+  return config
+
+
+def _example(source: str, split: str, index: int, task=None) -> dict[str, np.ndarray]:
+  task = task or _config(source=source).data.task
+  return synthetic.make_example(source, task, T, K, split, index)
+
+
+@pytest.mark.parametrize('source', synthetic.TASKS)
+def test_deterministic_by_seed_split_and_index(source):
+  first = _example(source, 'train', 5)
+  again = _example(source, 'train', 5)
+  np.testing.assert_array_equal(first['tokens'], again['tokens'])
+  np.testing.assert_array_equal(first['answers'], again['answers'])
+  others = [_example(source, 'validation', 5), _example(source, 'train', 6)]
+  task = _config(source=source).data.task
+  task.seed = 1
+  others.append(_example(source, 'train', 5, task))
+  for other in others:
+    assert not np.array_equal(first['tokens'], other['tokens'])
+  assert first['tokens'].dtype == np.int32 and first['tokens'].max() < 256
+
+
+def _solve(source: str, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
+  """Reads every answer off the example's context (a reference solver)."""
+  positions = np.flatnonzero(answers)
+  if source in ('recall', 'induction'):
+    # The cue (key / trigger) first occurs in the context, followed by its answer.
+    return np.array([tokens[np.flatnonzero(tokens == tokens[p - 1])[0] + 1]
+                     for p in positions])
+  blocks = np.split(positions, np.flatnonzero(np.diff(positions) > 1) + 1)
+  first_delim = np.flatnonzero(tokens == synthetic.DELIM)[0]
+  if source == 'passkey':  # the digits after the context's DELIM
+    key = tokens[first_delim + 1:first_delim + 1 + len(blocks[0])]
+  else:  # copy: the region's symbols, in order, up to the first query's DELIM
+    region = tokens[:first_delim]
+    key = region[region != synthetic.BLANK]
+  return np.concatenate([key[:len(b)] for b in blocks])
+
+
+@pytest.mark.parametrize('source', synthetic.TASKS)
+@pytest.mark.parametrize('split', ['train', 'distance_0', 'distance_4'])
+def test_answers_recoverable_and_placed_by_distance(source, split):
+  segments, distances = synthetic.split_layout(_config().data.task, split, K)
+  for index in range(4):
+    example = _example(source, split, index)
+    tokens, answers = example['tokens'], example['answers']
+    assert len(tokens) == segments * T + 1
+    np.testing.assert_array_equal(_solve(source, tokens, answers), tokens[answers])
+    # An answer at p is predicted at input position p - 1, in a query block's segment.
+    assert set(np.flatnonzero(answers[1:]) // T) == set(distances)
+
+
+def test_chance_accuracy():
+  task = _config().data.task
+  assert synthetic.chance_accuracy('recall', task) == 1 / task.num_values
+  assert synthetic.chance_accuracy('passkey', task) == 0.1
+  assert synthetic.chance_accuracy('copy', task) == 1 / task.num_symbols
+  assert synthetic.chance_accuracy('induction', task) == 1 / (task.vocab - task.num_pairs)
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'train_distances': (3,)}, 'train_distances'),
+    ({'num_queries': 9}, 'num_queries'),
+    ({'num_pairs': 20}, 'segment_len'),
+    ({'num_keys': 190}, 'num_keys'),
+])
+def test_invalid_task_settings_fail_with_a_message(tmp_path, change, message):
+  config = _config(tmp_path)
+  config.data.task.update(change)
+  with pytest.raises(DataError, match=message):
+    builders.make_builder(config.data, T, K)
+
+
+def test_builder_name_follows_settings(tmp_path):
+  config = _config(tmp_path)
+  name = builders.make_builder(config.data, T, K).builder_config.name
+  assert builders.make_builder(config.data, T, K).builder_config.name == name
+  config.data.task.num_values = 8
+  assert builders.make_builder(config.data, T, K).builder_config.name != name
+  assert builders.make_builder(config.data, T, 2 * K).builder_config.name != name
+  config.data.task.passkey_len = 3  # not a recall setting: same data
+  config.data.task.num_values = 16
+  assert builders.make_builder(config.data, T, K).builder_config.name == name
+
+
+def test_pipeline_reads_rows_with_answer_masks(tmp_path):
+  config = _config(tmp_path)
+  tokenizer = ByteTokenizer()
+  train = pipeline.make_train_iterator(config, tokenizer)
+  batch = next(train)
+  assert batch['inputs'].shape == (8, T * K)
+  state = train.get_state()
+  expected = next(train)
+  resumed = pipeline.make_train_iterator(config, tokenizer)
+  resumed.set_state(state)
+  np.testing.assert_array_equal(next(resumed)['inputs'], expected['inputs'])
+  evaluation = list(pipeline.make_eval_iterator(config, tokenizer, 'distance_4'))
+  assert len(evaluation) == 2 and evaluation[0]['inputs'].shape == (8, 5 * T)
+  example = _example('recall', 'distance_4', 0)
+  np.testing.assert_array_equal(evaluation[0]['inputs'][0], example['tokens'][:-1])
+  np.testing.assert_array_equal(evaluation[0]['targets'][0], example['tokens'][1:])
+  np.testing.assert_array_equal(evaluation[0]['mask'][0], example['answers'][1:])
+
+
+@pytest.mark.parametrize('memory', [False, True])
+def test_nothing_crosses_segments_without_memory(memory):
+  """Memory off and no pointer cache: the answers' predictions D >= 1 segments later
+  are bit-identical when the context segment is swapped for another example's. With
+  memory on they change (the check can see a leak)."""
+  model, _ = tiny_model(ByteTokenizer.vocab_size, segment_len=T, **{
+      'memory.enabled': memory, 'pointer.cache_len': 0})
+  params = init_params(model, seed=1)
+  rows = [_example('recall', 'distance_4', i)['tokens'] for i in range(2)]
+  swapped = rows[0].copy()
+  swapped[:T] = rows[1][:T]
+  assert not np.array_equal(swapped[:T], rows[0][:T])
+  tokens = np.stack([rows[0], swapped])
+  output = jax.jit(model.apply)(params, tokens[:, :-1])
+  log_p = np.asarray(losses.token_log_probs(output, tokens[:, 1:])).reshape(2, -1)
+  answers = _example('recall', 'distance_4', 0)['answers'][1:]
+  beyond = answers & (np.arange(len(answers)) >= T)
+  assert beyond.sum() > 0
+  same = np.array_equal(log_p[0, beyond], log_p[1, beyond])
+  assert same != memory
