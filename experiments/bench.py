@@ -3,30 +3,29 @@
   python experiments/bench.py [--config=configs/default.py] [--steps=20]
                               [--config.train.batch_size=16 ...] [--out=results.json]
 
-Both models are timed in ONE run on the same devices, with the real jitted train step
-(sharded over all local devices) on random tokens, so the input pipeline is not in
-the figure. Prints tokens/s, step time, their ratio, and on GPU/TPU the MFU from the
-model FLOP count of memgpt_jax/flops.py (memory and pointer work included) and the
-per-device peak table there.
+Both models are timed in ONE run on the same devices, with the real train step (jit
+over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so the
+input pipeline is not in the figure. Prints tokens/s, step time, their ratio, and on
+GPU/TPU the MFU from the model FLOP count of memgpt_jax/flops.py (memory and pointer
+work included) and the per-device peak table there.
 """
 
-import functools
 import json
 import time
 
 from absl import app
 from absl import flags
 import jax
-from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import config_flags
+import numpy as np
 
 from memgpt_jax import config_lib
 from memgpt_jax import flops
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
-from memgpt_jax.training import steps as train_steps
+from memgpt_jax.parallel.partitioner import make_partitioner
+from memgpt_jax.parallel.sharding import bytes_per_device
 from memgpt_jax.training.optimizer import make_optimizer
-from memgpt_jax.training.trainer import make_mesh
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/default.py', 'MemGPT config.')
 _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps per model.')
@@ -34,36 +33,31 @@ _WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed steps first (compilation in
 _OUT = flags.DEFINE_string('out', None, 'Also write the results to this JSON file.')
 
 
-def time_training(config, mesh) -> dict:
-  cfg = config_lib.validate(config, make_tokenizer(config.data).vocab_size)
+def time_training(config) -> dict:
+  cfg = config_lib.validate(config, make_tokenizer(config.data).vocab_size,
+                            jax.process_count())
   model = MemGPT(cfg)
-  optimizer = make_optimizer(config.train)
-  replicated = NamedSharding(mesh, PartitionSpec())
-  batch_sharding = NamedSharding(mesh, PartitionSpec('data'))
-  state = jax.jit(functools.partial(train_steps.init_train_state, model, optimizer,
-                                    config.seed, 1), out_shardings=replicated)()
-  step = jax.jit(functools.partial(train_steps.train_step, model=model, optimizer=optimizer,
-                                   z_loss=config.train.z_loss),
-                 in_shardings=(replicated, batch_sharding),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
-  shape = (config.train.batch_size, cfg.seq_len)
-  tokens = jax.random.randint(jax.random.key(0), shape, 0, 256)
-  batch = jax.device_put({'inputs': tokens, 'targets': tokens,
-                          'mask': jax.numpy.ones(shape)}, batch_sharding)
+  partitioner = make_partitioner(config, model, make_optimizer(config.train))
+  state = partitioner.from_global(partitioner.init_state())
+  shape = (config.train.batch_size // jax.process_count(), cfg.seq_len)  # this host's rows
+  tokens = np.random.default_rng(0).integers(0, 256, shape, dtype=np.int32)
+  batch = {'inputs': tokens, 'targets': tokens, 'mask': np.ones(shape, np.float32)}
   for _ in range(_WARMUP.value):
-    state, metrics = step(state, batch)
+    state, metrics = partitioner.train_step(state, batch)
   jax.block_until_ready((state, metrics))
   start = time.perf_counter()
   for _ in range(_STEPS.value):
-    state, metrics = step(state, batch)
+    state, metrics = partitioner.train_step(state, batch)
   jax.block_until_ready((state, metrics))
   seconds = (time.perf_counter() - start) / _STEPS.value
-  tokens_per_second = shape[0] * shape[1] / seconds
+  tokens_per_second = config.train.batch_size * cfg.seq_len / seconds
   achieved = flops.train_flops_per_token(cfg) * tokens_per_second
   device = jax.devices()[0]
   peak = flops.peak_flops(device.device_kind, cfg.dtype)
   return {
-      'params': sum(x.size for x in jax.tree.leaves(state.params)),
+      'params': sum(x.size for x in jax.tree.leaves(partitioner.abstract_state.params)),
+      # Parameters and optimizer state on the fullest device.
+      'state_bytes_per_device': max(bytes_per_device(partitioner.to_global(state)).values()),
       'step_ms': 1e3 * seconds,
       'tokens_per_second': tokens_per_second,
       'model_tflops_per_second': achieved / 1e12,
@@ -74,14 +68,13 @@ def time_training(config, mesh) -> dict:
 def main(argv):
   del argv
   config = _CONFIG.value
-  mesh = make_mesh()
   device = jax.devices()[0]
   results = {'device': f'{len(jax.devices())} x {device.device_kind}',
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
              'seq_len': config.model.segment_len * config.model.num_segments,
              'steps': _STEPS.value}
-  results['plain_gpt'] = time_training(config_lib.plain_gpt(config), mesh)
-  results['memgpt'] = time_training(config, mesh)
+  results['plain_gpt'] = time_training(config_lib.plain_gpt(config))
+  results['memgpt'] = time_training(config)
   results['memgpt_over_plain_tokens_per_second'] = (
       results['memgpt']['tokens_per_second'] / results['plain_gpt']['tokens_per_second'])
   print(f"device: {results['device']}  dtype: {results['dtype']}  "

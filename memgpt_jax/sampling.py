@@ -30,8 +30,9 @@ def load_decoder(workdir: str | pathlib.Path):
     config = checkpointer.restore_config()
     tokenizer = make_tokenizer(config.data)
     model = MemGPT(ModelConfig.from_config(config.model, tokenizer.vocab_size))
-    abstract = abstract_train_state(model, make_optimizer(config.train), config.seed)
-    state, _ = checkpointer.restore(abstract)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = abstract_train_state(model, make_optimizer(config.train), config.seed, device)
+    state = checkpointer.restore(abstract)
   finally:
     checkpointer.close()
   return Decoder(model, {'params': state.params}), tokenizer, config

@@ -2,6 +2,7 @@
 
 import pathlib
 
+import flax.linen as nn
 import jax
 import ml_collections
 import pytest
@@ -33,8 +34,9 @@ def tiny_model(vocab_size: int = VOCAB, **overrides) -> tuple[MemGPT, ModelConfi
 
 
 def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
+  """{'params': ...} as plain arrays (init boxes them with their logical axis names)."""
   tokens = jax.numpy.zeros((batch_size, model.cfg.seq_len), jax.numpy.int32)
-  return model.init(jax.random.key(seed), tokens)
+  return nn.unbox(model.init(jax.random.key(seed), tokens))
 
 
 @pytest.fixture(scope='session')

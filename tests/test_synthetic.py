@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from conftest import init_params, tiny_model
 from memgpt_jax import config_lib
 from memgpt_jax import losses
 from memgpt_jax.data import builders
@@ -14,7 +15,6 @@ from memgpt_jax.data import pipeline
 from memgpt_jax.data import synthetic
 from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
-from tests.conftest import init_params, tiny_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 T, K = 32, 3

@@ -38,7 +38,8 @@ class SelfAttention(nn.Module):
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
     projection = lambda name: nn.DenseGeneral(
-        (cfg.num_heads, cfg.head_dim), use_bias=False, kernel_init=default_init,
+        (cfg.num_heads, cfg.head_dim), use_bias=False,
+        kernel_init=nn.with_logical_partitioning(default_init, ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype, name=name)
     length = x.shape[1]
     positions = start + jnp.arange(length)
@@ -62,7 +63,8 @@ class SelfAttention(nn.Module):
     mask = window_mask(start, length, cfg.segment_len, num_slots)
     out = jax.nn.dot_product_attention(
         query, keys.astype(query.dtype), values.astype(query.dtype), mask=mask)
-    out = nn.DenseGeneral(cfg.d_model, axis=(-2, -1), use_bias=False,
-                          kernel_init=residual_init(cfg), dtype=cfg.compute_dtype,
-                          name='out')(out)
+    out = nn.DenseGeneral(
+        cfg.d_model, axis=(-2, -1), use_bias=False,
+        kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
+        dtype=cfg.compute_dtype, name='out')(out)
     return out, window_keys, window_values

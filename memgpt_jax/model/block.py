@@ -28,8 +28,9 @@ class Block(nn.Module):
     attention_norm = make_norm(cfg, name='attention_norm')
     normed_memory = None
     if self.has_memory:
-      slot_embedding = self.param('slot_embedding', default_init,
-                                  (cfg.memory_slots, cfg.d_model))
+      slot_embedding = self.param(
+          'slot_embedding', nn.with_logical_partitioning(default_init, ('slots', 'embed')),
+          (cfg.memory_slots, cfg.d_model))
       normed_memory = attention_norm(memory) + slot_embedding.astype(cfg.compute_dtype)
     attended, window_keys, window_values = SelfAttention(cfg, name='attention')(
         attention_norm(x), start, normed_memory, window_keys, window_values)

@@ -1,4 +1,10 @@
-"""Small building blocks shared by the model: initialisers, norms, the MLP."""
+"""Small building blocks shared by the model: initialisers, norms, the MLP.
+
+Every parameter carries logical axis names (nn.with_logical_partitioning), one per
+dimension: 'vocab', 'embed' (the model width d), 'heads', 'kv' (per-head features),
+'mlp', 'slots', or None. memgpt_jax/parallel maps them onto the device mesh with the
+rules of config.mesh.rules; the model's math does not depend on them.
+"""
 
 import flax.linen as nn
 import jax
@@ -16,9 +22,12 @@ def residual_init(cfg: ModelConfig):
 
 
 def make_norm(cfg: ModelConfig, name: str | None = None) -> nn.Module:
+  scale_init = nn.with_logical_partitioning(nn.initializers.ones, ('embed',))
   if cfg.norm_type == 'rmsnorm':
-    return nn.RMSNorm(epsilon=1e-6, dtype=cfg.compute_dtype, name=name)
-  return nn.LayerNorm(epsilon=1e-6, dtype=cfg.compute_dtype, name=name)
+    return nn.RMSNorm(epsilon=1e-6, dtype=cfg.compute_dtype, scale_init=scale_init, name=name)
+  return nn.LayerNorm(epsilon=1e-6, dtype=cfg.compute_dtype, scale_init=scale_init,
+                      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
+                      name=name)
 
 
 class Mlp(nn.Module):
@@ -28,11 +37,12 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cfg = self.cfg
-    dense = lambda features, init, name: nn.Dense(
-        features, use_bias=False, kernel_init=init, dtype=cfg.compute_dtype, name=name)
+    dense = lambda features, init, axes, name: nn.Dense(
+        features, use_bias=False, kernel_init=nn.with_logical_partitioning(init, axes),
+        dtype=cfg.compute_dtype, name=name)
+    up = lambda name: dense(cfg.mlp_dim, default_init, ('embed', 'mlp'), name)
     if cfg.mlp_type == 'swiglu':
-      hidden = nn.silu(dense(cfg.mlp_dim, default_init, 'w1')(x))
-      hidden = hidden * dense(cfg.mlp_dim, default_init, 'w3')(x)
+      hidden = nn.silu(up('w1')(x)) * up('w3')(x)
     else:
-      hidden = nn.gelu(dense(cfg.mlp_dim, default_init, 'w1')(x))
-    return dense(cfg.d_model, residual_init(cfg), 'w2')(hidden)
+      hidden = nn.gelu(up('w1')(x))
+    return dense(cfg.d_model, residual_init(cfg), ('mlp', 'embed'), 'w2')(hidden)

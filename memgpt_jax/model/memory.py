@@ -25,20 +25,28 @@ class GatedMemory(nn.Module):
 
   def setup(self):
     cfg = self.cfg
-    self.initial = self.param('initial', default_init, (cfg.memory_slots, cfg.d_model))
+    self.initial = self.param(
+        'initial', nn.with_logical_partitioning(default_init, ('slots', 'embed')),
+        (cfg.memory_slots, cfg.d_model))
     self.memory_norm = make_norm(cfg)
     self.hidden_norm = make_norm(cfg)
     projection = lambda: nn.DenseGeneral(
-        (cfg.num_heads, cfg.head_dim), use_bias=False, kernel_init=default_init,
+        (cfg.num_heads, cfg.head_dim), use_bias=False,
+        kernel_init=nn.with_logical_partitioning(default_init, ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype)
     self.query, self.key, self.value = projection(), projection(), projection()
-    self.out = nn.DenseGeneral(cfg.d_model, axis=(-2, -1), use_bias=False,
-                               kernel_init=residual_init(cfg), dtype=cfg.compute_dtype)
-    bias_init = nn.initializers.constant(cfg.memory_gate_bias_init)
+    self.out = nn.DenseGeneral(
+        cfg.d_model, axis=(-2, -1), use_bias=False,
+        kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
+        dtype=cfg.compute_dtype)
+    bias_init = nn.with_logical_partitioning(
+        nn.initializers.constant(cfg.memory_gate_bias_init), ('embed',))
     if cfg.memory_gate == 'fixed':
       self.gate_bias = self.param('gate_bias', bias_init, (cfg.d_model,))
-    elif cfg.memory_gate == 'gru':
-      self.gate = nn.Dense(cfg.d_model, kernel_init=default_init, bias_init=bias_init)
+    elif cfg.memory_gate == 'gru':  # [M ; U] (2d) -> d: the input side stays whole
+      self.gate = nn.Dense(
+          cfg.d_model, kernel_init=nn.with_logical_partitioning(default_init, (None, 'embed')),
+          bias_init=bias_init)
 
   def initial_state(self, batch_size: int) -> jax.Array:
     """The learned start of every example: [B, S, d], float32."""

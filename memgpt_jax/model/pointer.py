@@ -39,13 +39,15 @@ class PointerHeads(nn.Module):
     cfg = self.cfg
     projection = lambda: nn.DenseGeneral(
         (cfg.pointer_heads, cfg.pointer_head_dim), use_bias=False,
-        kernel_init=default_init, dtype=jnp.float32)
+        kernel_init=nn.with_logical_partitioning(default_init, ('embed', None, 'kv')),
+        dtype=jnp.float32)
     self.query, self.key = projection(), projection()
     # The sentinel starts as likely as all candidates together (g ~ 1/2 on a full
     # window), so the vocabulary softmax is not drowned by copies at initialisation.
     self.sentinel = nn.Dense(
-        1, kernel_init=default_init, dtype=jnp.float32,
-        bias_init=nn.initializers.constant(jnp.log(cfg.num_candidates)))
+        1, kernel_init=nn.with_logical_partitioning(default_init, ('embed', None)),
+        dtype=jnp.float32, bias_init=nn.with_logical_partitioning(
+            nn.initializers.constant(jnp.log(cfg.num_candidates)), (None,)))
 
   def keys(self, hidden: jax.Array) -> jax.Array:
     """hidden [B, L, d] -> candidate keys [B, L, heads, d_p], float32."""

@@ -35,7 +35,8 @@ class AdditivePositions(nn.Module):
   def __call__(self, positions: jax.Array) -> jax.Array | float:
     cfg = self.cfg
     if cfg.position == 'learned':
-      table = self.param('table', default_init, (cfg.segment_len, cfg.d_model))
+      table = self.param('table', nn.with_logical_partitioning(default_init, (None, 'embed')),
+                         (cfg.segment_len, cfg.d_model))
       return jnp.take(table, positions, axis=0).astype(cfg.compute_dtype)
     if cfg.position == 'sinusoidal':
       return sinusoidal(positions, cfg.d_model).astype(cfg.compute_dtype)

@@ -45,8 +45,9 @@ class MemGPT(nn.Module):
 
   def setup(self):
     cfg = self.cfg
-    self.embed = nn.Embed(cfg.vocab_size, cfg.d_model, embedding_init=default_init,
-                          dtype=cfg.compute_dtype)
+    self.embed = nn.Embed(
+        cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype,
+        embedding_init=nn.with_logical_partitioning(default_init, ('vocab', 'embed')))
     self.positions = AdditivePositions(cfg)
     block = nn.remat(Block) if cfg.remat else Block
     self.blocks = [block(cfg, cfg.has_memory(layer), self.deterministic)
@@ -55,8 +56,9 @@ class MemGPT(nn.Module):
     self.final_norm = make_norm(cfg)
     self.dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     if not cfg.tie_embeddings:
-      self.lm_head = nn.Dense(cfg.vocab_size, use_bias=False, kernel_init=default_init,
-                              dtype=cfg.compute_dtype)
+      self.lm_head = nn.Dense(
+          cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype,
+          kernel_init=nn.with_logical_partitioning(default_init, ('embed', 'vocab')))
     if cfg.pointer_enabled:
       self.pointer = PointerHeads(cfg)
 

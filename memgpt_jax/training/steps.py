@@ -1,4 +1,4 @@
-"""Pure train / eval step functions; the trainer jits them once over the device mesh."""
+"""Pure train / eval step functions; memgpt_jax.parallel compiles them once over the devices."""
 
 import flax.struct
 import jax
@@ -18,6 +18,9 @@ class TrainState:
 
 def init_train_state(model: MemGPT, optimizer: optax.GradientTransformation,
                      seed: int, batch_size: int) -> TrainState:
+  """Step 0. Parameters and the optimizer's per-parameter state come boxed in
+  nn.LogicallyPartitioned: their logical axis names give the state's sharding
+  (memgpt_jax.parallel); nn.unbox(state) holds the plain arrays."""
   rng = jax.random.PRNGKey(seed)
   init_rng, train_rng = jax.random.split(rng)
   tokens = jax.numpy.zeros((batch_size, model.cfg.seq_len), jax.numpy.int32)
@@ -27,15 +30,29 @@ def init_train_state(model: MemGPT, optimizer: optax.GradientTransformation,
 
 
 def train_step(state: TrainState, batch: dict, *, model: MemGPT,
-               optimizer: optax.GradientTransformation,
-               z_loss: float) -> tuple[TrainState, dict]:
+               optimizer: optax.GradientTransformation, z_loss: float,
+               axis_name: str | None = None) -> tuple[TrainState, dict]:
+  """One optimizer update on the mean loss over the batch's tokens.
+
+  Under pmap, `axis_name` is the device axis: each device differentiates its own
+  rows, then the devices average gradients and metrics weighted by their share of
+  the tokens (a pmean when the shares are equal), so the update is the one a
+  single device would make on the whole batch.
+  """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
+  if axis_name is not None:  # independent dropout masks on every device
+    dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
 
   def loss_fn(params):
     output = model.apply({'params': params}, batch['inputs'], rngs={'dropout': dropout_rng})
     return losses.train_loss(output, batch['targets'], batch['mask'], z_loss)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  if axis_name is not None:
+    tokens = batch['mask'].sum()
+    share = tokens / jax.numpy.maximum(jax.lax.psum(tokens, axis_name), 1.0)
+    grads, metrics = jax.lax.psum(jax.tree.map(lambda x: share * x, (grads, metrics)),
+                                  axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['grad_norm'] = optax.global_norm(grads)

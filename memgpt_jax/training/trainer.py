@@ -1,4 +1,5 @@
-"""The training loop: data -> jitted step over the device mesh -> metrics, checkpoints.
+"""The training loop: data -> step over the devices (memgpt_jax.parallel) -> metrics,
+checkpoints.
 
 Re-running on the same workdir resumes from the latest checkpoint: parameters,
 optimizer state, step, RNG and the data iterator's position, so a stopped and resumed
@@ -11,9 +12,10 @@ import pathlib
 import signal
 import time
 
+import flax.linen as nn
 import jax
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 import ml_collections
 import numpy as np
 import tqdm
@@ -21,9 +23,11 @@ import tqdm
 from memgpt_jax import config_lib
 from memgpt_jax.data.pipeline import make_eval_iterator, make_train_iterator
 from memgpt_jax.data.tokenizer import make_tokenizer
-from memgpt_jax.errors import ConfigError, UserError
+from memgpt_jax.errors import UserError
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.parallel.mesh import describe
+from memgpt_jax.parallel.partitioner import JitPartitioner, make_partitioner
 from memgpt_jax.training import steps
 from memgpt_jax.training.checkpointing import Checkpointer, first_difference
 from memgpt_jax.training.metrics_writer import MetricsWriter
@@ -31,42 +35,53 @@ from memgpt_jax.training.optimizer import learning_rate_schedule, make_optimizer
 
 
 class _StopSignal:
-  """SIGTERM (preemption) asks the loop to checkpoint and stop after the current step."""
+  """SIGTERM (preemption) asks the loop to checkpoint and stop after the current step.
+
+  Many processes must stop at the same step: there, jax's preemption service
+  (started by jax.distributed) catches the signal and agrees on the step.
+  """
 
   def __init__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self._multiprocess = jax.process_count() > 1
+    self._requested = False
+    if not self._multiprocess:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
     del signum, frame
-    self.requested = True
+    self._requested = True
+
+  def reached(self, step: int) -> bool:
+    if self._multiprocess:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._requested
 
   def restore(self):
-    signal.signal(signal.SIGTERM, self._previous)
+    if not self._multiprocess:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
-def make_mesh() -> Mesh:
-  """One data-parallel axis over every device of every process."""
-  return Mesh(np.asarray(jax.devices()), ('data',))
-
-
-def abstract_train_state(model: MemGPT, optimizer, seed: int):
-  """Shapes and dtypes of the train state, without computing it."""
-  return jax.eval_shape(functools.partial(steps.init_train_state, model, optimizer, seed, 1))
-
-
-def _with_sharding(abstract, sharding):
-  return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+def abstract_train_state(model: MemGPT, optimizer, seed: int,
+                         sharding: jax.sharding.Sharding | None = None) -> steps.TrainState:
+  """Shapes and dtypes of the train state, without computing it; every array laid
+  out on `sharding` if given (where a checkpoint from any topology restores to)."""
+  abstract = nn.unbox(jax.eval_shape(
+      functools.partial(steps.init_train_state, model, optimizer, seed, 1)))
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                      abstract)
 
 
 def restore_compatible(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
-                       abstract, vocab_size: int, sharding, workdir: pathlib.Path):
-  """Restores the latest checkpoint, refusing one made by another model shape."""
+                       partitioner: JitPartitioner, vocab_size: int, workdir: pathlib.Path,
+                       train_data) -> steps.TrainState:
+  """The latest checkpoint in the partitioner's global layout, whatever mesh and
+  processes wrote it; refuses one made by another model shape. `train_data`
+  continues from its saved position when as many processes wrote it."""
   saved_config = checkpointer.restore_config()
   saved_model = MemGPT(ModelConfig.from_config(saved_config.model, vocab_size))
   saved = abstract_train_state(saved_model, make_optimizer(saved_config.train),
                                saved_config.seed)
+  abstract = partitioner.abstract_state
   same = jax.tree.structure(saved.params) == jax.tree.structure(abstract.params) and all(
       a.shape == b.shape for a, b in zip(jax.tree.leaves(saved.params),
                                          jax.tree.leaves(abstract.params)))
@@ -74,26 +89,33 @@ def restore_compatible(checkpointer: Checkpointer, config: ml_collections.Config
     raise UserError(f'{workdir} holds a checkpoint of another model shape '
                     f'({first_difference(saved_config, config)}): use a new --workdir '
                     'or the same model settings')
-  return checkpointer.restore(_with_sharding(abstract, sharding))
+  saved_processes = checkpointer.restore_topology()['process_count']
+  if saved_processes != jax.process_count():
+    _log(f'{workdir}: checkpoint written by {saved_processes} processes, restored on '
+         f'{jax.process_count()}; each process reads its data shard from the start')
+    train_data = None
+  return checkpointer.restore(abstract, train_data)
 
 
 class Evaluator:
   """Loss, perplexity, exact bits per byte, accuracy and pointer use on a fixed split."""
 
-  def __init__(self, config, tokenizer, model: MemGPT, mesh: Mesh, split: str = 'validation'):
+  def __init__(self, config, tokenizer, model: MemGPT, partitioner: JitPartitioner,
+               split: str = 'validation'):
     self._data = make_eval_iterator(config, tokenizer, split)
     self._tokenizer = tokenizer
-    self._mesh = mesh
-    replicated = NamedSharding(mesh, PartitionSpec())
+    self._partitioner = partitioner
     self._step = jax.jit(functools.partial(steps.eval_step, model=model),
-                         in_shardings=(replicated, NamedSharding(mesh, PartitionSpec('data'))),
-                         out_shardings=replicated)
+                         in_shardings=(partitioner.state_shardings.params,
+                                       partitioner.batch_sharding),
+                         out_shardings=NamedSharding(partitioner.mesh, PartitionSpec()))
 
   def __call__(self, params) -> dict[str, float]:
+    """`params` in the partitioner's global layout."""
     totals, num_bytes = {}, 0
     for batch in self._data:
       num_bytes += self._tokenizer.num_bytes(batch['targets'][batch['mask'] > 0])
-      sums = jax.device_get(self._step(params, global_batch(batch, self._mesh)))
+      sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch)))
       totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
     if jax.process_count() > 1:
       num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())
@@ -106,10 +128,10 @@ class Evaluator:
     return metrics | {k: v / tokens for k, v in totals.items()}
 
 
-def global_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """This host's rows -> one array sharded over the data axis of all hosts."""
-  sharding = NamedSharding(mesh, PartitionSpec('data'))
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+def _log(message: str):
+  """One line from process 0, between progress bar updates."""
+  if jax.process_index() == 0:
+    tqdm.tqdm.write(message)
 
 
 def _format(metrics: dict[str, float]) -> str:
@@ -123,48 +145,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     raise UserError(f'--workdir {workdir} exists and is not a directory')
   tokenizer = make_tokenizer(config.data)
   model_config = config_lib.validate(config, tokenizer.vocab_size, jax.process_count())
-  mesh = make_mesh()
   train = config.train
-  if train.batch_size % mesh.size:
-    raise ConfigError(f'train.batch_size={train.batch_size} is not divisible by the '
-                      f'{mesh.size} devices')
   model = MemGPT(model_config, deterministic=model_config.dropout_rate == 0.0)
   eval_model = MemGPT(model_config)
   optimizer = make_optimizer(train)
-  replicated = NamedSharding(mesh, PartitionSpec())
 
   # Everything that can fail on bad input fails here, before the workdir is written.
+  partitioner = make_partitioner(config, model, optimizer)
   train_data = make_train_iterator(config, tokenizer)
-  evaluator = Evaluator(config, tokenizer, eval_model, mesh)
+  evaluator = Evaluator(config, tokenizer, eval_model, partitioner)
   checkpointer = Checkpointer(workdir, keep=train.keep_checkpoints,
                               async_save=train.async_checkpointing)
-  abstract = abstract_train_state(model, optimizer, config.seed)
   if checkpointer.latest_step() is not None:
-    state, data_state = restore_compatible(checkpointer, config, abstract,
-                                           tokenizer.vocab_size, replicated, workdir)
-    train_data.set_state(data_state)
+    state = restore_compatible(checkpointer, config, partitioner, tokenizer.vocab_size,
+                               workdir, train_data)
   else:
-    init = functools.partial(steps.init_train_state, model, optimizer, config.seed, 1)
-    state = jax.jit(init, out_shardings=replicated)()
+    state = partitioner.init_state()
+  step = int(state.step)
+  state = partitioner.from_global(state)
+  topology = {'process_count': jax.process_count(), 'parallelism': config.parallelism,
+              'mesh': dict(partitioner.mesh.shape)}
   if jax.process_index() == 0:
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+  _log(f'{config.parallelism} on mesh {describe(partitioner.mesh)}: '
+       f'{jax.device_count()} device(s), {jax.process_count()} process(es)')
 
-  train_step = jax.jit(
-      functools.partial(steps.train_step, model=model, optimizer=optimizer,
-                        z_loss=train.z_loss),
-      in_shardings=(replicated, NamedSharding(mesh, PartitionSpec('data'))),
-      out_shardings=(replicated, replicated), donate_argnums=0)
   schedule = learning_rate_schedule(train)
   writer = MetricsWriter(workdir)
   stop = _StopSignal()
-  step = int(state.step)
   tokens_per_step = train.batch_size * model_config.seq_len
   progress = tqdm.tqdm(total=train.num_steps, initial=step, unit='step', dynamic_ncols=True,
                        disable=jax.process_index() != 0)
   eval_metrics, pending, timer = {}, [], None
   try:
     while step < train.num_steps:
-      state, metrics = train_step(state, global_batch(next(train_data), mesh))
+      state, metrics = partitioner.train_step(state, next(train_data))
       step += 1
       pending.append(metrics)
       if timer is None:  # the first step compiles: time from its end
@@ -184,18 +199,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       progress.update(1)
       pause_start = time.perf_counter()  # eval and checkpoint time is not training time
       if step % train.eval_every == 0 or step == train.num_steps:
-        eval_metrics = evaluator(state.params)
+        eval_metrics = evaluator(partitioner.to_global(state).params)
         writer.write(step, 'validation', eval_metrics)
-        progress.write(f'step {step} validation: {_format(eval_metrics)}')
-      stopping = stop.requested or step == train.stop_at_step
+        _log(f'step {step} validation: {_format(eval_metrics)}')
+      stopping = stop.reached(step) or step == train.stop_at_step
       if step % train.checkpoint_every == 0 or step == train.num_steps or stopping:
-        checkpointer.save(step, state, train_data.get_state(), config)
+        checkpointer.save(step, partitioner.to_global(state), train_data, config, topology)
       timer = (timer[0] + time.perf_counter() - pause_start, timer[1])
       if stopping:
-        progress.write(f'stopped at step {step}; run again on {workdir} to resume')
+        _log(f'stopped at step {step}; run again on {workdir} to resume')
         break
     if not eval_metrics and step >= train.num_steps:  # resumed a finished run
-      eval_metrics = evaluator(state.params)
+      eval_metrics = evaluator(partitioner.to_global(state).params)
   finally:
     progress.close()
     stop.restore()

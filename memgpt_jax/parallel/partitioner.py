@@ -1,0 +1,126 @@
+"""How the train step runs on many devices: jit over the mesh, or classic pmap.
+
+Both share steps.train_step and keep two layouts of the train state apart: the
+*global* one (jax.Arrays over the mesh: what checkpoints store and evaluation
+reads) and the one the step works on. For jit they are the same: parameters and
+optimizer state sharded by the logical-axis rules. pmap keeps one full copy per
+local device, stacked on a leading axis, and averages gradients over the devices.
+"""
+
+import functools
+
+import flax.jax_utils
+import flax.linen as nn
+import jax
+from jax.sharding import NamedSharding, PartitionSpec
+import ml_collections
+import numpy as np
+import optax
+
+from memgpt_jax.errors import ConfigError
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.parallel import mesh as mesh_lib
+from memgpt_jax.parallel import sharding as sharding_lib
+from memgpt_jax.training import steps
+
+_PMAP_AXIS = 'devices'
+
+
+class JitPartitioner:
+  """One jitted step over the (data, fsdp, tensor) mesh, state sharded by the rules."""
+
+  def __init__(self, config: ml_collections.ConfigDict, model: MemGPT,
+               optimizer: optax.GradientTransformation,
+               devices: list[jax.Device] | None = None):
+    self.mesh = mesh_lib.make_mesh(config.mesh, devices)
+    self.rules = sharding_lib.logical_rules(config.mesh)
+    self.batch_sharding = sharding_lib.batch_sharding(self.mesh, self.rules)
+    mesh_lib.check_batch(config.train.batch_size, self.batch_sharding)
+    init = functools.partial(steps.init_train_state, model, optimizer, config.seed, 1)
+    boxed = jax.eval_shape(init)
+    self.state_shardings = sharding_lib.tree_shardings(boxed, self.mesh, self.rules)
+    self.abstract_state = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        nn.unbox(boxed), self.state_shardings)
+    self._init = jax.jit(lambda: nn.unbox(init()), out_shardings=self.state_shardings)
+    self._step = self._compile(functools.partial(
+        steps.train_step, model=model, optimizer=optimizer, z_loss=config.train.z_loss))
+
+  def _compile(self, step):
+    replicated = NamedSharding(self.mesh, PartitionSpec())
+    return jax.jit(step,
+                   in_shardings=(self.state_shardings, self.batch_sharding),
+                   out_shardings=(self.state_shardings, replicated), donate_argnums=0)
+
+  def global_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """This process's rows -> arrays over the whole mesh, split as the rules say."""
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
+            for k, v in batch.items()}
+
+  def init_state(self) -> steps.TrainState:
+    """Step 0 in the global layout (from_global makes it the step's); each device
+    computes only its own shards."""
+    return self._init()
+
+  def to_global(self, state: steps.TrainState) -> steps.TrainState:
+    return state
+
+  def from_global(self, state: steps.TrainState) -> steps.TrainState:
+    return state
+
+  def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
+    """-> (state, metrics) after one update on this process's rows of the global batch."""
+    return self._step(state, self.global_batch(batch))
+
+
+class PmapPartitioner(JitPartitioner):
+  """Replicated data parallelism: pmap over the local devices of every process.
+
+  Checkpoints and evaluation use the global layout of a pure data-parallel mesh,
+  so a pmap checkpoint restores under jit on any mesh, and the reverse.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, model: MemGPT,
+               optimizer: optax.GradientTransformation):
+    if config.mesh.fsdp != 1 or config.mesh.tensor != 1:
+      raise ConfigError("parallelism='pmap' keeps a full copy of the state on every "
+                        'device: set mesh.fsdp=1 and mesh.tensor=1 (or use jit)')
+    super().__init__(config, model, optimizer)
+    local = jax.local_device_count()
+    if (config.train.batch_size // jax.process_count()) % local:
+      raise ConfigError(f'train.batch_size={config.train.batch_size} does not split into '
+                        f'equal rows for the {local} local devices of each of the '
+                        f'{jax.process_count()} processes')
+
+  def _compile(self, step):
+    return jax.pmap(functools.partial(step, axis_name=_PMAP_AXIS), axis_name=_PMAP_AXIS,
+                    donate_argnums=0)
+
+  def to_global(self, state: steps.TrainState) -> steps.TrainState:
+    """Stacked per-device copies -> one replicated array over the mesh."""
+    return jax.tree.map(
+        lambda x, sharding: jax.make_array_from_single_device_arrays(
+            x.shape[1:], sharding, [shard.data[0] for shard in x.addressable_shards]),
+        state, self.state_shardings)
+
+  def from_global(self, state: steps.TrainState) -> steps.TrainState:
+    """A replicated array over the mesh -> one copy per local device, stacked and
+    sharded as the pmapped step returns it (another layout would compile it again)."""
+    local_copy = jax.tree.map(lambda x: x.addressable_shards[0].data, state)
+    return flax.jax_utils.replicate(local_copy, jax.local_devices(), axis_name=_PMAP_AXIS)
+
+  def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
+    per_device = jax.tree.map(
+        lambda x: x.reshape(jax.local_device_count(), -1, *x.shape[1:]), batch)
+    state, metrics = self._step(state, per_device)
+    return state, flax.jax_utils.unreplicate(metrics)
+
+
+def make_partitioner(config: ml_collections.ConfigDict, model: MemGPT,
+                     optimizer: optax.GradientTransformation) -> JitPartitioner:
+  """The partitioner config.parallelism names ('jit' or 'pmap')."""
+  if config.parallelism == 'pmap':
+    return PmapPartitioner(config, model, optimizer)
+  if config.parallelism == 'jit':
+    return JitPartitioner(config, model, optimizer)
+  raise ConfigError(f"parallelism={config.parallelism!r} is not one of 'jit', 'pmap'")

@@ -1,0 +1,81 @@
+"""Logical axis names -> mesh axes: the shardings of the train state and the batch.
+
+The model names every parameter dimension ('vocab', 'embed', 'heads', 'kv', 'mlp',
+'slots'; memgpt_jax/model/layers.py); 'batch' names the rows of the input batch.
+config.mesh.rules maps names to mesh axes, first match wins, as in
+flax.linen.logical_to_mesh_axes; a name with no rule is replicated. The default rules:
+
+  batch  -> (data, fsdp)   every device of a (data, fsdp) group takes its own rows
+  vocab  -> tensor         embedding rows and logits split over tensor
+  heads  -> tensor         attention / memory heads: Megatron-style tensor parallel
+  mlp    -> tensor         MLP hidden units: Megatron-style tensor parallel
+  embed  -> fsdp           the model width of every weight: ZeRO-3 / FSDP
+
+A dimension that its mesh axes do not divide stays whole (e.g. the byte vocabulary
+of 258 over tensor=4). The optimizer's moments are initialised from the boxed
+parameters, so they carry the same names and get the same shardings.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import ml_collections
+
+from memgpt_jax.errors import ConfigError
+from memgpt_jax.parallel.mesh import AXES, axes_of
+
+Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
+
+
+def logical_rules(mesh_config: ml_collections.ConfigDict) -> Rules:
+  """config.mesh.rules as flax wants them (tuples: a JSON round trip gives lists)."""
+  rules = []
+  for rule in mesh_config.rules:
+    if len(rule) != 2 or not isinstance(rule[0], str):
+      raise ConfigError(f'mesh.rules entry {rule!r} is not a (logical name, mesh axes) pair')
+    name, axes = rule
+    axes = tuple(axes) if isinstance(axes, (list, tuple)) else axes
+    for axis in axes_of(axes):
+      if axis not in AXES:
+        raise ConfigError(f'mesh.rules maps {name!r} to {axis!r}, which is not a mesh axis '
+                          f'({", ".join(AXES)})')
+    rules.append((name, axes))
+  return tuple(rules)
+
+
+def mesh_spec(names: tuple[str | None, ...], shape: tuple[int, ...], mesh: Mesh,
+              rules: Rules) -> PartitionSpec:
+  """The PartitionSpec of an array whose dimensions have these logical names."""
+  spec = nn.logical_to_mesh_axes(names, rules)
+  return PartitionSpec(*(
+      axes if size % math.prod(mesh.shape[a] for a in axes_of(axes)) == 0 else None
+      for size, axes in zip(shape, spec)))
+
+
+def tree_shardings(boxed_tree, mesh: Mesh, rules: Rules):
+  """NamedShardings for the unboxed version of a (possibly abstract) tree: from the
+  names of its nn.LogicallyPartitioned leaves; plain leaves are replicated."""
+
+  def sharding(leaf) -> NamedSharding:
+    if isinstance(leaf, nn.LogicallyPartitioned):
+      return NamedSharding(mesh, mesh_spec(leaf.names, leaf.value.shape, mesh, rules))
+    return NamedSharding(mesh, PartitionSpec())
+
+  return jax.tree.map(sharding, boxed_tree,
+                      is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+
+
+def batch_sharding(mesh: Mesh, rules: Rules) -> NamedSharding:
+  """[B, N] token arrays: rows split as the rules split 'batch'."""
+  return NamedSharding(mesh, nn.logical_to_mesh_axes(('batch', None), rules))
+
+
+def bytes_per_device(tree) -> dict[jax.Device, int]:
+  """How many bytes of the arrays in `tree` each local device holds."""
+  held: dict[jax.Device, int] = {}
+  for leaf in jax.tree.leaves(tree):
+    for shard in leaf.addressable_shards:
+      held[shard.device] = held.get(shard.device, 0) + shard.data.nbytes
+  return held

@@ -1,0 +1,161 @@
+"""Parallelism: mesh shapes, logical-axis rules, and (on 8 simulated CPU devices, in
+a subprocess) the same update from one device, data, fsdp and tensor parallel, pmap."""
+
+import dataclasses
+
+import jax
+from jax.sharding import AbstractMesh, PartitionSpec as P
+import ml_collections
+import numpy as np
+import pytest
+
+from conftest import VOCAB, load_config
+from memgpt_jax.errors import ConfigError, UserError
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.parallel import distributed
+from memgpt_jax.parallel.mesh import AXES, mesh_shape
+from memgpt_jax.parallel.partitioner import PmapPartitioner, make_partitioner
+from memgpt_jax.parallel.sharding import logical_rules, tree_shardings
+from memgpt_jax.training import steps
+from multidevice import last_json_line, model_and_optimizer, parallel_config, run_scripts
+
+
+def mesh_config(**axes) -> ml_collections.ConfigDict:
+  config = load_config('default').mesh
+  config.update(axes)
+  return config
+
+
+@pytest.mark.parametrize('axes,devices,expected', [
+    ({}, 8, (8, 1, 1)),
+    ({'data': 2, 'fsdp': -1}, 8, (2, 4, 1)),
+    ({'data': 1, 'tensor': 4, 'fsdp': -1}, 8, (1, 2, 4)),
+    ({'data': 2, 'fsdp': 2, 'tensor': 2}, 8, (2, 2, 2)),
+])
+def test_mesh_shape_fills_in_the_rest(axes, devices, expected):
+  assert tuple(mesh_shape(mesh_config(**axes), devices).values()) == expected
+
+
+@pytest.mark.parametrize('axes,message', [
+    ({'data': 3}, 'mesh data=3 x fsdp=1 x tensor=1 does not fit the 8 devices'),
+    ({'fsdp': 3}, 'data=-1 x fsdp=3 x tensor=1 does not fit the 8 devices'),
+    ({'fsdp': -1}, 'mesh.data and mesh.fsdp are both -1'),
+    ({'tensor': 0}, 'mesh.tensor=0 must be at least 1'),
+])
+def test_mesh_that_does_not_fit_is_a_config_error(axes, message):
+  with pytest.raises(ConfigError, match=message):
+    mesh_shape(mesh_config(**axes), 8)
+
+
+def state_specs(mesh_axes: dict[str, int], vocab: int = VOCAB) -> steps.TrainState:
+  """The PartitionSpecs the default rules give the tiny model's train state."""
+  config = parallel_config()
+  model, optimizer = model_and_optimizer(config)
+  model = MemGPT(dataclasses.replace(model.cfg, vocab_size=vocab))
+  boxed = jax.eval_shape(lambda: steps.init_train_state(model, optimizer, 0, 1))
+  mesh = AbstractMesh(tuple(mesh_axes[a] for a in AXES), AXES)
+  shardings = tree_shardings(boxed, mesh, logical_rules(config.mesh))
+  return jax.tree.map(lambda s: s.spec, shardings)
+
+
+def test_rules_shard_parameters_and_their_optimizer_state():
+  specs = state_specs({'data': 1, 'fsdp': 2, 'tensor': 2})
+  params = specs.params
+  block = params['blocks_0']
+  assert params['embed']['embedding'] == P('tensor', 'fsdp')
+  assert block['attention']['query']['kernel'] == P('fsdp', 'tensor', None)
+  assert block['attention']['out']['kernel'] == P('tensor', None, 'fsdp')
+  assert block['mlp']['w1']['kernel'] == P('fsdp', 'tensor')
+  assert block['mlp']['w2']['kernel'] == P('tensor', 'fsdp')
+  assert block['attention_norm']['scale'] == P('fsdp')
+  assert params['memories_0']['initial'] == P(None, 'fsdp')
+  assert specs.step == P() and specs.rng == P()
+  # Adam's two moments are laid out exactly like the parameters.
+  moments = [spec for path, spec in jax.tree_util.tree_flatten_with_path(specs.opt_state)[0]
+             if any(getattr(key, 'name', None) in ('mu', 'nu') for key in path)]
+  assert moments == 2 * jax.tree.leaves(params)
+
+
+def test_a_dimension_the_mesh_does_not_divide_stays_whole():
+  """The byte vocabulary (258) cannot split 4 ways; the width still does."""
+  specs = state_specs({'data': 1, 'fsdp': 2, 'tensor': 4}, vocab=258)
+  assert specs.params['embed']['embedding'] == P(None, 'fsdp')
+
+
+def test_rules_must_name_mesh_axes():
+  config = mesh_config(rules=(('embed', 'model'),))
+  with pytest.raises(ConfigError, match="maps 'embed' to 'model', which is not a mesh axis"):
+    logical_rules(config)
+  assert logical_rules(mesh_config(rules=[['batch', ['data', 'fsdp']]])) == (
+      ('batch', ('data', 'fsdp')),)  # as the JSON round trip of a saved config gives them
+
+
+def test_unknown_parallelism_is_a_config_error():
+  config = parallel_config()
+  config.parallelism = 'spmd'
+  with pytest.raises(ConfigError, match="parallelism='spmd' is not one of 'jit', 'pmap'"):
+    make_partitioner(config, *model_and_optimizer(config))
+
+
+def test_pmap_refuses_a_sharded_mesh():
+  config = parallel_config(fsdp=2)
+  config.parallelism = 'pmap'
+  with pytest.raises(ConfigError, match="parallelism='pmap' keeps a full copy"):
+    PmapPartitioner(config, *model_and_optimizer(config))
+
+
+@pytest.mark.parametrize('env,expected', [
+    ({'SLURM_STEP_NODELIST': 'n[1-2]', 'SLURM_NTASKS': '4'}, True),
+    ({'SLURM_NTASKS': '4'}, False),  # a batch script, not an srun step
+    ({'SLURM_STEP_NODELIST': 'n1', 'SLURM_NTASKS': '1'}, False),
+    ({'OMPI_COMM_WORLD_SIZE': '2'}, True),
+    ({}, False),
+])
+def test_cluster_launches_are_detected(monkeypatch, env, expected):
+  for name in ('SLURM_STEP_NODELIST', 'SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE'):
+    monkeypatch.delenv(name, raising=False)
+  for name, value in env.items():
+    monkeypatch.setenv(name, value)
+  assert distributed.launched_as_one_of_many() is expected
+  if not expected:  # 'auto' leaves a lone process alone
+    assert distributed.initialize('auto') is False
+
+
+def test_distributed_off_with_a_coordinator_is_refused():
+  with pytest.raises(UserError, match='--distributed=off contradicts'):
+    distributed.initialize('off', coordinator_address='localhost:1234')
+
+
+@pytest.fixture(scope='module')
+def layouts():
+  """tests/layouts_check.py on 8 simulated devices: 2 updates under each layout."""
+  (stdout,) = run_scripts(('layouts_check.py',), devices=8, timeout=600)
+  return last_json_line(stdout)
+
+
+def test_every_layout_makes_the_same_update(layouts):
+  reports = layouts['layouts']
+  reference = reports['one device']
+  assert reference['moved'] > 1e-3  # the two updates really moved the parameters
+  for name in ('data=8', 'data=2 x fsdp=4', 'data=2 x tensor=4', 'pmap'):
+    np.testing.assert_allclose(reports[name]['losses'], reference['losses'], rtol=1e-5,
+                               err_msg=name)
+    assert reports[name]['param_diff'] < 2e-5, name
+
+
+def test_fsdp_and_tensor_parallel_split_the_state(layouts):
+  reports = layouts['layouts']
+  whole = reports['one device']
+  assert reports['data=8']['param_bytes'] == whole['param_bytes']  # replicas
+  for name, share in (('fsdp=8', 1 / 8), ('data=2 x fsdp=4', 1 / 4)):
+    for kind in ('param_bytes', 'opt_state_bytes'):
+      assert reports[name][kind] <= share * whole[kind] * 1.01, (name, kind)
+  tensor = reports['data=2 x tensor=4']
+  assert tensor['param_bytes'] < 0.35 * whole['param_bytes']
+  assert tensor['query_spec'] == "P('fsdp', 'tensor', None)"
+
+
+def test_bad_layouts_are_one_line_config_errors(layouts):
+  errors = layouts['errors']
+  assert 'mesh data=3 x fsdp=1 x tensor=1 does not fit the 8 devices' in errors['mesh']
+  assert 'train.batch_size=4 is not divisible by mesh.data x mesh.fsdp = 8' in errors['batch']
