@@ -1,13 +1,11 @@
 """Synthetic long-range tasks: determinism, recoverable answers, layout, and the leak check."""
 
-import pathlib
-
 import jax
 import ml_collections
 import numpy as np
 import pytest
 
-from conftest import init_params, tiny_model
+from conftest import ROOT, init_params, tiny_model
 from memgpt_jax import config_lib
 from memgpt_jax import losses
 from memgpt_jax.data import builders
@@ -16,7 +14,6 @@ from memgpt_jax.data import synthetic
 from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 T, K = 32, 3
 
 
