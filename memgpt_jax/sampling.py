@@ -10,10 +10,7 @@ import numpy as np
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.decode import Decoder, generate
 from memgpt_jax.errors import UserError
-from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.training.checkpointing import Checkpointer
-from memgpt_jax.training.optimizer import make_optimizer
 from memgpt_jax.training.trainer import abstract_train_state
 
 
@@ -29,9 +26,8 @@ def load_decoder(workdir: str | pathlib.Path):
       raise UserError(f'{workdir} holds no finished checkpoint to sample from')
     config = checkpointer.restore_config()
     tokenizer = make_tokenizer(config.data)
-    model = MemGPT(ModelConfig.from_config(config.model, tokenizer.vocab_size))
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = abstract_train_state(model, make_optimizer(config.train), config.seed, device)
+    model, abstract = abstract_train_state(config, tokenizer.vocab_size, device)
     state = checkpointer.restore(abstract)
   finally:
     checkpointer.close()

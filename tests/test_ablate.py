@@ -4,7 +4,6 @@ import importlib.util
 import json
 import pathlib
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

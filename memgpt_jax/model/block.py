@@ -2,7 +2,6 @@
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from memgpt_jax.model.attention import SelfAttention
 from memgpt_jax.model.config import ModelConfig

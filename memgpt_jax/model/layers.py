@@ -8,7 +8,6 @@ rules of config.mesh.rules; the model's math does not depend on them.
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
 

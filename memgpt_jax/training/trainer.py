@@ -61,14 +61,18 @@ class _StopSignal:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def abstract_train_state(model: MemGPT, optimizer, seed: int,
-                         sharding: jax.sharding.Sharding | None = None) -> steps.TrainState:
-  """Shapes and dtypes of the train state, without computing it; every array laid
-  out on `sharding` if given (where a checkpoint from any topology restores to)."""
-  abstract = nn.unbox(jax.eval_shape(
-      functools.partial(steps.init_train_state, model, optimizer, seed, 1)))
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                      abstract)
+def abstract_train_state(config: ml_collections.ConfigDict, vocab_size: int,
+                         sharding: jax.sharding.Sharding | None = None
+                         ) -> tuple[MemGPT, steps.TrainState]:
+  """The model a config (e.g. one saved with a checkpoint) builds, and the shapes and
+  dtypes of its train state without computing it; every array laid out on `sharding`
+  if given (where a checkpoint from any topology restores to)."""
+  model = MemGPT(ModelConfig.from_config(config.model, vocab_size))
+  init = functools.partial(steps.init_train_state, model, make_optimizer(config.train),
+                           config.seed, 1)
+  abstract = nn.unbox(jax.eval_shape(init))
+  return model, jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
 
 
 def restore_compatible(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
@@ -78,9 +82,7 @@ def restore_compatible(checkpointer: Checkpointer, config: ml_collections.Config
   processes wrote it; refuses one made by another model shape. `train_data`
   continues from its saved position when as many processes wrote it."""
   saved_config = checkpointer.restore_config()
-  saved_model = MemGPT(ModelConfig.from_config(saved_config.model, vocab_size))
-  saved = abstract_train_state(saved_model, make_optimizer(saved_config.train),
-                               saved_config.seed)
+  _, saved = abstract_train_state(saved_config, vocab_size)
   abstract = partitioner.abstract_state
   same = jax.tree.structure(saved.params) == jax.tree.structure(abstract.params) and all(
       a.shape == b.shape for a, b in zip(jax.tree.leaves(saved.params),
