@@ -44,7 +44,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pointer.cache_len = 128  # P: positions of earlier segments it may copy from
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = 'pystdlib'  # 'pystdlib' | 'text'
+  config.data.source = 'pystdlib'  # 'pystdlib' | 'text' | 'tfds' | a synthetic task
+  config.data.tfds_name = ''  # for source='tfds': a registered dataset, e.g. 'lm1b' or 'xsum'
+  config.data.train_split = 'train'
+  config.data.eval_split = 'validation'
+  # Feature keys of the records (memgpt_jax/data/records.py): text_key for a causal LM;
+  # inputs_key and targets_key make it seq2seq (a prefix LM with the loss on targets).
+  config.data.text_key = 'text'
+  config.data.inputs_key = ''
+  config.data.targets_key = ''
   config.data.paths = ''  # for source='text': a file, a glob, or comma-separated of those
   config.data.validation_fraction = 0.1  # for source='text': the last share of the text
   config.data.tfds_data_dir = ''  # '' -> ~/tensorflow_datasets
