@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.0
   config.model.dtype = 'float32'  # compute dtype; params stay float32
   config.model.remat = False
+  # seq2seq (data.inputs_key set): the input tokens of an example attend to each other
+  # in both directions (within a segment); False keeps the prefix causal.
+  config.model.bidirectional_prefix = True
 
   config.model.memory = ml_collections.ConfigDict()
   config.model.memory.enabled = True
@@ -42,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pointer.num_heads = 1
   config.model.pointer.head_dim = 48
   config.model.pointer.cache_len = 128  # P: positions of earlier segments it may copy from
+  # seq2seq: pointing at an input token copies that token (pointer-generator); pointing
+  # anywhere else copies the token after it (induction).
+  config.model.pointer.copy_inputs = True
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'pystdlib'  # 'pystdlib' | 'text' | 'tfds' | a synthetic task

@@ -42,15 +42,20 @@ class Decoder:
     return DecodeState(self._initial(self.params, batch_size),
                        empty_window(self.model.cfg, batch_size), 0)
 
-  def feed(self, state: DecodeState, tokens: jax.Array) -> tuple[jax.Array, DecodeState]:
-    """Feeds tokens [B, L]; returns log p(next token | all fed) [B, L, V] and the new state."""
+  def feed(self, state: DecodeState, tokens: jax.Array,
+           prefix: bool = False) -> tuple[jax.Array, DecodeState]:
+    """Feeds tokens [B, L] of one document; returns log p(next token | all fed)
+    [B, L, V] and the new state. `prefix`: the tokens are seq2seq inputs (feed all
+    inputs in one call: those in a segment are then one chunk and attend both ways)."""
     segment_len = self.model.cfg.segment_len
     outputs = []
     offset = 0
     while offset < tokens.shape[1]:
       size = min(segment_len - state.position, tokens.shape[1] - offset)
-      log_probs, window = self._chunk(self.params, tokens[:, offset:offset + size],
-                                      jnp.int32(state.position), state.memory, state.window)
+      chunk = tokens[:, offset:offset + size]
+      log_probs, window = self._chunk(self.params, chunk, jnp.int32(state.position),
+                                      state.memory, state.window, jnp.ones_like(chunk),
+                                      jnp.full(chunk.shape, prefix))
       outputs.append(log_probs)
       offset += size
       state = DecodeState(state.memory, window, state.position + size)
@@ -60,11 +65,11 @@ class Decoder:
     return jnp.concatenate(outputs, axis=1), state
 
 
-def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window):
-  output, window = model.apply(params, tokens, start, memory, window,
+def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_ids, prefix):
+  output, window = model.apply(params, tokens, start, memory, window, doc_ids, prefix,
                                method=MemGPT.process_chunk)
   log_probs = mixture_log_probs(output.vocab_logits, output.log_gate, output.log_attn,
-                                output.successors)
+                                output.proposals)
   return log_probs, window
 
 

@@ -15,7 +15,7 @@ def _by_segment(x: jax.Array, output: SegmentOutput) -> jax.Array:
 def token_log_probs(output: SegmentOutput, targets: jax.Array) -> jax.Array:
   """log p(target) [B, K, T] under the model's full next-token distribution."""
   return target_log_probs(output.vocab_logits, _by_segment(targets, output),
-                          output.log_gate, output.log_attn, output.successors)
+                          output.log_gate, output.log_attn, output.proposals)
 
 
 def next_token_log_probs(output: SegmentOutput) -> jax.Array:
@@ -23,7 +23,7 @@ def next_token_log_probs(output: SegmentOutput) -> jax.Array:
   batch, segments, length = output.vocab_logits.shape[:3]
   flat = lambda x: None if x is None else x.reshape(batch * segments, *x.shape[2:])
   full = mixture_log_probs(flat(output.vocab_logits), flat(output.log_gate),
-                           flat(output.log_attn), flat(output.successors))
+                           flat(output.log_attn), flat(output.proposals))
   return full.reshape(batch, segments * length, -1)
 
 

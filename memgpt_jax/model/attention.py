@@ -1,10 +1,11 @@
 """Causal self-attention whose keys are [memory slots ; tokens of the segment so far].
 
-One softmax covers both: a query at segment position t sees every memory slot (they
-hold only the past) and the segment's tokens at positions <= t. Keys and values of
-the segment live in a [B, T, H, D] window buffer: training writes the whole segment
-into an empty buffer at once; decoding writes one token at a time, so both run the
-same code and the same mask.
+One softmax covers both: a query at segment position t sees the memory slots (they
+hold only the past) when they hold its document, and the segment's tokens of its
+document at positions <= t (and, with bidirectional_prefix, every input token of a
+seq2seq example from any input token of it). Keys and values of the segment live in a
+[B, T, H, D] window buffer: training writes the whole segment into an empty buffer at
+once; decoding writes one token at a time, so both run the same code and the same mask.
 """
 
 import flax.linen as nn
@@ -16,12 +17,21 @@ from memgpt_jax.model.layers import default_init, residual_init
 from memgpt_jax.model.positions import apply_rope
 
 
-def window_mask(start: jax.Array, length: int, window: int, num_slots: int) -> jax.Array:
-  """[1, 1, L, S + T] boolean: queries at start..start+L-1 see all slots and keys <= them."""
-  query_pos = start + jnp.arange(length)
-  causal = jnp.arange(window)[None, :] <= query_pos[:, None]  # [L, T]
-  slots = jnp.ones((length, num_slots), dtype=bool)
-  return jnp.concatenate([slots, causal], axis=1)[None, None]
+def window_mask(
+    start: jax.Array,  # scalar: segment position of the first query
+    query_docs: jax.Array,  # [B, L] int32
+    query_prefix: jax.Array,  # [B, L] bool
+    key_docs: jax.Array,  # [B, T] int32, the window buffer
+    key_prefix: jax.Array,  # [B, T] bool
+    bidirectional_prefix: bool,
+) -> jax.Array:
+  """[B, 1, L, T] boolean: which window keys each query at start..start+L-1 sees."""
+  query_pos = start + jnp.arange(query_docs.shape[1])
+  visible = jnp.arange(key_docs.shape[1])[None, :] <= query_pos[:, None]  # [L, T]
+  if bidirectional_prefix:
+    visible = visible | (query_prefix[:, :, None] & key_prefix[:, None, :])
+  same_doc = query_docs[:, :, None] == key_docs[:, None, :]
+  return (visible & same_doc)[:, None]
 
 
 class SelfAttention(nn.Module):
@@ -35,6 +45,8 @@ class SelfAttention(nn.Module):
       memory: jax.Array | None,  # [B, S, d], normed, or None without memory
       window_keys: jax.Array,  # [B, T, H, D]
       window_values: jax.Array,  # [B, T, H, D]
+      mask: jax.Array,  # [B, 1, L, T]: the window keys each query sees
+      slot_mask: jax.Array,  # [B, 1, L, S]: whether each query sees the memory
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
     projection = lambda name: nn.DenseGeneral(
@@ -55,12 +67,10 @@ class SelfAttention(nn.Module):
     window_values = jax.lax.dynamic_update_slice_in_dim(
         window_values, value.astype(window_values.dtype), start, axis=1)
     keys, values = window_keys, window_values
-    num_slots = 0
     if memory is not None:  # slots have no position: their keys are not rotated
-      num_slots = memory.shape[1]
       keys = jnp.concatenate([key_proj(memory).astype(keys.dtype), keys], axis=1)
       values = jnp.concatenate([value_proj(memory).astype(values.dtype), values], axis=1)
-    mask = window_mask(start, length, cfg.segment_len, num_slots)
+      mask = jnp.concatenate([slot_mask, mask], axis=-1)
     out = jax.nn.dot_product_attention(
         query, keys.astype(query.dtype), values.astype(query.dtype), mask=mask)
     out = nn.DenseGeneral(

@@ -22,6 +22,8 @@ class Block(nn.Module):
       memory: jax.Array | None,  # [B, S, d] float32, or None for a layer without memory
       window_keys: jax.Array,  # [B, T, H, D]
       window_values: jax.Array,  # [B, T, H, D]
+      mask: jax.Array,  # [B, 1, L, T]
+      slot_mask: jax.Array,  # [B, 1, L, S]
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
     attention_norm = make_norm(cfg, name='attention_norm')
@@ -32,7 +34,7 @@ class Block(nn.Module):
           (cfg.memory_slots, cfg.d_model))
       normed_memory = attention_norm(memory) + slot_embedding.astype(cfg.compute_dtype)
     attended, window_keys, window_values = SelfAttention(cfg, name='attention')(
-        attention_norm(x), start, normed_memory, window_keys, window_values)
+        attention_norm(x), start, normed_memory, window_keys, window_values, mask, slot_mask)
     dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     x = x + dropout(attended)
     x = x + dropout(Mlp(cfg, name='mlp')(make_norm(cfg, name='mlp_norm')(x)))

@@ -33,6 +33,7 @@ class ModelConfig:
   dropout_rate: float
   dtype: str
   remat: bool
+  bidirectional_prefix: bool
   memory_enabled: bool
   memory_slots: int
   memory_layers: tuple[int, ...]
@@ -43,6 +44,7 @@ class ModelConfig:
   pointer_heads: int
   pointer_head_dim: int
   pointer_cache_len: int
+  pointer_copy_inputs: bool
 
   @property
   def head_dim(self) -> int:
@@ -117,6 +119,7 @@ class ModelConfig:
         dropout_rate=float(model.dropout_rate),
         dtype=model.dtype,
         remat=bool(model.remat),
+        bidirectional_prefix=bool(model.bidirectional_prefix),
         memory_enabled=bool(memory.enabled),
         memory_slots=int(memory.num_slots) if memory.enabled else 0,
         memory_layers=_parse_layers(memory.layers, int(model.num_layers)),
@@ -127,6 +130,7 @@ class ModelConfig:
         pointer_heads=int(model.pointer.num_heads),
         pointer_head_dim=int(model.pointer.head_dim),
         pointer_cache_len=int(model.pointer.cache_len),
+        pointer_copy_inputs=bool(model.pointer.copy_inputs),
     )
 
 

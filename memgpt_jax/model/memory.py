@@ -1,9 +1,13 @@
 """The gated memory write of one layer (the read is in attention.py).
 
-After a layer has processed a segment, the slots point at the segment's tokens:
+After a layer has processed a segment, the slots point at the segment's tokens of
+the document that goes on into the next segment (its last token's document):
 
-    U   = CrossAttention(queries = W_q norm(M), keys/values = norm(h))
+    U   = CrossAttention(queries = W_q norm(M), keys/values = norm(h) of that document)
     M'  = g * M + (1 - g) * U
+
+where M is the learned initial memory instead if it held another document: the
+memory resets at a document boundary.
 
 with the gate g one of
     fixed: g = sigmoid(b), b a learned [d] vector starting at gate_bias_init (> 0:
@@ -52,11 +56,19 @@ class GatedMemory(nn.Module):
     """The learned start of every example: [B, S, d], float32."""
     return jnp.broadcast_to(self.initial, (batch_size, *self.initial.shape))
 
-  def __call__(self, memory: jax.Array, hiddens: jax.Array) -> jax.Array:
-    """memory [B, S, d] float32, hiddens [B, T, d] (the layer's outputs) -> new memory."""
+  def __call__(
+      self,
+      memory: jax.Array,  # [B, S, d] float32
+      hiddens: jax.Array,  # [B, T, d]: the layer's outputs over the segment
+      written: jax.Array,  # [B, T] bool: the tokens to write (never all False)
+      continues: jax.Array,  # [B] bool: False resets the memory before the write
+  ) -> jax.Array:
+    """-> the new memory [B, S, d] float32."""
+    memory = jnp.where(continues[:, None, None], memory, self.initial_state(memory.shape[0]))
     query = self.query(self.memory_norm(memory))  # [B, S, H, D]
     normed = self.hidden_norm(hiddens)
-    update = jax.nn.dot_product_attention(query, self.key(normed), self.value(normed))
+    update = jax.nn.dot_product_attention(query, self.key(normed), self.value(normed),
+                                          mask=written[:, None, None, :])
     update = self.out(update).astype(jnp.float32)  # [B, S, d]
     if self.cfg.memory_gate == 'none':
       return update

@@ -1,8 +1,10 @@
-"""Pointer heads: copy the successor of an earlier position instead of generating.
+"""Pointer heads: copy a token of the context instead of generating.
 
-At position t the candidates are the earlier positions j < t of the segment plus the
-last P positions of earlier segments (a stop-gradient cache). Pointing at j proposes
-x_{j+1}, which is already known. With scores
+At position t the candidates are the earlier positions j < t of the same document in
+the segment plus the last P positions of earlier segments (a stop-gradient cache).
+Pointing at j proposes x_{j+1}, which is already known (induction-style copying), or,
+for a seq2seq input position with pointer.copy_inputs, x_j itself (pointer-generator
+copying from the source). With scores
 
     e_j = (W_q h_t) . (W_k h_j) / sqrt(d_p)      (every head, every candidate)
     e_s = w_s . h_t + b_s                         (the sentinel)
@@ -11,11 +13,11 @@ x_{j+1}, which is already known. With scores
 
 the next-token distribution is the mixture
 
-    p(w) = g_t * softmax(W_E h_t)(w) + sum_{j : x_{j+1} = w} a_j.
+    p(w) = g_t * softmax(W_E h_t)(w) + sum_{j : proposal_j = w} a_j.
 
 Training needs only the target's probability, taken in float32 log space:
 
-    log p(y) = logsumexp(log g_t + log p_vocab(y), {log a_j : x_{j+1} = y}),
+    log p(y) = logsumexp(log g_t + log p_vocab(y), {log a_j : proposal_j = y}),
 
 so no [T, T, V] tensor is built and nothing is scattered into the vocabulary.
 Decoding builds the full distribution of one position with a scatter-add.
@@ -77,14 +79,14 @@ def target_log_probs(
     targets: jax.Array,  # [..., L]
     log_gate: jax.Array | None = None,  # [..., L]
     log_attn: jax.Array | None = None,  # [..., L, heads, C]
-    successors: jax.Array | None = None,  # [..., C]
+    proposals: jax.Array | None = None,  # [..., C]
 ) -> jax.Array:
   """log p(targets) [..., L] under the vocabulary softmax, mixed with the pointer if given."""
   log_vocab = jax.nn.log_softmax(vocab_logits.astype(jnp.float32), axis=-1)
   log_vocab = jnp.take_along_axis(log_vocab, targets[..., None], axis=-1)[..., 0]
   if log_attn is None:
     return log_vocab
-  copies = successors[..., None, None, :] == targets[..., :, None, None]  # [..., L, 1, C]
+  copies = proposals[..., None, None, :] == targets[..., :, None, None]  # [..., L, 1, C]
   log_copy = jnp.where(copies, log_attn, NEG_INF)
   log_copy = log_copy.reshape(*log_copy.shape[:-2], -1)
   parts = jnp.concatenate([(log_gate + log_vocab)[..., None], log_copy], axis=-1)
@@ -95,7 +97,7 @@ def mixture_log_probs(
     vocab_logits: jax.Array,  # [B, L, V]
     log_gate: jax.Array | None = None,  # [B, L]
     log_attn: jax.Array | None = None,  # [B, L, heads, C]
-    successors: jax.Array | None = None,  # [B, C]
+    proposals: jax.Array | None = None,  # [B, C]
 ) -> jax.Array:
   """The full next-token log-distribution [B, L, V] (for decoding: a scatter-add)."""
   log_vocab = jax.nn.log_softmax(vocab_logits.astype(jnp.float32), axis=-1)
@@ -104,7 +106,7 @@ def mixture_log_probs(
   batch, length, heads, num_candidates = log_attn.shape
   probs = jnp.exp(log_gate)[..., None] * jnp.exp(log_vocab)
   copy_mass = jnp.exp(log_attn).reshape(batch, length, heads * num_candidates)
-  index = jnp.tile(successors, (1, heads))[:, None, :]  # [B, 1, heads * C]
+  index = jnp.tile(proposals, (1, heads))[:, None, :]  # [B, 1, heads * C]
   rows = jnp.arange(batch)[:, None, None]
   cols = jnp.arange(length)[None, :, None]
   probs = probs.at[rows, cols, index].add(copy_mass)

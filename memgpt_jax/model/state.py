@@ -1,16 +1,28 @@
-"""What flows between segments and, inside a segment, between decoding steps."""
+"""What flows between segments and, inside a segment, between decoding steps.
+
+Every token carries a document id (packed rows hold several documents: nothing
+crosses from one to another) and a prefix flag (the inputs of a seq2seq example:
+attended bidirectionally, and copied by the pointer token for token).
+"""
 
 import flax.struct
 import jax
+
+# memory_doc of a row's learned initial memory: it holds nothing, so any document reads it.
+FRESH_MEMORY = -1
+# pointer_docs of a cache entry that was never written: matches no document.
+EMPTY = -1
 
 
 @flax.struct.dataclass
 class MemoryState:
   """Carried from segment to segment (the lax.scan carry; also the decoder's)."""
   memory: tuple[jax.Array, ...]  # one [B, S, d] float32 per memory layer
+  memory_doc: jax.Array  # [B] int32: the document the memory holds (FRESH_MEMORY at start)
   pointer_keys: jax.Array  # [B, P, heads, d_p]: final-layer keys of the last P positions
   pointer_tokens: jax.Array  # [B, P] int32: their token ids
-  pointer_valid: jax.Array  # [B, P] bool: False until that many positions were seen
+  pointer_docs: jax.Array  # [B, P] int32: their document ids (EMPTY until written)
+  pointer_prefix: jax.Array  # [B, P] bool: whether they are seq2seq inputs
 
 
 @flax.struct.dataclass
@@ -21,6 +33,8 @@ class WindowCache:
   hiddens: tuple[jax.Array, ...]  # one [B, T, d] per memory layer: what the write reads
   pointer_keys: jax.Array  # [B, T, heads, d_p]
   tokens: jax.Array  # [B, T] int32
+  docs: jax.Array  # [B, T] int32 document ids
+  prefix: jax.Array  # [B, T] bool
 
 
 @flax.struct.dataclass
@@ -29,4 +43,4 @@ class SegmentOutput:
   vocab_logits: jax.Array  # [..., L, V]
   log_gate: jax.Array | None = None  # [..., L] log g: the sentinel's share
   log_attn: jax.Array | None = None  # [..., L, heads, C] log a over the candidates
-  successors: jax.Array | None = None  # [..., C] the token each candidate proposes
+  proposals: jax.Array | None = None  # [..., C] the token each candidate proposes

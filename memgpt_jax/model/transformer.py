@@ -5,6 +5,10 @@
       output, window = process_chunk(segment, start=0, state, empty window)
       state = end_segment(state, window)          # memory write + pointer cache push
 
+Every token has a document id and a prefix flag (model/state.py): attention, the
+memory and the pointer never cross from one document to another, so packed rows
+train like separate ones, and seq2seq inputs form a prefix.
+
 Decoding calls the same `process_chunk` one token at a time (start = position in the
 segment) and `end_segment` after every T tokens, so it matches the full forward pass.
 With memory off, pointer off and K = 1 this is a plain GPT decoder.
@@ -20,7 +24,8 @@ from memgpt_jax.model.layers import default_init, make_norm
 from memgpt_jax.model.memory import GatedMemory
 from memgpt_jax.model.pointer import PointerHeads
 from memgpt_jax.model.positions import AdditivePositions
-from memgpt_jax.model.state import MemoryState, SegmentOutput, WindowCache
+from memgpt_jax.model.attention import window_mask
+from memgpt_jax.model.state import EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, WindowCache
 
 
 def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
@@ -36,6 +41,8 @@ def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
                     if cfg.memory_enabled),
       pointer_keys=zeros((*window, pointer_heads, cfg.pointer_head_dim), jnp.float32),
       tokens=zeros(window, jnp.int32),
+      docs=zeros(window, jnp.int32),
+      prefix=zeros(window, bool),
   )
 
 
@@ -62,29 +69,38 @@ class MemGPT(nn.Module):
     if cfg.pointer_enabled:
       self.pointer = PointerHeads(cfg)
 
-  def __call__(self, tokens: jax.Array) -> SegmentOutput:
-    """tokens [B, N] with N a multiple of T -> outputs laid out [B, K, T, ...]."""
+  def __call__(
+      self,
+      tokens: jax.Array,  # [B, N] with N a multiple of T
+      doc_ids: jax.Array | None = None,  # [B, N] int32; None: one document per row
+      prefix: jax.Array | None = None,  # [B, N] bool; None: no seq2seq inputs
+  ) -> SegmentOutput:
+    """-> outputs laid out [B, K, T, ...]."""
     cfg = self.cfg
     batch, length = tokens.shape
     if length % cfg.segment_len:
       raise ValueError(f'sequence length {length} is not a multiple of '
                        f'segment_len {cfg.segment_len}')
+    doc_ids = jnp.ones_like(tokens) if doc_ids is None else doc_ids
+    prefix = jnp.zeros(tokens.shape, bool) if prefix is None else prefix.astype(bool)
     num_segments = length // cfg.segment_len
-    segments = tokens.reshape(batch, num_segments, cfg.segment_len).swapaxes(0, 1)
+    by_segment = lambda x: x.reshape(batch, num_segments, cfg.segment_len).swapaxes(0, 1)
 
     def step(model: 'MemGPT', state: MemoryState, inputs):
-      segment, index = inputs
+      segment, segment_docs, segment_prefix, index = inputs
       if cfg.bptt_segments:  # truncated BPTT: cut the memory's gradient every B segments
         cut = index % cfg.bptt_segments == 0
         state = state.replace(memory=tuple(
             jnp.where(cut, jax.lax.stop_gradient(m), m) for m in state.memory))
-      output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch))
+      output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch),
+                                           segment_docs, segment_prefix)
       return model.end_segment(state, window), output
 
     scan = nn.scan(step, variable_broadcast='params',
                    split_rngs={'params': False, 'dropout': True})
     _, outputs = scan(self, self.initial_state(batch),
-                      (segments, jnp.arange(num_segments)))
+                      (by_segment(tokens), by_segment(doc_ids), by_segment(prefix),
+                       jnp.arange(num_segments)))
     return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
 
   def initial_state(self, batch_size: int) -> MemoryState:
@@ -93,9 +109,11 @@ class MemGPT(nn.Module):
     heads = cfg.pointer_heads if cfg.pointer_enabled else 0
     return MemoryState(
         memory=tuple(memory.initial_state(batch_size) for memory in self.memories),
+        memory_doc=jnp.full((batch_size,), FRESH_MEMORY, jnp.int32),
         pointer_keys=jnp.zeros((batch_size, cache_len, heads, cfg.pointer_head_dim)),
         pointer_tokens=jnp.zeros((batch_size, cache_len), jnp.int32),
-        pointer_valid=jnp.zeros((batch_size, cache_len), bool),
+        pointer_docs=jnp.full((batch_size, cache_len), EMPTY, jnp.int32),
+        pointer_prefix=jnp.zeros((batch_size, cache_len), bool),
     )
 
   def process_chunk(
@@ -104,10 +122,23 @@ class MemGPT(nn.Module):
       start: jax.Array | int,
       state: MemoryState,
       window: WindowCache,
+      doc_ids: jax.Array,  # [B, L] int32
+      prefix: jax.Array,  # [B, L] bool
   ) -> tuple[SegmentOutput, WindowCache]:
     cfg = self.cfg
     batch, length = tokens.shape
     positions = start + jnp.arange(length)
+    write = lambda buffer, chunk: jax.lax.dynamic_update_slice_in_dim(
+        buffer, chunk.astype(buffer.dtype), start, axis=1)
+    window = window.replace(tokens=write(window.tokens, tokens),
+                            docs=write(window.docs, doc_ids),
+                            prefix=write(window.prefix, prefix))
+    mask = window_mask(start, doc_ids, prefix, window.docs, window.prefix,
+                       cfg.bidirectional_prefix)  # [B, 1, L, T]
+    sees_memory = (state.memory_doc[:, None] == doc_ids) | (
+        state.memory_doc[:, None] == FRESH_MEMORY)  # [B, L]
+    slot_mask = jnp.broadcast_to(sees_memory[:, None, :, None],
+                                 (batch, 1, length, cfg.memory_slots))
     x = self.dropout(self.embed(tokens) + self.positions(positions))  # [B, L, d]
     memory_slot = {layer: i for i, layer in enumerate(cfg.memory_layers)}
     keys, values, hiddens = [], [], []
@@ -115,42 +146,46 @@ class MemGPT(nn.Module):
       slot = memory_slot.get(layer) if cfg.memory_enabled else None
       memory = state.memory[slot] if slot is not None else None
       x, layer_keys, layer_values = block(
-          x, start, memory, window.keys[layer], window.values[layer])
+          x, start, memory, window.keys[layer], window.values[layer], mask, slot_mask)
       keys.append(layer_keys)
       values.append(layer_values)
       if slot is not None:
-        hiddens.append(jax.lax.dynamic_update_slice_in_dim(
-            window.hiddens[slot], x.astype(window.hiddens[slot].dtype), start, axis=1))
+        hiddens.append(write(window.hiddens[slot], x))
     hidden = self.final_norm(x)
     logits = self.embed.attend(hidden) if cfg.tie_embeddings else self.lm_head(hidden)
-    window = WindowCache(
-        keys=tuple(keys), values=tuple(values), hiddens=tuple(hiddens),
-        pointer_keys=window.pointer_keys,
-        tokens=jax.lax.dynamic_update_slice_in_dim(window.tokens, tokens, start, axis=1))
+    window = window.replace(keys=tuple(keys), values=tuple(values), hiddens=tuple(hiddens))
     if not cfg.pointer_enabled:
       return SegmentOutput(vocab_logits=logits), window
 
-    window = window.replace(pointer_keys=jax.lax.dynamic_update_slice_in_dim(
-        window.pointer_keys, self.pointer.keys(hidden), start, axis=1))
+    window = window.replace(pointer_keys=write(window.pointer_keys, self.pointer.keys(hidden)))
     # Candidates: [cache of earlier segments (P) ; this segment (T)], one token stream.
     candidate_keys = jnp.concatenate([state.pointer_keys, window.pointer_keys], axis=1)
-    earlier = jnp.arange(cfg.segment_len)[None, :] < positions[:, None]  # [L, T]: j < t
-    valid = jnp.concatenate([
-        jnp.broadcast_to(state.pointer_valid[:, None, :],
-                         (batch, length, state.pointer_valid.shape[1])),
-        jnp.broadcast_to(earlier[None], (batch, length, cfg.segment_len)),
-    ], axis=-1)
+    candidate_docs = jnp.concatenate([state.pointer_docs, window.docs], axis=1)  # [B, C]
+    earlier = jnp.concatenate([  # [L, C]: the cache, then j < t in this segment
+        jnp.ones((length, state.pointer_docs.shape[1]), bool),
+        jnp.arange(cfg.segment_len)[None, :] < positions[:, None]], axis=1)
+    valid = earlier[None] & (candidate_docs[:, None, :] == doc_ids[:, :, None])  # [B, L, C]
     log_gate, log_attn = self.pointer(hidden, candidate_keys, valid)
     stream = jnp.concatenate([state.pointer_tokens, window.tokens], axis=1)  # [B, C]
-    successors = jnp.concatenate(  # candidate c proposes the token after it
+    proposals = jnp.concatenate(  # candidate c proposes the token after it ...
         [stream[:, 1:], jnp.zeros((batch, 1), jnp.int32)], axis=1)
-    return SegmentOutput(logits, log_gate, log_attn, successors), window
+    if cfg.pointer_copy_inputs:  # ... or, a seq2seq input, itself
+      stream_prefix = jnp.concatenate([state.pointer_prefix, window.prefix], axis=1)
+      proposals = jnp.where(stream_prefix, stream, proposals)
+    return SegmentOutput(logits, log_gate, log_attn, proposals), window
 
   def end_segment(self, state: MemoryState, window: WindowCache) -> MemoryState:
-    """After T tokens: write every memory layer, push the segment into the pointer cache."""
-    memory = tuple(write(m, hiddens) for write, m, hiddens
+    """After T tokens: write every memory layer, push the segment into the pointer cache.
+
+    The memory goes on with the document of the segment's last token: it writes that
+    document's tokens only, onto the initial memory if it held another document.
+    """
+    last_doc = window.docs[:, -1]  # [B]
+    written = window.docs == last_doc[:, None]  # [B, T]
+    continues = (state.memory_doc == last_doc) | (state.memory_doc == FRESH_MEMORY)
+    memory = tuple(write(m, hiddens, written, continues) for write, m, hiddens
                    in zip(self.memories, state.memory, window.hiddens))
-    state = state.replace(memory=memory)
+    state = state.replace(memory=memory, memory_doc=last_doc)
     cache_len = state.pointer_tokens.shape[1]
     if cache_len == 0:
       return state
@@ -159,6 +194,6 @@ class MemGPT(nn.Module):
         pointer_keys=keep_last(state.pointer_keys,
                                jax.lax.stop_gradient(window.pointer_keys)),
         pointer_tokens=keep_last(state.pointer_tokens, window.tokens),
-        pointer_valid=keep_last(state.pointer_valid,
-                                jnp.ones(window.tokens.shape, bool)),
+        pointer_docs=keep_last(state.pointer_docs, window.docs),
+        pointer_prefix=keep_last(state.pointer_prefix, window.prefix),
     )
