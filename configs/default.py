@@ -62,8 +62,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.paths = ''  # for source='text': a file, a glob, or comma-separated of those
   config.data.validation_fraction = 0.1  # for source='text': the last share of the text
   config.data.tfds_data_dir = ''  # '' -> ~/tensorflow_datasets
-  config.data.tokenizer = 'bytes'
+  config.data.tokenizer = 'bytes'  # 'bytes' | 'sentencepiece'
+  config.data.sentencepiece = ml_collections.ConfigDict()
+  config.data.sentencepiece.vocab_size = 8000  # byte-fallback, pad, eos and unk ids included
+  config.data.sentencepiece.model_type = 'unigram'  # 'unigram' | 'bpe'
+  config.data.sentencepiece.max_train_chars = 20_000_000  # of the train split, to train it on
+  # '' -> trained on the train split on first use and kept as <workdir>/tokenizer.model;
+  # a path -> use that model (it needs pad and eos pieces).
+  config.data.sentencepiece.model_file = ''
+  config.data.sentencepiece.character_coverage = 1.0  # share of characters given own pieces
   config.data.shuffle_seed = 0
+  # Several tasks in one run: {name: {'rate': r, <data.* overrides>}}; rows of each
+  # task are drawn in proportion to r and every task is evaluated on its own.
+  config.data.mixture = ml_collections.ConfigDict()
   config.data.read_threads = 2
 
   config.train = ml_collections.ConfigDict()

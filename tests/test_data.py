@@ -255,8 +255,15 @@ def test_train_batches_are_packed_shifted_documents(docs_config):
   for b in batches:
     assert b['inputs'].shape == b['targets'].shape == b['mask'].shape == (4, N)
     assert b['inputs'].dtype == b['targets'].dtype == np.int32
-    assert b['mask'].dtype == np.float32 and np.all(b['mask'] == 1)
     np.testing.assert_array_equal(b['targets'][:, :-1], b['inputs'][:, 1:])
+    # A new document id after every eos; no loss on the step from one document to
+    # the next (nothing else is masked: training rows have no padding).
+    assert np.all(b['doc_ids'][:, 0] == 1)
+    np.testing.assert_array_equal(np.diff(b['doc_ids'], axis=1),
+                                  b['inputs'][:, :-1] == TOK.eos_id)
+    assert b['mask'].dtype == np.float32
+    np.testing.assert_array_equal(b['mask'], b['inputs'] != TOK.eos_id)
+    assert not b['prefix'].any()
   config.data.read_threads = 0  # Reader threads do not change the order.
   unthreaded = pipeline.make_train_iterator(config, TOK, 0, 1)
   np.testing.assert_array_equal(np.stack([next(unthreaded)['inputs'] for _ in batches]),

@@ -5,6 +5,12 @@ local text files. Both write one record per document, {'text', 'path'}, in a
 fixed order, so a prepared split reads back the same on every machine and run.
 Synthetic sources (memgpt_jax/data/synthetic.py: recall, passkey, copy, induction)
 write one fixed-length row per example, {'tokens', 'answers'}.
+
+data.source 'tfds' reads any registered TFDS dataset by name (data.tfds_name, e.g.
+'lm1b', 'wiki40b/en', 'wmt14_translate/de-en'). Those are never downloaded or built
+here: they must already be prepared in array_record (`tfds build NAME
+--file_format=array_record`), because building them needs TensorFlow (and for some
+Apache Beam, manual downloads or hours of compute) that a training job should not.
 """
 
 import collections
@@ -12,6 +18,7 @@ import dataclasses
 import functools
 import glob
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -32,6 +39,11 @@ _EXCLUDED_DIRS = frozenset(
     {'site-packages', 'dist-packages', 'test', 'tests', 'idle_test', '__pycache__'})
 # (split, end of its range of buckets in [0, 100)).
 _STDLIB_SPLITS = (('train', 90), ('validation', 95), ('test', 100))
+# TFDS 4.9.10 registers its older builders (c4, wiki40b, xsum, cnn_dailymail, wmt*)
+# by importing all their packages in one loop that stops at the first ImportError
+# (nearest_neighbors needs h5py), which leaves these unregistered. Their packages:
+_TFDS_TEXT_PACKAGES = ('question_answering', 'summarization', 'text', 'text_simplification',
+                       'translate')
 
 
 def _features() -> tfds.features.FeaturesDict:
@@ -232,6 +244,54 @@ class Synthetic(tfds.core.GeneratorBasedBuilder):
                                           config.num_segments, split, index)
 
 
+@functools.cache
+def _register_tfds_text_builders() -> None:
+  for package in _TFDS_TEXT_PACKAGES:
+    try:
+      importlib.import_module(f'tensorflow_datasets.{package}')
+    except ImportError:
+      pass  # A dependency of one of its builders is missing: those stay unregistered.
+
+
+def _tfds_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  """The builder of a registered TFDS dataset ('name[/config][:version]'), maybe unprepared.
+
+  No file_format is passed: on data prepared in another format TFDS would raise
+  at construction, and `prepare` names the fix instead.
+  """
+  if not name:
+    raise DataError("data.source 'tfds' needs data.tfds_name, a registered TFDS dataset "
+                    "such as 'lm1b' or 'wiki40b/en'")
+  _register_tfds_text_builders()
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.DatasetNotFoundError:
+    raise DataError(f'data.tfds_name {name!r} is not a registered TFDS dataset (nor '
+                    'prepared under data.tfds_data_dir); tfds.list_builders() names them'
+                    ) from None
+  except (ValueError, AssertionError) as e:  # A bad config (ValueError) or version.
+    raise DataError(f'data.tfds_name {name!r}: {" ".join(str(e).split())}') from None
+
+
+def _check_tfds_prepared(builder: tfds.core.DatasetBuilder, name: str) -> None:
+  """Raises DataError saying how to prepare `name` unless it is there in array_record."""
+  root = builder.data_dir_root
+  if not builder.is_prepared():
+    raise DataError(
+        f'TFDS dataset {name!r} is not prepared in {root} (it is never downloaded here): '
+        f'run `tfds build {name} --file_format=array_record --data_dir={root}` where '
+        'TensorFlow is installed, or point --config.data.tfds_data_dir at a directory '
+        'that has it')
+  formats = builder.info.available_file_formats()
+  if tfds.core.FileFormat.ARRAY_RECORD not in formats:
+    raise DataError(
+        f'TFDS dataset {name!r} in {builder.data_dir} is prepared as '
+        f'{", ".join(sorted(f.value for f in formats))}, not array_record: rebuild it with '
+        f'`tfds build {name} --file_format=array_record --data_dir={root}` or convert it '
+        f'with `tfds convert_format --dataset_version_dir={builder.data_dir} '
+        '--out_file_format=array_record`')
+
+
 def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
                  num_segments: int = 0) -> tfds.core.DatasetBuilder:
   """Returns the (maybe not yet prepared) builder that `config.data` names.
@@ -239,8 +299,10 @@ def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
   Synthetic rows are laid out in segments: those sources need the model's
   segment_len and num_segments.
   """
-  kwargs = dict(data_dir=os.path.expanduser(data_config.tfds_data_dir) or None,
-                file_format='array_record')
+  data_dir = os.path.expanduser(data_config.tfds_data_dir) or None
+  if data_config.source == 'tfds':
+    return _tfds_builder(data_config.tfds_name, data_dir)
+  kwargs = dict(data_dir=data_dir, file_format='array_record')
   if data_config.source == 'pystdlib':
     return PyStdlib(config=stdlib_config(), **kwargs)
   if data_config.source == 'text':
@@ -252,8 +314,9 @@ def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
                       'num_segments')
     return Synthetic(config=synthetic_config(data_config, segment_len, num_segments),
                      **kwargs)
-  raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text) '
-                  f'or a synthetic task ({", ".join(synthetic.TASKS)})')
+  raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text), '
+                  "'tfds' with data.tfds_name, or a synthetic task "
+                  f'({", ".join(synthetic.TASKS)})')
 
 
 def is_synthetic(data_config: ml_collections.ConfigDict) -> bool:
@@ -265,10 +328,14 @@ def prepare(data_config: ml_collections.ConfigDict, segment_len: int = 0,
   """Builds the data set if needed (process 0 first, others wait) and returns its builder.
 
   Safe to call again: prepared data is reused. Where processes share no filesystem,
-  each one builds its own copy after process 0.
+  each one builds its own copy after process 0. A 'tfds' source is only checked
+  (each process on its own: nothing is written), never built.
   """
   make = functools.partial(make_builder, data_config, segment_len, num_segments)
   builder = make()
+  if data_config.source == 'tfds':
+    _check_tfds_prepared(builder, data_config.tfds_name)
+    return builder
   if jax.process_count() > 1:
     if jax.process_index() == 0:
       builder.download_and_prepare()
@@ -282,6 +349,7 @@ def split_source(builder: tfds.core.DatasetBuilder,
                  split: str) -> grain.sources.RandomAccessDataSource:
   """Returns a random-access source over a prepared split (array_record, no TensorFlow)."""
   if split not in builder.info.splits:
-    raise DataError(f'{builder.name}/{builder.builder_config.name} has no {split!r} split '
-                    f'(it has {", ".join(sorted(builder.info.splits))})')
-  return builder.as_data_source(split=split)
+    raise DataError(f'{builder.info.full_name} has no {split!r} split (it has '
+                    f'{", ".join(sorted(builder.info.splits))}): set data.train_split and '
+                    'data.eval_split to splits it has')
+  return builder.as_data_source(split=split, file_format='array_record')

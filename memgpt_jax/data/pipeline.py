@@ -1,13 +1,20 @@
-"""Grain input pipeline for causal LM: per-host shards, shuffled, packed, checkpointable.
+"""Grain input pipeline: per-host shards, shuffled, packed with document ids, checkpointable.
 
 Batches are numpy dicts, B_host = train.batch_size // process_count rows of
 N = segment_len * num_segments tokens:
-  inputs  int32 [B_host, N]  a packed stream of documents, each ended by eos
-  targets int32 [B_host, N]  inputs shifted left by one token
-  mask  float32 [B_host, N]  1 where the target is a real token, 0 on padding
-Synthetic tasks (memgpt_jax/data/synthetic.py) are not packed: each row is one
-example of N + 1 tokens and the mask is 1 only where the target is an answer. Their
-evaluation splits per distance may have other lengths (any multiple of segment_len).
+  inputs   int32 [B_host, N]  packed documents, each ended by eos
+  targets  int32 [B_host, N]  inputs shifted left by one token
+  mask   float32 [B_host, N]  1 where the target is trained on: a real token of the
+                              same document, and for seq2seq a target-side token
+  doc_ids  int32 [B_host, N]  1, 2, ... per document in the row; 0 on padding
+  prefix    bool [B_host, N]  True on seq2seq inputs (and the eos that ends them)
+A causal-LM document may run on into the next row; a seq2seq example never does
+(it is truncated to fit one row: inputs first, then targets). Synthetic tasks
+(memgpt_jax/data/synthetic.py) are not packed: each row is one example of N + 1
+tokens and the mask is 1 only where the target is an answer; their evaluation
+splits per distance may have other lengths (any multiple of segment_len).
+With data.mixture, each task is packed on its own and the rows are interleaved
+deterministically in proportion to the tasks' rates.
 """
 
 import functools
@@ -18,36 +25,46 @@ import jax
 import ml_collections
 import numpy as np
 
-from memgpt_jax.data import builders
+from memgpt_jax.data import builders, records
 from memgpt_jax.data.errors import DataError
-from memgpt_jax.data.tokenizer import ByteTokenizer
 
 # Documents read ahead by the reader threads: a batch needs about one stdlib file.
 _PREFETCH_DOCS = 64
+# Per-token fields of a document and of a packed chunk (plus 'docs' in a chunk).
+_FIELDS = {'tokens': np.int32, 'prefix': np.bool_, 'loss': np.bool_}
 
 
 class _PackIterator(grain.DatasetIterator):
-  """Concatenates token arrays and cuts the stream into chunks of `length`.
+  """Concatenates documents and cuts the stream into chunks of `length` tokens.
 
+  A document is a dict of per-token arrays (_FIELDS). With `split_docs` False a
+  document that does not fit the rest of a chunk starts the next one instead.
   The state is (parent state before the current document, offset into it): plain
   ints, so it survives a JSON round trip exactly. (Grain 0.2.18's
   ConcatThenSplitIterDataset stores tuples in its state and restores the wrong
   position once JSON has turned them into lists.)
   """
 
-  def __init__(self, parent: grain.DatasetIterator, length: int, pad_id: int):
+  def __init__(self, parent: grain.DatasetIterator, length: int, pad_id: int,
+               split_docs: bool):
     super().__init__(parent)
     self._length = length
     self._pad_id = pad_id
+    self._split_docs = split_docs
     self._doc_state = parent.get_state()
-    self._doc = np.zeros(0, np.int32)
+    self._doc = None
     self._offset = 0
 
-  def __next__(self) -> np.ndarray:
-    chunk = np.full(self._length, self._pad_id, np.int32)
-    filled = 0
+  def _doc_len(self) -> int:
+    return 0 if self._doc is None else len(self._doc['tokens'])
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    chunk = {name: np.zeros(self._length, dtype) for name, dtype in _FIELDS.items()}
+    chunk['tokens'][:] = self._pad_id
+    chunk['docs'] = np.zeros(self._length, np.int32)
+    filled, doc_id = 0, 0
     while filled < self._length:
-      if self._offset == len(self._doc):
+      if self._offset == self._doc_len():
         doc_state = self._parent.get_state()
         try:
           doc = next(self._parent)
@@ -56,8 +73,13 @@ class _PackIterator(grain.DatasetIterator):
             break  # The end of a finite stream: the rest stays padding.
           raise
         self._doc_state, self._doc, self._offset = doc_state, doc, 0
-      n = min(self._length - filled, len(self._doc) - self._offset)
-      chunk[filled:filled + n] = self._doc[self._offset:self._offset + n]
+      if not self._split_docs and filled and self._doc_len() > self._length - filled:
+        break  # The whole document starts the next chunk.
+      n = min(self._length - filled, self._doc_len() - self._offset)
+      doc_id += 1
+      for name in _FIELDS:
+        chunk[name][filled:filled + n] = self._doc[name][self._offset:self._offset + n]
+      chunk['docs'][filled:filled + n] = doc_id
       filled += n
       self._offset += n
     return chunk
@@ -68,50 +90,102 @@ class _PackIterator(grain.DatasetIterator):
   def set_state(self, state: dict[str, Any]) -> None:
     self._parent.set_state(state['doc'])
     self._doc_state = state['doc']
-    self._doc = next(self._parent) if state['offset'] else np.zeros(0, np.int32)
+    self._doc = next(self._parent) if state['offset'] else None
     self._offset = state['offset']
 
 
 class _PackIterDataset(grain.IterDataset):
 
-  def __init__(self, parent: grain.IterDataset, length: int, pad_id: int):
+  def __init__(self, parent: grain.IterDataset, length: int, pad_id: int, split_docs: bool):
     super().__init__(parent)
-    self._length = length
-    self._pad_id = pad_id
+    self._args = (length, pad_id, split_docs)
 
   def __iter__(self) -> _PackIterator:
-    return _PackIterator(self._parent.__iter__(), self._length, self._pad_id)
+    return _PackIterator(self._parent.__iter__(), *self._args)
 
 
-def _tokenize(record: dict[str, Any], tokenizer: ByteTokenizer) -> np.ndarray:
-  ids = tokenizer.encode(record['text'].decode('utf-8'))
-  return np.append(ids, np.int32(tokenizer.eos_id))
+def _document(record: dict[str, Any], data_config: ml_collections.ConfigDict, tokenizer,
+              max_len: int) -> dict[str, np.ndarray]:
+  """A record's tokens, each document ended by eos.
+
+  LM: text eos, all trained on. seq2seq: inputs eos targets eos, the inputs (and
+  their eos) a prefix with no loss; truncated to `max_len` tokens, targets to at
+  most half of it first.
+  """
+  eos = np.int32(tokenizer.eos_id)
+  texts = records.record_texts(record, data_config)
+  if len(texts) == 1:
+    tokens = np.append(tokenizer.encode(texts[0]), eos)
+    return {'tokens': tokens, 'prefix': np.zeros(len(tokens), bool),
+            'loss': np.ones(len(tokens), bool)}
+  targets = np.append(tokenizer.encode(texts[1])[:max_len // 2 - 1], eos)
+  inputs = np.append(tokenizer.encode(texts[0])[:max_len - len(targets) - 1], eos)
+  prefix = np.arange(len(inputs) + len(targets)) < len(inputs)
+  return {'tokens': np.concatenate([inputs, targets]), 'prefix': prefix, 'loss': ~prefix}
 
 
-def _to_example(chunk: np.ndarray, pad_id: int) -> dict[str, np.ndarray]:
-  return {'inputs': chunk[:-1], 'targets': chunk[1:],
-          'mask': (chunk[1:] != pad_id).astype(np.float32)}
+def _to_example(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """A chunk of N + 1 tokens -> the model's N inputs and their next-token targets."""
+  docs = chunk['docs']
+  trained = chunk['loss'][1:] & (docs[1:] == docs[:-1]) & (docs[1:] > 0)
+  return {'inputs': chunk['tokens'][:-1], 'targets': chunk['tokens'][1:],
+          'mask': trained.astype(np.float32), 'doc_ids': docs[:-1],
+          'prefix': chunk['prefix'][:-1]}
 
 
 def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
-                     tokenizer: ByteTokenizer) -> grain.IterDataset:
+                     tokenizer) -> grain.IterDataset:
   """Tokenizes documents in reader threads (order kept) and packs them into examples."""
   read = grain.ReadOptions(num_threads=config.data.read_threads,
                            prefetch_buffer_size=_PREFETCH_DOCS)
-  docs = docs.map(functools.partial(_tokenize, tokenizer=tokenizer)).to_iter_dataset(read)
-  seq_len = config.model.segment_len * config.model.num_segments
-  chunks = _PackIterDataset(docs, seq_len + 1, tokenizer.pad_id)
-  return chunks.map(functools.partial(_to_example, pad_id=tokenizer.pad_id))
+  chunk_len = config.model.segment_len * config.model.num_segments + 1
+  docs = docs.map(functools.partial(_document, data_config=config.data, tokenizer=tokenizer,
+                                    max_len=chunk_len)).to_iter_dataset(read)
+  chunks = _PackIterDataset(docs, chunk_len, tokenizer.pad_id,
+                            split_docs=not records.is_seq2seq(config.data))
+  return chunks.map(_to_example)
 
 
 def _row_example(record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   tokens = np.asarray(record['tokens'], np.int32)
   return {'inputs': tokens[:-1], 'targets': tokens[1:],
-          'mask': np.asarray(record['answers'][1:], np.float32)}
+          'mask': np.asarray(record['answers'][1:], np.float32),
+          'doc_ids': np.ones(len(tokens) - 1, np.int32),
+          'prefix': np.zeros(len(tokens) - 1, bool)}
+
+
+def _examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
+              tokenizer) -> grain.IterDataset:
+  if builders.is_synthetic(config.data):
+    return docs.map(_row_example).to_iter_dataset()
+  return _packed_examples(docs, config, tokenizer)
 
 
 def _prepare(config: ml_collections.ConfigDict):
   return builders.prepare(config.data, config.model.segment_len, config.model.num_segments)
+
+
+def task_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
+  """{task name: the config with that task's data settings}; {'': config} without a mixture.
+
+  Each entry of data.mixture overrides data.* for its task and adds `rate`.
+  """
+  mixture = config.data.get('mixture') or {}
+  if not mixture:
+    return {'': config}
+  tasks = {}
+  for name, overrides in mixture.items():
+    task = config.copy_and_resolve_references()
+    with task.unlocked():
+      del task.data['mixture']
+      for key, value in overrides.items():
+        if key != 'rate' and key not in task.data:
+          raise DataError(f'data.mixture.{name}.{key} is not a data setting')
+        task.data[key] = value
+    if not task.data.get('rate', 0) > 0:
+      raise DataError(f'data.mixture.{name}.rate must be a positive number')
+    tasks[name] = task
+  return tasks
 
 
 def _processes(process_index: int | None, process_count: int | None) -> tuple[int, int]:
@@ -127,44 +201,54 @@ def _host_batch_size(config: ml_collections.ConfigDict, process_count: int) -> i
   return config.train.batch_size // process_count
 
 
-def make_train_iterator(config: ml_collections.ConfigDict, tokenizer: ByteTokenizer,
+def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index: int,
+                    process_count: int) -> grain.IterDataset:
+  source = builders.split_source(_prepare(config), config.data.train_split)
+  shard = grain.MapDataset.source(source)[process_index::process_count]
+  if not len(shard):
+    raise DataError(f'the {config.data.train_split!r} split has {len(source)} records: '
+                    f'too few for {process_count} processes')
+  docs = shard.shuffle(seed=config.data.shuffle_seed).repeat()
+  return _examples(docs, config, tokenizer)
+
+
+def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
                         process_index: int | None = None,
                         process_count: int | None = None) -> grain.DatasetIterator:
-  """Endless training batches from this host's shard of the train split.
+  """Endless training batches from this host's shard of the train split(s).
 
   Order: shard the records by host, shuffle with data.shuffle_seed (a new order
-  every epoch), repeat, tokenize, pack. `get_state()` is JSON-serializable and
-  `set_state()` on a fresh iterator continues with exactly the same batches.
+  every epoch), repeat, tokenize, pack; then mix the tasks of a mixture.
+  `get_state()` is JSON-serializable and `set_state()` on a fresh iterator
+  continues with exactly the same batches.
   """
   process_index, process_count = _processes(process_index, process_count)
   batch_size = _host_batch_size(config, process_count)
-  source = builders.split_source(_prepare(config), 'train')
-  shard = grain.MapDataset.source(source)[process_index::process_count]
-  if not len(shard):
-    raise DataError(f'the train split has {len(source)} documents: too few for '
-                    f'{process_count} processes')
-  docs = shard.shuffle(seed=config.data.shuffle_seed).repeat()
-  if builders.is_synthetic(config.data):
-    examples = docs.map(_row_example).to_iter_dataset()
+  tasks = task_configs(config)
+  streams = {name: _train_examples(task, tokenizer, process_index, process_count)
+             for name, task in tasks.items()}
+  if len(streams) == 1:
+    examples = next(iter(streams.values()))
   else:
-    examples = _packed_examples(docs, config, tokenizer)
+    examples = grain.IterDataset.mix(streams, {name: float(task.data.rate)
+                                               for name, task in tasks.items()})
   return iter(examples.batch(batch_size, drop_remainder=True))
 
 
 def _host_rows(examples: list[dict[str, np.ndarray]], global_size: int, rows: slice,
                pad_id: int) -> dict[str, np.ndarray]:
   """Pads a short global batch with empty rows (mask 0) and stacks this host's rows."""
-  blank = {'inputs': np.full_like(examples[0]['inputs'], pad_id),
-           'targets': np.full_like(examples[0]['targets'], pad_id),
-           'mask': np.zeros_like(examples[0]['mask'])}
+  blank = {k: np.zeros_like(v) for k, v in examples[0].items()}
+  blank['inputs'][:] = blank['targets'][:] = pad_id
   examples = (examples + [blank] * (global_size - len(examples)))[rows]
   return {k: np.stack([e[k] for e in examples]) for k in blank}
 
 
-def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer: ByteTokenizer,
-                       split: str = 'validation', process_index: int | None = None,
+def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer, split: str | None = None,
+                       process_index: int | None = None,
                        process_count: int | None = None) -> grain.IterDataset:
-  """The first train.eval_batches batches of `split`, in order: finite, same every time.
+  """The first train.eval_batches batches of `split` (default data.eval_split), in
+  order: finite, the same every time. For one task of a mixture, give its config.
 
   Every host packs the same global batches and takes its own rows, so the
   global batches do not depend on the number of processes. A short split ends
@@ -172,13 +256,11 @@ def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer: ByteTokeniz
   """
   process_index, process_count = _processes(process_index, process_count)
   batch_size = _host_batch_size(config, process_count)
+  split = split or config.data.eval_split
   source = builders.split_source(_prepare(config), split)
   if not len(source):
-    raise DataError(f'the {split!r} split has no documents')
-  if builders.is_synthetic(config.data):
-    examples = grain.MapDataset.source(source).map(_row_example).to_iter_dataset()
-  else:
-    examples = _packed_examples(grain.MapDataset.source(source), config, tokenizer)
+    raise DataError(f'the {split!r} split has no records')
+  examples = _examples(grain.MapDataset.source(source), config, tokenizer)
   rows = slice(process_index * batch_size, (process_index + 1) * batch_size)
   batch_fn = functools.partial(_host_rows, global_size=config.train.batch_size, rows=rows,
                                pad_id=tokenizer.pad_id)

@@ -46,8 +46,8 @@ def saved_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
   """{'params/blocks_0/mlp/w1/kernel': shape} for every leaf of a params tree."""
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {'params/' + jax.tree_util.keystr(keys, simple=True, separator='/'): tuple(leaf.shape)
-          for keys, leaf in leaves}
+  return {'params/' + jax.tree_util.keystr(keys, simple=True, separator='/'):
+          tuple(leaf.shape) for keys, leaf in leaves}
 
 
 def _first_mismatch(saved, wanted) -> str | None:
@@ -63,9 +63,9 @@ def _first_mismatch(saved, wanted) -> str | None:
 
 
 def load_params(path: str | pathlib.Path, abstract_params):
-  """The saved params, laid out as `abstract_params` says (ShapeDtypeStructs, with
-  the shardings the new run wants); refuses params of another model shape, naming
-  the first parameter that differs."""
+  """The saved params, laid out as `abstract_params` says (ShapeDtypeStructs with
+  the shardings the new run wants; numpy arrays where a leaf has no sharding);
+  refuses params of another model shape, naming the first parameter that differs."""
   state_dir = step_directory(path) / 'state'
   handler = ocp.PyTreeCheckpointHandler()
   try:

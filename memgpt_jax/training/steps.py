@@ -44,7 +44,8 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
 
   def loss_fn(params):
-    output = model.apply({'params': params}, batch['inputs'], rngs={'dropout': dropout_rng})
+    output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'],
+                         batch['prefix'], rngs={'dropout': dropout_rng})
     return losses.train_loss(output, batch['targets'], batch['mask'], z_loss)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -60,5 +61,5 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
 
 
 def eval_step(params: dict, batch: dict, *, model: MemGPT) -> dict:
-  output = model.apply({'params': params}, batch['inputs'])
+  output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'], batch['prefix'])
   return losses.eval_sums(output, batch['targets'], batch['mask'])
