@@ -1,0 +1,114 @@
+"""Params-only restore from a checkpoint the real Checkpointer wrote: any path form,
+no optimizer state read, other model shapes refused, the source left untouched."""
+
+import json
+import pathlib
+
+import flax.linen as nn
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from conftest import VOCAB, load_config, tiny_model
+from memgpt_jax.errors import UserError
+from memgpt_jax.training import steps
+from memgpt_jax.training.checkpointing import Checkpointer
+from memgpt_jax.training.optimizer import make_optimizer
+from memgpt_jax.training.pretrained import load_params, saved_config
+from memgpt_jax.training.trainer import abstract_train_state
+
+DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+def snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]]:
+  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+          for p in directory.rglob('*')}
+
+
+@pytest.fixture(scope='module')
+def saved(tmp_path_factory):
+  """A workdir with the tiny model's train state at steps 2 and 4, other params in
+  each, and the params of each step."""
+  config = load_config('tiny')
+  model, _ = abstract_train_state(config, VOCAB)
+  state = nn.unbox(steps.init_train_state(model, make_optimizer(config.train), 0, 1))
+  workdir = tmp_path_factory.mktemp('pretrained')
+  checkpointer = Checkpointer(workdir, async_save=False)
+  params = {}
+  for step in (2, 4):
+    params[step] = jax.tree.map(lambda x, s=step: x + s, state.params)
+    checkpointer.save(step, state.replace(step=np.int32(step), params=params[step]), None,
+                      config, {'process_count': 1})
+  checkpointer.wait()
+  checkpointer.close()
+  return workdir, config, params
+
+
+def abstract_params(config, **model):
+  config = config.copy_and_resolve_references()
+  config.model.update(model)
+  return abstract_train_state(config, VOCAB, DEVICE)[1].params
+
+
+def assert_same(restored, expected):
+  assert jax.tree.structure(restored) == jax.tree.structure(expected)
+  for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(expected)):
+    assert got.sharding == DEVICE
+    np.testing.assert_array_equal(got, want)
+
+
+def test_restores_the_saved_params_from_any_path_form(saved):
+  workdir, config, params = saved
+  before = snapshot(workdir)
+  abstract = abstract_params(config)
+  assert_same(load_params(workdir, abstract), params[4])  # the latest step
+  assert_same(load_params(workdir / 'checkpoints', abstract), params[4])
+  assert_same(load_params(str(workdir / 'checkpoints' / '2'), abstract), params[2])
+  as_json = json.loads(json.dumps(config.to_dict()))  # tuples saved as lists
+  assert saved_config(workdir / 'checkpoints' / '2').to_dict() == as_json
+  assert snapshot(workdir) == before
+
+
+def test_needs_no_optimizer_and_reads_none_of_its_state(saved, monkeypatch):
+  workdir, _, params = saved
+  model, _ = tiny_model()
+  tokens = jax.numpy.zeros((1, model.cfg.seq_len), jax.numpy.int32)
+  model_only = jax.tree.map(  # what a model without any optimizer state wants
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=DEVICE),
+      nn.unbox(jax.eval_shape(model.init, jax.random.key(0), tokens))['params'])
+  read = []
+  deserialize = ocp.type_handlers.ArrayHandler.deserialize
+
+  async def recording(self, infos, args=None):
+    read.extend(info.name for info in infos)
+    return await deserialize(self, infos, args)
+
+  monkeypatch.setattr(ocp.type_handlers.ArrayHandler, 'deserialize', recording)
+  assert_same(load_params(workdir, model_only), params[4])
+  assert sorted(read) == sorted(
+      'params.' + jax.tree_util.keystr(keys, simple=True, separator='.')
+      for keys, _ in jax.tree_util.tree_flatten_with_path(params[4])[0])
+
+
+def test_another_model_shape_is_refused_naming_the_parameter(saved):
+  workdir, config, _ = saved
+  with pytest.raises(UserError, match=r'params/blocks_0/mlp/w1/kernel has shape '
+                                      r'\(32, 64\) there, \(32, 128\) here'):
+    load_params(workdir, abstract_params(config, mlp_dim=128))
+  without_pointer = config.copy_and_resolve_references()
+  without_pointer.model.pointer.enabled = False
+  with pytest.raises(UserError, match=r'params/pointer/key/kernel of shape .* there is '
+                                      'not here'):
+    load_params(workdir, abstract_train_state(without_pointer, VOCAB)[1].params)
+
+
+def test_a_path_without_a_finished_checkpoint_is_refused(saved, tmp_path):
+  workdir, config, _ = saved
+  (tmp_path / 'checkpoints').mkdir()
+  for path in (tmp_path, tmp_path / 'checkpoints', tmp_path / 'missing',
+               workdir / 'checkpoints' / '3', workdir / 'checkpoints' / '4' / 'state'):
+    with pytest.raises(UserError, match='--config.init_from .* holds no checkpoint'):
+      load_params(path, abstract_params(config))
+    with pytest.raises(UserError, match='holds no checkpoint'):
+      saved_config(path)
