@@ -148,6 +148,10 @@ def make_tokenizer(data_config: ml_collections.ConfigDict,
   if data_config.tokenizer != 'sentencepiece':
     raise DataError(f'unknown data.tokenizer {data_config.tokenizer!r} '
                     f'(choose {" or ".join(TOKENIZERS)})')
+  if builders.is_synthetic(data_config):
+    raise DataError(f"data.tokenizer='sentencepiece' does not fit the synthetic source "
+                    f"{data_config.source!r} (its rows are already token ids): use "
+                    "data.tokenizer='bytes'")
   spm_config = data_config.sentencepiece
   _check_settings(spm_config)
   if spm_config.model_file:
@@ -197,10 +201,6 @@ def _load(path: pathlib.Path) -> SentencePieceTokenizer:
 
 def _training_lines(data_config: ml_collections.ConfigDict) -> Iterator[str]:
   """The train split's non-empty lines, in order, up to max_train_chars characters."""
-  if builders.is_synthetic(data_config):
-    raise DataError(f"data.tokenizer='sentencepiece' does not fit the synthetic source "
-                    f"{data_config.source!r} (its rows are already token ids): use "
-                    "data.tokenizer='bytes'")
   builder = builders.prepare(data_config)
   source = builders.split_source(builder, data_config.get('train_split', 'train'))
   budget = data_config.sentencepiece.max_train_chars
