@@ -12,6 +12,9 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # Fine-tuning: a workdir (its latest checkpoint) or one checkpoints/<step> whose
+  # parameters start this run; the optimizer state, data position and step start fresh.
+  config.init_from = ''
 
   config.model = ml_collections.ConfigDict()
   config.model.d_model = 192
@@ -75,6 +78,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Several tasks in one run: {name: {'rate': r, <data.* overrides>}}; rows of each
   # task are drawn in proportion to r and every task is evaluated on its own.
   config.data.mixture = ml_collections.ConfigDict()
+  # seq2seq: score greedy targets at every evaluation: '' (off) | 'exact_match' |
+  # 'summarization' (ROUGE-1/2/L + exact match) | 'translation' (BLEU + exact match).
+  config.data.task_metrics = ''
   config.data.read_threads = 2
 
   config.train = ml_collections.ConfigDict()
@@ -92,6 +98,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 20
   config.train.eval_every = 250
   config.train.eval_batches = 8
+  config.train.generate_examples = 64  # data.task_metrics: eval records decoded
+  config.train.generate_max_tokens = 64  # data.task_metrics: target tokens decoded at most
   config.train.checkpoint_every = 250
   config.train.keep_checkpoints = 3
   config.train.async_checkpointing = True

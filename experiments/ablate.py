@@ -5,7 +5,7 @@
 
 For every (config, seed) of the grid: memgpt_jax.training.trainer.train_and_evaluate
 trains it in <workdir>/<grid>/<label>/seed<k>, the final checkpoint is restored and
-trainer.Evaluator scores every evaluation split (one per distance) of a synthetic task,
+evaluation.Evaluator scores every evaluation split (one per distance) of a synthetic task,
 or bits per byte on text. Writes <out>/<name>.md (the table: mean ± std over seeds),
 <name>.json (every number, per seed too), <name>_accuracy.png (accuracy against
 distance) and <name>_loss.png (training loss curves).
@@ -37,7 +37,7 @@ from memgpt_jax.data import synthetic
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import make_partitioner
-from memgpt_jax.training import trainer
+from memgpt_jax.training import evaluation, trainer
 from memgpt_jax.training.checkpointing import Checkpointer
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.optimizer import make_optimizer
@@ -202,7 +202,7 @@ def evaluate_distances(config, workdir: pathlib.Path) -> dict:
   distances = {}
   for distance in task.eval_distances:
     split = synthetic.eval_split(distance)
-    metrics = trainer.Evaluator(config, tokenizer, eval_model, partitioner, split)(params)
+    metrics = evaluation.Evaluator(config, tokenizer, eval_model, partitioner, split)(params)
     answers = _num_answers(config, split)
     checked = distance >= 1 and _sees_only_its_segment(config)
     distances[str(distance)] = {

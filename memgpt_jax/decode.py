@@ -42,20 +42,22 @@ class Decoder:
     return DecodeState(self._initial(self.params, batch_size),
                        empty_window(self.model.cfg, batch_size), 0)
 
-  def feed(self, state: DecodeState, tokens: jax.Array,
-           prefix: bool = False) -> tuple[jax.Array, DecodeState]:
-    """Feeds tokens [B, L] of one document; returns log p(next token | all fed)
-    [B, L, V] and the new state. `prefix`: the tokens are seq2seq inputs (feed all
-    inputs in one call: those in a segment are then one chunk and attend both ways)."""
+  def feed(self, state: DecodeState, tokens: jax.Array, prefix: bool = False,
+           doc_ids: jax.Array | None = None) -> tuple[jax.Array, DecodeState]:
+    """Feeds tokens [B, L]; returns log p(next token | all fed) [B, L, V] and the new
+    state. `prefix`: the tokens are seq2seq inputs (feed all inputs in one call: those
+    in a segment are then one chunk and attend both ways). `doc_ids` [B, L]: default
+    all 1 (one document); 0 marks left padding, which nothing attends to."""
     segment_len = self.model.cfg.segment_len
+    doc_ids = jnp.ones_like(tokens) if doc_ids is None else doc_ids
     outputs = []
     offset = 0
     while offset < tokens.shape[1]:
       size = min(segment_len - state.position, tokens.shape[1] - offset)
-      chunk = tokens[:, offset:offset + size]
-      log_probs, window = self._chunk(self.params, chunk, jnp.int32(state.position),
-                                      state.memory, state.window, jnp.ones_like(chunk),
-                                      jnp.full(chunk.shape, prefix))
+      chunk = slice(offset, offset + size)
+      log_probs, window = self._chunk(self.params, tokens[:, chunk], jnp.int32(state.position),
+                                      state.memory, state.window, doc_ids[:, chunk],
+                                      jnp.full((tokens.shape[0], size), prefix))
       outputs.append(log_probs)
       offset += size
       state = DecodeState(state.memory, window, state.position + size)
@@ -92,12 +94,16 @@ def sample_token(rng: jax.Array, log_probs: jax.Array, temperature: float, top_k
 
 def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax.Array,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             stop_id: int | None = None) -> Iterator[np.ndarray]:
+             stop_id: int | None = None, prefix: bool = False) -> Iterator[np.ndarray]:
   """Yields the next token of every sample [B], one step at a time (for streaming).
 
-  prompt: [B, L] int32, L >= 1. Samples that emitted stop_id keep emitting it.
+  prompt: [B, L] int32, L >= 1, left-padded with -1 where rows differ in length.
+  prefix: the prompt is a seq2seq input (ended by eos) and the continuation its target.
+  Samples that emitted stop_id keep emitting it.
   """
-  log_probs, state = decoder.feed(decoder.start(prompt.shape[0]), jnp.asarray(prompt))
+  log_probs, state = decoder.feed(
+      decoder.start(prompt.shape[0]), jnp.asarray(np.maximum(prompt, 0)), prefix=prefix,
+      doc_ids=jnp.asarray((prompt >= 0).astype(np.int32)))
   log_probs = log_probs[:, -1]
   done = np.zeros(prompt.shape[0], bool)
   for step in range(max_new_tokens):

@@ -93,8 +93,8 @@ def test_stream_decoder_emits_whole_characters():
 def test_make_tokenizer():
   config = _default_config()
   assert make_tokenizer(config.data).vocab_size == 258
-  config.data.tokenizer = 'sentencepiece'
-  with pytest.raises(DataError, match="unknown data.tokenizer 'sentencepiece'"):
+  config.data.tokenizer = 'wordpiece'
+  with pytest.raises(DataError, match="unknown data.tokenizer 'wordpiece'"):
     make_tokenizer(config.data)
 
 

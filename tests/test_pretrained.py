@@ -16,7 +16,7 @@ from memgpt_jax.training import steps
 from memgpt_jax.training.checkpointing import Checkpointer
 from memgpt_jax.training.optimizer import make_optimizer
 from memgpt_jax.training.pretrained import load_params, saved_config
-from memgpt_jax.training.trainer import abstract_train_state
+from memgpt_jax.training.steps import abstract_train_state
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 

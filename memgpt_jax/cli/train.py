@@ -12,6 +12,7 @@ from ml_collections import config_flags
 
 from memgpt_jax import sampling
 from memgpt_jax.cli.common import run_main
+from memgpt_jax.data import records
 from memgpt_jax.parallel import distributed
 from memgpt_jax.training.trainer import train_and_evaluate
 
@@ -46,7 +47,8 @@ def main(argv):
     print(f'--- sample (prompt {config.sample.prompt!r}) ---')
     sampling.sample(decoder, tokenizer, config.sample.prompt, config.sample.max_new_tokens,
                     seed=config.seed, temperature=config.sample.temperature,
-                    top_k=config.sample.top_k, top_p=config.sample.top_p)
+                    top_k=config.sample.top_k, top_p=config.sample.top_p,
+                    seq2seq=records.is_seq2seq(config.data))
 
 
 def run():

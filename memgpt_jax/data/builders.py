@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from memgpt_jax.data import synthetic
+from memgpt_jax.data import copy_task, synthetic
 from memgpt_jax.data.errors import DataError
 
 # Installed packages vary per machine; tests are not the library's code.
@@ -267,8 +267,8 @@ def _tfds_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     return tfds.builder(name, data_dir=data_dir)
   except tfds.core.DatasetNotFoundError:
     raise DataError(f'data.tfds_name {name!r} is not a registered TFDS dataset (nor '
-                    'prepared under data.tfds_data_dir); tfds.list_builders() names them'
-                    ) from None
+                    'prepared under data.tfds_data_dir); they are listed at '
+                    'https://www.tensorflow.org/datasets/catalog/overview') from None
   except (ValueError, AssertionError) as e:  # A bad config (ValueError) or version.
     raise DataError(f'data.tfds_name {name!r}: {" ".join(str(e).split())}') from None
 
@@ -314,8 +314,10 @@ def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
                       'num_segments')
     return Synthetic(config=synthetic_config(data_config, segment_len, num_segments),
                      **kwargs)
+  if data_config.source == copy_task.SOURCE:
+    return copy_task.CopySummary(config=copy_task.builder_config(data_config.task), **kwargs)
   raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text), '
-                  "'tfds' with data.tfds_name, or a synthetic task "
+                  f"'tfds' with data.tfds_name, {copy_task.SOURCE!r}, or a synthetic task "
                   f'({", ".join(synthetic.TASKS)})')
 
 

@@ -82,3 +82,8 @@ def load_params(path: str | pathlib.Path, abstract_params):
   finally:
     handler.close()
   return restored['params']
+
+
+def has_checkpoint(workdir: str | pathlib.Path) -> bool:
+  """Whether a run in `workdir` resumes (a finished save exists) rather than starts."""
+  return bool(_finished_steps(pathlib.Path(workdir).expanduser().resolve() / 'checkpoints'))

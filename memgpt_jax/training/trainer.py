@@ -6,30 +6,26 @@ optimizer state, step, RNG and the data iterator's position, so a stopped and re
 run produces the same losses as one that was never stopped.
 """
 
-import functools
-import math
 import pathlib
 import signal
 import time
 
-import flax.linen as nn
 import jax
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
 import ml_collections
 import numpy as np
 import tqdm
 
 from memgpt_jax import config_lib
-from memgpt_jax.data.pipeline import make_eval_iterator, make_train_iterator
+from memgpt_jax.data.pipeline import make_train_iterator
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import UserError
-from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.mesh import describe
 from memgpt_jax.parallel.partitioner import JitPartitioner, make_partitioner
-from memgpt_jax.training import steps
+from memgpt_jax.training import pretrained, steps
 from memgpt_jax.training.checkpointing import Checkpointer, first_difference
+from memgpt_jax.training.evaluation import TaskEvaluators
 from memgpt_jax.training.metrics_writer import MetricsWriter
 from memgpt_jax.training.optimizer import learning_rate_schedule, make_optimizer
 
@@ -61,20 +57,6 @@ class _StopSignal:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def abstract_train_state(config: ml_collections.ConfigDict, vocab_size: int,
-                         sharding: jax.sharding.Sharding | None = None
-                         ) -> tuple[MemGPT, steps.TrainState]:
-  """The model a config (e.g. one saved with a checkpoint) builds, and the shapes and
-  dtypes of its train state without computing it; every array laid out on `sharding`
-  if given (where a checkpoint from any topology restores to)."""
-  model = MemGPT(ModelConfig.from_config(config.model, vocab_size))
-  init = functools.partial(steps.init_train_state, model, make_optimizer(config.train),
-                           config.seed, 1)
-  abstract = nn.unbox(jax.eval_shape(init))
-  return model, jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
-
-
 def restore_compatible(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
                        partitioner: JitPartitioner, vocab_size: int, workdir: pathlib.Path,
                        train_data) -> steps.TrainState:
@@ -82,7 +64,7 @@ def restore_compatible(checkpointer: Checkpointer, config: ml_collections.Config
   processes wrote it; refuses one made by another model shape. `train_data`
   continues from its saved position when as many processes wrote it."""
   saved_config = checkpointer.restore_config()
-  _, saved = abstract_train_state(saved_config, vocab_size)
+  _, saved = steps.abstract_train_state(saved_config, vocab_size)
   abstract = partitioner.abstract_state
   same = jax.tree.structure(saved.params) == jax.tree.structure(abstract.params) and all(
       a.shape == b.shape for a, b in zip(jax.tree.leaves(saved.params),
@@ -97,37 +79,6 @@ def restore_compatible(checkpointer: Checkpointer, config: ml_collections.Config
          f'{jax.process_count()}; each process reads its data shard from the start')
     train_data = None
   return checkpointer.restore(abstract, train_data)
-
-
-class Evaluator:
-  """Loss, perplexity, exact bits per byte, accuracy and pointer use on a fixed split."""
-
-  def __init__(self, config, tokenizer, model: MemGPT, partitioner: JitPartitioner,
-               split: str = 'validation'):
-    self._data = make_eval_iterator(config, tokenizer, split)
-    self._tokenizer = tokenizer
-    self._partitioner = partitioner
-    self._step = jax.jit(functools.partial(steps.eval_step, model=model),
-                         in_shardings=(partitioner.state_shardings.params,
-                                       partitioner.batch_sharding),
-                         out_shardings=NamedSharding(partitioner.mesh, PartitionSpec()))
-
-  def __call__(self, params) -> dict[str, float]:
-    """`params` in the partitioner's global layout."""
-    totals, num_bytes = {}, 0
-    for batch in self._data:
-      num_bytes += self._tokenizer.num_bytes(batch['targets'][batch['mask'] > 0])
-      sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch)))
-      totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
-    if jax.process_count() > 1:
-      num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())
-    tokens = max(totals.pop('tokens'), 1.0)
-    loss = totals.pop('nll') / tokens
-    metrics = {'loss': loss, 'perplexity': math.exp(min(loss, 50.0)),
-               'accuracy': totals.pop('correct') / tokens}
-    if num_bytes:
-      metrics['bits_per_byte'] = loss * tokens / math.log(2) / num_bytes
-    return metrics | {k: v / tokens for k, v in totals.items()}
 
 
 def _log(message: str):
@@ -145,7 +96,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir = pathlib.Path(workdir)
   if workdir.exists() and not workdir.is_dir():
     raise UserError(f'--workdir {workdir} exists and is not a directory')
-  tokenizer = make_tokenizer(config.data)
+  tokenizer = make_tokenizer(config.data, workdir)
   model_config = config_lib.validate(config, tokenizer.vocab_size, jax.process_count())
   train = config.train
   model = MemGPT(model_config, deterministic=model_config.dropout_rate == 0.0)
@@ -155,14 +106,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # Everything that can fail on bad input fails here, before the workdir is written.
   partitioner = make_partitioner(config, model, optimizer)
   train_data = make_train_iterator(config, tokenizer)
-  evaluator = Evaluator(config, tokenizer, eval_model, partitioner)
+  evaluator = TaskEvaluators(config, tokenizer, eval_model, partitioner)
+  resuming = pretrained.has_checkpoint(workdir)
+  if config.init_from and not resuming:
+    init_params = pretrained.load_params(config.init_from, partitioner.abstract_state.params)
   checkpointer = Checkpointer(workdir, keep=train.keep_checkpoints,
                               async_save=train.async_checkpointing)
-  if checkpointer.latest_step() is not None:
+  if resuming:
     state = restore_compatible(checkpointer, config, partitioner, tokenizer.vocab_size,
                                workdir, train_data)
   else:
     state = partitioner.init_state()
+    if config.init_from:  # fine-tuning: new optimizer state, data and step count
+      state = state.replace(params=init_params)
+      _log(f'initialised the parameters from {config.init_from}')
   step = int(state.step)
   state = partitioner.from_global(state)
   topology = {'process_count': jax.process_count(), 'parallelism': config.parallelism,

@@ -1,0 +1,58 @@
+"""MemGPT on C4 English: a byte-level causal LM on cleaned Common Crawl web pages.
+
+Prepare: tfds build c4/en --file_format=array_record [--data_dir=DIR]
+         (once, where TensorFlow and Apache Beam are installed: a Beam pipeline over
+         Common Crawl, terabytes of download, meant for a distributed runner such as
+         Dataflow; a copy prepared as tfrecord can instead be converted with
+         tfds convert_format --dataset_version_dir=DIR/c4/en/VERSION
+         --out_file_format=array_record)
+Run:     memgpt-train --config=configs/c4.py --workdir=runs/c4
+         [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
+Reaches: not run here (no TFDS data on the development machine): no figure yet.
+
+Records {'text', 'url', 'content-type', 'content-length', 'timestamp'}: one page each.
+Splits: train / validation only (0.1% of pages by URL hash). One pass over c4/en is far
+more than num_steps sees: the run is data-rich, so it is sized by steps. Tokenizer:
+bytes; data.tokenizer='sentencepiece' (being added) is the subword option.
+"""
+
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  model = config.model
+  model.d_model = 768
+  model.num_layers = 12
+  model.num_heads = 12
+  model.mlp_dim = 2048
+  model.segment_len = 256  # T
+  model.num_segments = 4  # K: N = 1024 bytes
+  model.memory.num_slots = 32
+  model.pointer.head_dim = 64
+  model.pointer.cache_len = 256
+  model.dtype = 'bfloat16'
+
+  data = config.data
+  data.source = 'tfds'
+  data.tfds_name = 'c4/en'
+  data.text_key = 'text'
+  data.train_split = 'train'
+  data.eval_split = 'validation'
+
+  train = config.train
+  train.batch_size = 128
+  train.num_steps = 200_000
+  train.learning_rate = 6e-4
+  train.warmup_steps = 4000
+  train.log_every = 100
+  train.eval_every = 5000
+  train.eval_batches = 50
+  train.checkpoint_every = 5000
+
+  config.sample.prompt = 'The '
+  return config

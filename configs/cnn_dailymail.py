@@ -1,0 +1,58 @@
+"""MemGPT as a prefix LM on CNN/DailyMail: news article -> its highlights (byte-level).
+
+Prepare: tfds build cnn_dailymail --file_format=array_record [--data_dir=DIR]
+         (once, where TensorFlow is installed: the builder downloads the stories and
+         reads them with tf.io.gfile)
+Run:     memgpt-train --config=configs/cnn_dailymail.py --workdir=runs/cnn_dailymail
+         [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
+Reaches: not run here (no TFDS data on the development machine): no figure yet.
+
+Records {'article', 'highlights', 'publisher', 'id'} (version 3.4.0): the article is the
+input (data.inputs_key), the highlights, one sentence a line, the target
+(data.targets_key) that the loss is on. Articles run to several KB: the 8 segments of
+256 bytes carry the article in memory and the pointer's cache, where the highlights'
+names and numbers are copied from. Splits: train / validation / test. Tokenizer: bytes;
+data.tokenizer='sentencepiece' (being added) is the subword option.
+"""
+
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  model = config.model
+  model.d_model = 512
+  model.num_layers = 8
+  model.num_heads = 8
+  model.mlp_dim = 1408
+  model.segment_len = 256  # T
+  model.num_segments = 8  # K: N = 2048 bytes
+  model.memory.num_slots = 64
+  model.pointer.head_dim = 64
+  model.pointer.cache_len = 1024
+  model.dtype = 'bfloat16'
+  model.remat = True
+
+  data = config.data
+  data.source = 'tfds'
+  data.tfds_name = 'cnn_dailymail'
+  data.text_key = ''
+  data.inputs_key = 'article'
+  data.targets_key = 'highlights'
+  data.train_split = 'train'
+  data.eval_split = 'validation'
+
+  train = config.train
+  train.batch_size = 32
+  train.num_steps = 50_000
+  train.learning_rate = 1e-3
+  train.warmup_steps = 2000
+  train.log_every = 100
+  train.eval_every = 2000
+  train.eval_batches = 50
+  train.checkpoint_every = 2000
+  return config

@@ -1,0 +1,59 @@
+"""MemGPT on PG-19: a byte-level causal LM on whole books, where memory should pay off.
+
+Prepare: tfds build pg19 --file_format=array_record [--data_dir=DIR]
+         (once, where TensorFlow is installed: the builder reads the books from the
+         public bucket gs://deepmind-gutenberg with tf.io.gfile)
+Run:     memgpt-train --config=configs/pg19.py --workdir=runs/pg19
+         [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
+Compare: the same with --config.model.memory.enabled=False (or configs/baseline_gpt.py's
+         plain_gpt of this config) on equal steps.
+Reaches: not run here (no TFDS data on the development machine): no figure yet.
+
+Records {'book_text', 'book_id', 'book_title', 'publication_date', 'book_link'}: one
+Project Gutenberg book (published before 1919) each, the text under 'book_text'. Examples are 8 segments of 256 bytes
+read in order through a book, so memory and the pointer's cache carry names and
+phrasing across segments. Splits: train / validation / test. Tokenizer: bytes; a
+subword one (data.tokenizer='sentencepiece', being added) reaches further per segment.
+"""
+
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  model = config.model
+  model.d_model = 512
+  model.num_layers = 8
+  model.num_heads = 8
+  model.mlp_dim = 1408
+  model.segment_len = 256  # T
+  model.num_segments = 8  # K: N = 2048 bytes
+  model.memory.num_slots = 64
+  model.pointer.head_dim = 64
+  model.pointer.cache_len = 512
+  model.dtype = 'bfloat16'
+  model.remat = True  # backprop through all 8 segments
+
+  data = config.data
+  data.source = 'tfds'
+  data.tfds_name = 'pg19'
+  data.text_key = 'book_text'
+  data.train_split = 'train'
+  data.eval_split = 'validation'
+
+  train = config.train
+  train.batch_size = 32
+  train.num_steps = 100_000
+  train.learning_rate = 1e-3
+  train.warmup_steps = 2000
+  train.log_every = 100
+  train.eval_every = 2000
+  train.eval_batches = 50
+  train.checkpoint_every = 2000
+
+  config.sample.prompt = 'CHAPTER I.\n\n'
+  return config

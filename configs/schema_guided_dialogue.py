@@ -1,0 +1,56 @@
+"""MemGPT on the Schema-Guided Dialogue corpus: multi-turn task dialogues as one text.
+
+Prepare: tfds build schema_guided_dialogue --file_format=array_record [--data_dir=DIR]
+         (once; downloads the DSTC8 release from GitHub, ~37 MB)
+Run:     memgpt-train --config=configs/schema_guided_dialogue.py --workdir=runs/sgd
+         [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
+Reaches: not run here (no TFDS data on the development machine): no figure yet.
+
+Records {'utterances', 'first_speaker', 'metadata': {'services': {'name'}}}: one
+dialogue (user and system alternating, 'first_speaker' says who starts) each. The turns
+under 'utterances' (a sequence of texts) are joined with newlines into one document, a
+causal LM over the whole conversation: slot values said early (a city, a time, a
+restaurant) come back turns later, often segments later, which is what memory and the
+pointer are for. Splits: train / dev / test. Tokenizer: bytes;
+data.tokenizer='sentencepiece' (being added) is the subword option.
+"""
+
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  model = config.model
+  model.d_model = 384
+  model.num_layers = 6
+  model.num_heads = 6
+  model.mlp_dim = 1024
+  model.segment_len = 128  # T
+  model.num_segments = 8  # K: N = 1024 bytes
+  model.memory.num_slots = 32
+  model.pointer.head_dim = 64
+  model.pointer.cache_len = 512
+
+  data = config.data
+  data.source = 'tfds'
+  data.tfds_name = 'schema_guided_dialogue'
+  data.text_key = 'utterances'
+  data.train_split = 'train'
+  data.eval_split = 'dev'
+
+  train = config.train
+  train.batch_size = 32
+  train.num_steps = 20_000
+  train.learning_rate = 1e-3
+  train.warmup_steps = 1000
+  train.log_every = 100
+  train.eval_every = 1000
+  train.eval_batches = 50
+  train.checkpoint_every = 1000
+
+  config.sample.prompt = 'I would like to '
+  return config

@@ -1,0 +1,110 @@
+"""Evaluation on fixed splits: loss, bits per byte and pointer use for every task, and
+task metrics (exact match, ROUGE, BLEU) from greedy generation for seq2seq tasks."""
+
+import functools
+import math
+
+import jax
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
+import ml_collections
+import numpy as np
+
+from memgpt_jax import sampling, text_metrics
+from memgpt_jax.data import builders, records
+from memgpt_jax.data.pipeline import make_eval_iterator, task_configs
+from memgpt_jax.decode import Decoder
+from memgpt_jax.errors import ConfigError
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.parallel.partitioner import JitPartitioner
+from memgpt_jax.training import steps
+
+
+class Evaluator:
+  """Loss, perplexity, exact bits per byte, accuracy and pointer use on a fixed split."""
+
+  def __init__(self, config, tokenizer, model: MemGPT, partitioner: JitPartitioner,
+               split: str | None = None):
+    self._data = make_eval_iterator(config, tokenizer, split)
+    self._tokenizer = tokenizer
+    self._partitioner = partitioner
+    self._step = jax.jit(functools.partial(steps.eval_step, model=model),
+                         in_shardings=(partitioner.state_shardings.params,
+                                       partitioner.batch_sharding),
+                         out_shardings=NamedSharding(partitioner.mesh, PartitionSpec()))
+
+  def __call__(self, params) -> dict[str, float]:
+    """`params` in the partitioner's global layout."""
+    totals, num_bytes = {}, 0
+    for batch in self._data:
+      num_bytes += self._tokenizer.num_bytes(batch['targets'][batch['mask'] > 0])
+      sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch)))
+      totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
+    if jax.process_count() > 1:
+      num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())
+    tokens = max(totals.pop('tokens'), 1.0)
+    loss = totals.pop('nll') / tokens
+    metrics = {'loss': loss, 'perplexity': math.exp(min(loss, 50.0)),
+               'accuracy': totals.pop('correct') / tokens}
+    if num_bytes:
+      metrics['bits_per_byte'] = loss * tokens / math.log(2) / num_bytes
+    return metrics | {k: v / tokens for k, v in totals.items()}
+
+
+
+class GenerationEvaluator:
+  """Greedy targets of the first train.generate_examples records of the eval split,
+  scored against the references by data.task_metrics (memgpt_jax/text_metrics.py).
+
+  Runs on one process: with several, each would need its share of the batch as
+  global arrays, which the decoder does not take.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, tokenizer, model: MemGPT):
+    if config.data.task_metrics not in text_metrics.KINDS:
+      raise ConfigError(f'data.task_metrics={config.data.task_metrics!r} is not one of '
+                        f'{", ".join(text_metrics.KINDS)} (or empty)')
+    if not records.is_seq2seq(config.data):
+      raise ConfigError('data.task_metrics needs a seq2seq source (data.inputs_key and '
+                        'data.targets_key)')
+    source = builders.split_source(
+        builders.prepare(config.data, config.model.segment_len, config.model.num_segments),
+        config.data.eval_split)
+    count = min(config.train.generate_examples, len(source))
+    pairs = [records.record_texts(source[i], config.data) for i in range(count)]
+    self._sources, self._references = zip(*pairs)
+    self._kind = config.data.task_metrics
+    self._tokenizer = tokenizer
+    self._max_new_tokens = config.train.generate_max_tokens
+    self._max_source_tokens = max(model.cfg.seq_len - self._max_new_tokens, 1)
+    self._batch_size = config.train.batch_size
+    self._decoder = Decoder(model, None)
+
+  def __call__(self, params) -> dict[str, float]:
+    self._decoder.params = {'params': params}
+    predictions = []
+    for start in range(0, len(self._sources), self._batch_size):
+      predictions += sampling.generate_targets(
+          self._decoder, self._tokenizer, list(self._sources[start:start + self._batch_size]),
+          self._max_new_tokens, self._max_source_tokens)
+    return text_metrics.task_metrics(self._kind, predictions, list(self._references))
+
+
+class TaskEvaluators:
+  """Every task of the config (a mixture has several), each reported on its own:
+  metric names are prefixed 'task/' in a mixture."""
+
+  def __init__(self, config: ml_collections.ConfigDict, tokenizer, model: MemGPT,
+               partitioner: JitPartitioner):
+    tasks = task_configs(config)
+    self._evaluators = []
+    for name, task in tasks.items():
+      prefix = f'{name}/' if len(tasks) > 1 else ''
+      self._evaluators.append((prefix, Evaluator(task, tokenizer, model, partitioner)))
+      if task.data.task_metrics and jax.process_count() == 1:
+        self._evaluators.append((prefix, GenerationEvaluator(task, tokenizer, model)))
+
+  def __call__(self, params) -> dict[str, float]:
+    """`params` in the partitioner's global layout."""
+    return {prefix + key: value for prefix, evaluate in self._evaluators
+            for key, value in evaluate(params).items()}

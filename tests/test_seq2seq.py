@@ -1,0 +1,197 @@
+"""seq2seq as a prefix LM, mixtures, fine-tuning from a checkpoint, task metrics and
+`memgpt-sample --inputs`, on the built-in copy task and tiny local text."""
+
+import io
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import load_config
+from memgpt_jax import sampling
+from memgpt_jax.data import builders, copy_task, pipeline, records
+from memgpt_jax.data.errors import DataError
+from memgpt_jax.data.tokenizer import ByteTokenizer
+from memgpt_jax.errors import UserError
+from memgpt_jax.training import pretrained
+from memgpt_jax.training.steps import abstract_train_state
+from memgpt_jax.training.trainer import train_and_evaluate
+
+TOK = ByteTokenizer()
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+def copy_config(data_dir: str, segment_len: int = 64, num_segments: int = 4):
+  """configs/copy_summary.py, shrunk: a tiny model and a few hundred reports."""
+  config = load_config('copy_summary')
+  tiny = load_config('tiny')
+  config.model = tiny.model
+  config.model.segment_len, config.model.num_segments = segment_len, num_segments
+  config.data.tfds_data_dir = data_dir
+  config.data.task.num_train, config.data.task.num_eval = 64, 8
+  config.train.update(batch_size=4, num_steps=4, log_every=2, eval_every=4, eval_batches=2,
+                      checkpoint_every=4, generate_examples=4, generate_max_tokens=8,
+                      async_checkpointing=False)
+  return config
+
+
+def text_config(data_dir: str, tmp_path):
+  config = load_config('tiny')
+  text = tmp_path / 'code.txt'
+  text.write_text('def f(x):\n  return x + 1\n' * 40)
+  config.data.source, config.data.paths = 'text', str(text)
+  config.data.tfds_data_dir = data_dir
+  config.train.update(num_steps=4, eval_every=4, checkpoint_every=4, eval_batches=1,
+                      async_checkpointing=False)
+  return config
+
+
+def test_copy_task_is_deterministic_and_its_summary_is_in_the_source():
+  for index in range(20):
+    example = copy_task.make_example(0, 'validation', index)
+    assert example == copy_task.make_example(0, 'validation', index)
+    assert example['targets'] in example['inputs']
+  assert copy_task.make_example(0, 'train', 0) != copy_task.make_example(0, 'validation', 0)
+  assert copy_task.make_example(0, 'train', 0) != copy_task.make_example(1, 'train', 0)
+
+
+def test_seq2seq_rows_hold_whole_examples_with_loss_on_targets(data_dir):
+  config = copy_config(data_dir)
+  source = builders.split_source(builders.prepare(config.data), 'train')
+  examples = {records.record_texts(source[i], config.data) for i in range(len(source))}
+  batch = next(pipeline.make_train_iterator(config, TOK, 0, 1))
+  found = 0
+  for row in range(batch['inputs'].shape[0]):
+    # The row's N + 1 tokens; the last one belongs to the last document unless padding.
+    stream = np.append(batch['inputs'][row], batch['targets'][row, -1])
+    last_doc = batch['doc_ids'][row, -1] if stream[-1] != TOK.pad_id else 0
+    docs = np.append(batch['doc_ids'][row], last_doc)
+    for doc in range(1, docs.max() + 1):
+      at = np.flatnonzero(docs == doc)
+      tokens = stream[at]
+      prefix = np.append(batch['prefix'][row], False)[at]
+      inputs, targets = TOK.decode(tokens[:prefix.sum()]), TOK.decode(tokens[prefix.sum():])
+      assert (inputs, targets) in examples  # never split, never truncated here
+      assert tokens[prefix.sum() - 1] == tokens[-1] == TOK.eos_id
+      # The loss covers exactly the targets and their eos: from the input's eos on.
+      inputs_at = at[at < len(batch['mask'][row])]
+      np.testing.assert_array_equal(batch['mask'][row, inputs_at][:len(at) - 1],
+                                    np.arange(len(at) - 1) >= prefix.sum() - 1)
+      found += 1
+  assert found >= 4
+  assert np.all(batch['mask'][batch['doc_ids'] == 0] == 0)
+
+
+def test_long_examples_are_truncated_to_one_row(data_dir):
+  config = copy_config(data_dir, segment_len=16, num_segments=2)  # rows of 32 tokens
+  batch = next(pipeline.make_train_iterator(config, TOK, 0, 1))
+  assert np.all(batch['doc_ids'] <= 1)  # one (truncated) example per row
+  targets_len = batch['mask'].sum(axis=1)
+  assert np.all(targets_len <= 16) and np.all(targets_len >= 2)
+  assert np.all(batch['prefix'][:, 0])
+
+
+def mixture_config(data_dir, tmp_path):
+  config = text_config(data_dir, tmp_path)
+  copy = copy_config(data_dir)
+  config.data.task = copy.data.task
+  config.data.mixture = {
+      'copy': {'rate': 3.0, 'source': 'copy_summary', 'inputs_key': 'inputs',
+               'targets_key': 'targets', 'task_metrics': 'exact_match'},
+      'code': {'rate': 1.0}}
+  config.train.generate_examples, config.train.generate_max_tokens = 4, 6
+  return config
+
+
+def test_mixture_draws_by_rate_and_resumes_exactly(data_dir, tmp_path):
+  config = mixture_config(data_dir, tmp_path)
+  it = pipeline.make_train_iterator(config, TOK, 0, 1)
+  batches = [next(it) for _ in range(4)]
+  rows = np.concatenate([b['prefix'].any(axis=1) for b in batches])
+  assert rows.mean() == pytest.approx(0.75, abs=0.01)  # copy rows 3 : code rows 1
+  state = json.loads(json.dumps(it.get_state()))
+  expected = next(it)
+  resumed = pipeline.make_train_iterator(config, TOK, 0, 1)
+  resumed.set_state(state)
+  got = next(resumed)
+  for key in expected:
+    np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_bad_mixture_entries_are_refused(data_dir, tmp_path):
+  config = mixture_config(data_dir, tmp_path)
+  config.data.mixture.code.rate = 0.0
+  with pytest.raises(DataError, match='data.mixture.code.rate'):
+    pipeline.task_configs(config)
+  config.data.mixture.code.rate = 1.0
+  config.data.mixture.code.sauce = 'x'
+  with pytest.raises(DataError, match='data.mixture.code.sauce is not a data setting'):
+    pipeline.task_configs(config)
+
+
+def test_mixture_trains_and_reports_every_task(data_dir, tmp_path):
+  metrics = train_and_evaluate(mixture_config(data_dir, tmp_path), tmp_path / 'run')
+  assert {'copy/loss', 'copy/exact_match', 'code/loss', 'code/bits_per_byte'} <= metrics.keys()
+  assert 'code/exact_match' not in metrics and 'loss' not in metrics
+
+
+@pytest.fixture(scope='module')
+def copy_run(data_dir, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('copy_run')
+  return workdir, train_and_evaluate(copy_config(data_dir, 256, 1), workdir)
+
+
+def test_seq2seq_training_reports_task_metrics(copy_run):
+  _, metrics = copy_run
+  assert {'loss', 'bits_per_byte', 'exact_match', 'rouge1', 'rouge2', 'rougeL'} <= metrics.keys()
+  assert all(0.0 <= metrics[k] <= 100.0 for k in ('exact_match', 'rouge1', 'rougeL'))
+
+
+def test_generated_targets_match_the_stream_sampler(copy_run):
+  """Batched greedy generation (left-padded) gives each source the target that the
+  one-sample streaming path gives it (exactly so when an example fits one segment,
+  as here: padding shifts where later segments start)."""
+  workdir, _ = copy_run
+  decoder, tokenizer, _ = sampling.load_decoder(workdir)
+  sources = [copy_task.make_example(0, 'test', i)['inputs'] for i in range(3)]
+  sources[1] = sources[1][:40]  # rows of different lengths
+  batched = sampling.generate_targets(decoder, tokenizer, sources, 12, 1000)
+  for source, target in zip(sources, batched):
+    out = io.StringIO()
+    streamed = sampling.sample(decoder, tokenizer, source, 12, temperature=0.0,
+                               seq2seq=True, out=out)[0]
+    assert streamed == target
+    assert out.getvalue().startswith(source + '\n=> ')
+
+
+def test_fine_tuning_starts_from_the_pretrained_parameters(data_dir, tmp_path):
+  pretrain = text_config(data_dir, tmp_path)
+  train_and_evaluate(pretrain, tmp_path / 'pretrained')
+  config = copy_config(data_dir, segment_len=pretrain.model.segment_len,
+                       num_segments=pretrain.model.num_segments)
+  config.init_from = str(tmp_path / 'pretrained')
+  config.train.update(num_steps=1, learning_rate=1e-12, eval_every=1, checkpoint_every=1,
+                      generate_examples=1)
+  train_and_evaluate(config, tmp_path / 'finetuned')
+  abstract = abstract_train_state(config, TOK.vocab_size)[1].params
+  before = pretrained.load_params(tmp_path / 'pretrained', abstract)
+  after = pretrained.load_params(tmp_path / 'finetuned', abstract)
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+    np.testing.assert_allclose(a, b, atol=1e-6)  # one step at a negligible learning rate
+  assert pretrained.saved_config(tmp_path / 'finetuned').data.source == 'copy_summary'
+
+
+def test_fine_tuning_refuses_another_shape_and_writes_nothing(data_dir, tmp_path):
+  pretrain = text_config(data_dir, tmp_path)
+  train_and_evaluate(pretrain, tmp_path / 'pretrained')
+  config = copy_config(data_dir)
+  config.model.d_model = 64
+  config.init_from = str(tmp_path / 'pretrained')
+  with pytest.raises(UserError, match='init_from: params/.* has shape'):
+    train_and_evaluate(config, tmp_path / 'finetuned')
+  assert not (tmp_path / 'finetuned').exists()
