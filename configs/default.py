@@ -95,6 +95,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.grad_clip_norm = 1.0
   config.train.grad_accum_steps = 1  # optimizer update every this many batches
   config.train.z_loss = 1e-4
+  # seq2seq with the pointer: weight of the coverage loss (See et al. 2017) that
+  # discourages pointing at an input again; 0 turns it off.
+  config.train.coverage_loss = 0.0
   config.train.log_every = 20
   config.train.eval_every = 250
   config.train.eval_batches = 8

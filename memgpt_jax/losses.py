@@ -1,4 +1,5 @@
-"""Cross-entropy of the pointer mixture, z-loss, and the metrics summed for reporting."""
+"""Cross-entropy of the pointer mixture, z-loss, the pointer's coverage loss, and the
+metrics summed for reporting."""
 
 import jax
 import jax.numpy as jnp
@@ -27,18 +28,50 @@ def next_token_log_probs(output: SegmentOutput) -> jax.Array:
   return full.reshape(batch, segments * length, -1)
 
 
-def train_loss(output: SegmentOutput, targets: jax.Array, mask: jax.Array,
-               z_loss: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Mean masked cross-entropy (+ z_loss * mean log Z^2) and per-step metrics."""
-  mask = _by_segment(mask, output).astype(jnp.float32)
+def pointer_attention(output: SegmentOutput) -> jax.Array:
+  """The pointer's attention summed over heads, by absolute position: [B, N, N] with
+  [b, query t, candidate n]. Segment k's candidate c is position k*T - P + c."""
+  attn = jnp.exp(output.log_attn).sum(axis=-2)  # [B, K, T, C]
+  batch, segments, length, candidates = attn.shape
+  n = segments * length
+  cache_len = candidates - length
+  rows = []
+  for k in range(segments):  # static: K slices of a zero-padded [B, T, C + 2N]
+    padded = jnp.pad(attn[:, k], ((0, 0), (0, 0), (n, n)))
+    start = n + cache_len - k * length
+    rows.append(padded[:, :, start:start + n])
+  return jnp.concatenate(rows, axis=1)
+
+
+def coverage_loss(output: SegmentOutput, mask: jax.Array, prefix: jax.Array) -> jax.Array:
+  """See et al. (2017): sum_n min(a_t(n), sum_{t' < t} a_t'(n)) over input positions n,
+  averaged over the trained (target) positions t: attending again to inputs already
+  copied costs, so summaries repeat themselves less."""
+  attn = pointer_attention(output) * prefix.astype(jnp.float32)[:, None, :]
+  mask = mask.astype(jnp.float32)
+  coverage = jnp.cumsum(attn * mask[:, :, None], axis=1) - attn * mask[:, :, None]
+  per_token = jnp.minimum(attn, coverage).sum(axis=-1)  # [B, N]
+  return (per_token * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float,
+               coverage_weight: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Mean masked cross-entropy (+ z_loss * mean log Z^2, + coverage_weight * the
+  pointer's coverage loss) and per-step metrics."""
+  flat_mask = batch['mask']
+  mask = _by_segment(flat_mask, output).astype(jnp.float32)
   num_tokens = jnp.maximum(mask.sum(), 1.0)
-  nll = -(token_log_probs(output, targets) * mask).sum() / num_tokens
+  nll = -(token_log_probs(output, batch['targets']) * mask).sum() / num_tokens
   log_z = jax.nn.logsumexp(output.vocab_logits.astype(jnp.float32), axis=-1)
   z_term = z_loss * (jnp.square(log_z) * mask).sum() / num_tokens
   metrics = {'loss': nll, 'z_loss': z_term}
+  total = nll + z_term
   if output.log_gate is not None:
     metrics['pointer_gate'] = (jnp.exp(output.log_gate) * mask).sum() / num_tokens
-  return nll + z_term, metrics
+    if coverage_weight:
+      metrics['coverage_loss'] = coverage_loss(output, flat_mask, batch['prefix'])
+      total = total + coverage_weight * metrics['coverage_loss']
+  return total, metrics
 
 
 def eval_sums(output: SegmentOutput, targets: jax.Array,

@@ -120,3 +120,32 @@ def test_left_padding_does_not_change_greedy_targets():
   together = np.stack(list(generate(decoder, batch, 8, jax.random.key(0), temperature=0.0,
                                     prefix=True)), axis=1)
   np.testing.assert_array_equal(together[0], alone[0])
+
+
+def test_pointer_attention_by_absolute_position(memgpt):
+  """Segment k's candidates land at positions k*T - P + c: every query's copy mass
+  (1 - gate) sits on earlier positions, within reach of the cache."""
+  model, params = memgpt
+  output = model.apply(params, tokens_for(model))
+  attn = losses.pointer_attention(output)  # [B, N, N]
+  n, length = model.cfg.seq_len, model.cfg.segment_len
+  np.testing.assert_allclose(attn.sum(-1), 1 - jnp.exp(output.log_gate).reshape(2, n),
+                             atol=1e-5)
+  query, key = np.arange(n)[:, None], np.arange(n)[None, :]
+  reach = (key < query) & (key >= query // length * length - model.cfg.pointer_cache_len)
+  assert float(jnp.abs(jnp.where(reach, 0.0, attn)).max()) < 1e-6
+  assert float(attn[:, reach].min()) > 0.0
+
+
+def test_coverage_loss_counts_repeated_attention_to_inputs():
+  """Two target positions (t = 2, 3) both point at input 0 with 0.75, then 0.5:
+  coverage at t=3 is 0.75, so the loss is (min(0.75, 0) + min(0.5, 0.75)) / 2 = 0.25.
+  Attention to a non-input (position 1) costs nothing."""
+  attn = np.full((1, 1, 4, 1, 4), 1e-30)  # [B, K, T, heads, C], no cache
+  attn[0, 0, 2, 0, :2] = [0.75, 0.25]
+  attn[0, 0, 3, 0, :2] = [0.5, 0.5]
+  output = losses.SegmentOutput(vocab_logits=jnp.zeros((1, 1, 4, 3)),
+                                log_attn=jnp.log(jnp.asarray(attn)))
+  mask = jnp.array([[0.0, 0.0, 1.0, 1.0]])
+  prefix = jnp.array([[True, False, False, False]])
+  np.testing.assert_allclose(losses.coverage_loss(output, mask, prefix), 0.25, rtol=1e-6)

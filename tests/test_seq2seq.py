@@ -15,6 +15,7 @@ from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import pretrained
+from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.steps import abstract_train_state
 from memgpt_jax.training.trainer import train_and_evaluate
 
@@ -135,9 +136,14 @@ def test_bad_mixture_entries_are_refused(data_dir, tmp_path):
 
 
 def test_mixture_trains_and_reports_every_task(data_dir, tmp_path):
-  metrics = train_and_evaluate(mixture_config(data_dir, tmp_path), tmp_path / 'run')
+  config = mixture_config(data_dir, tmp_path)
+  config.train.update(coverage_loss=0.5, log_every=2)
+  metrics = train_and_evaluate(config, tmp_path / 'run')
   assert {'copy/loss', 'copy/exact_match', 'code/loss', 'code/bits_per_byte'} <= metrics.keys()
   assert 'code/exact_match' not in metrics and 'loss' not in metrics
+  coverage = [r['coverage_loss'] for r in read_metrics(tmp_path / 'run', 'train')]
+  assert len(coverage) == config.train.num_steps // config.train.log_every
+  assert all(np.isfinite(coverage)) and max(coverage) > 0
 
 
 @pytest.fixture(scope='module')

@@ -126,6 +126,20 @@ def test_lm_config_yields_training_batches(tmp_path, name):
     assert TOK.decode(row) in text * 3
 
 
+@pytest.mark.parametrize('name', [name for name in CASES if name not in LM_CONFIGS])
+def test_seq2seq_config_yields_prefix_lm_rows(tmp_path, name):
+  config = _stand_in_config(name, tmp_path / 'tfds')
+  config.model.segment_len, config.model.num_segments = 32, 4
+  config.train.batch_size = 2
+  batch = next(pipeline.make_train_iterator(config, TOK, 0, 1))
+  inputs, targets = CASES[name][2]
+  row = batch['inputs'][0][batch['doc_ids'][0] == 1]
+  prefix = batch['prefix'][0][batch['doc_ids'][0] == 1]
+  assert TOK.decode(row[prefix]) == inputs  # inputs, then eos (dropped by decode)
+  trained = (batch['mask'][0] > 0) & (batch['doc_ids'][0] == 1)
+  assert TOK.decode(batch['targets'][0][trained]) == targets
+
+
 @pytest.mark.parametrize('name', CASES)
 def test_unprepared_dataset_says_how_to_build_it_and_writes_nothing(tmp_path, name):
   config = _config(name, tmp_path / 'tfds')

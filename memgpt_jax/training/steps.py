@@ -51,6 +51,7 @@ def abstract_train_state(config: ml_collections.ConfigDict, vocab_size: int,
 
 def train_step(state: TrainState, batch: dict, *, model: MemGPT,
                optimizer: optax.GradientTransformation, z_loss: float,
+               coverage_loss: float = 0.0,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
   """One optimizer update on the mean loss over the batch's tokens.
 
@@ -66,7 +67,7 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
   def loss_fn(params):
     output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'],
                          batch['prefix'], rngs={'dropout': dropout_rng})
-    return losses.train_loss(output, batch['targets'], batch['mask'], z_loss)
+    return losses.train_loss(output, batch, z_loss, coverage_loss)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   if axis_name is not None:
