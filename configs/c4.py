@@ -12,8 +12,12 @@ Reaches: not run here (no TFDS data on the development machine): no figure yet.
 
 Records {'text', 'url', 'content-type', 'content-length', 'timestamp'}: one page each.
 Splits: train / validation only (0.1% of pages by URL hash). One pass over c4/en is far
-more than num_steps sees: the run is data-rich, so it is sized by steps. Tokenizer:
-bytes; data.tokenizer='sentencepiece' (being added) is the subword option.
+more than num_steps sees: the run is data-rich, so it is sized by steps. Model and
+schedule: configs/corpus_base.py's example shape with a larger model (d_model 768,
+12 layers) and a longer schedule (batch 128, 200k steps, learning rate 6e-4).
+Tokenizer: bytes; a subword one sees more of a page per example (see
+configs/corpus_base.py):
+--config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
 """
 
 import pathlib
@@ -24,34 +28,24 @@ from memgpt_jax.config_lib import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
   model = config.model
   model.d_model = 768
   model.num_layers = 12
   model.num_heads = 12
   model.mlp_dim = 2048
-  model.segment_len = 256  # T
-  model.num_segments = 4  # K: N = 1024 bytes
-  model.memory.num_slots = 32
-  model.pointer.head_dim = 64
-  model.pointer.cache_len = 256
-  model.dtype = 'bfloat16'
 
   data = config.data
   data.source = 'tfds'
   data.tfds_name = 'c4/en'
   data.text_key = 'text'
-  data.train_split = 'train'
-  data.eval_split = 'validation'
 
   train = config.train
   train.batch_size = 128
   train.num_steps = 200_000
   train.learning_rate = 6e-4
   train.warmup_steps = 4000
-  train.log_every = 100
   train.eval_every = 5000
-  train.eval_batches = 50
   train.checkpoint_every = 5000
 
   config.sample.prompt = 'The '

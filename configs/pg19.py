@@ -10,10 +10,13 @@ Compare: the same with --config.model.memory.enabled=False (or configs/baseline_
 Reaches: not run here (no TFDS data on the development machine): no figure yet.
 
 Records {'book_text', 'book_id', 'book_title', 'publication_date', 'book_link'}: one
-Project Gutenberg book (published before 1919) each, the text under 'book_text'. Examples are 8 segments of 256 bytes
-read in order through a book, so memory and the pointer's cache carry names and
-phrasing across segments. Splits: train / validation / test. Tokenizer: bytes; a
-subword one (data.tokenizer='sentencepiece', being added) reaches further per segment.
+Project Gutenberg book (published before 1919) each, the text under 'book_text'.
+Examples are 8 segments of 256 bytes read in order through a book, so memory and the
+pointer's cache carry names and phrasing across segments. Splits: train / validation /
+test. Model and schedule: configs/corpus_base.py with twice its segments, memory slots
+and pointer cache, half its batch, remat. Tokenizer: bytes; a subword one reaches
+further per segment (see configs/corpus_base.py):
+--config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
 """
 
 import pathlib
@@ -24,36 +27,18 @@ from memgpt_jax.config_lib import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
   model = config.model
-  model.d_model = 512
-  model.num_layers = 8
-  model.num_heads = 8
-  model.mlp_dim = 1408
-  model.segment_len = 256  # T
   model.num_segments = 8  # K: N = 2048 bytes
   model.memory.num_slots = 64
-  model.pointer.head_dim = 64
   model.pointer.cache_len = 512
-  model.dtype = 'bfloat16'
   model.remat = True  # backprop through all 8 segments
 
   data = config.data
   data.source = 'tfds'
   data.tfds_name = 'pg19'
   data.text_key = 'book_text'
-  data.train_split = 'train'
-  data.eval_split = 'validation'
 
-  train = config.train
-  train.batch_size = 32
-  train.num_steps = 100_000
-  train.learning_rate = 1e-3
-  train.warmup_steps = 2000
-  train.log_every = 100
-  train.eval_every = 2000
-  train.eval_batches = 50
-  train.checkpoint_every = 2000
-
+  config.train.batch_size = 32
   config.sample.prompt = 'CHAPTER I.\n\n'
   return config

@@ -11,8 +11,11 @@ dialogue (user and system alternating, 'first_speaker' says who starts) each. Th
 under 'utterances' (a sequence of texts) are joined with newlines into one document, a
 causal LM over the whole conversation: slot values said early (a city, a time, a
 restaurant) come back turns later, often segments later, which is what memory and the
-pointer are for. Splits: train / dev / test. Tokenizer: bytes;
-data.tokenizer='sentencepiece' (being added) is the subword option.
+pointer are for. Splits: train / dev / test. Model and schedule: configs/corpus_base.py
+scaled down for a small corpus (d_model 384, 6 layers, float32; 8 segments of 128;
+batch 32, 20k steps). Tokenizer: bytes; the subword option is
+--config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N
+(see configs/corpus_base.py).
 """
 
 import pathlib
@@ -23,33 +26,28 @@ from memgpt_jax.config_lib import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = load_config(pathlib.Path(__file__).with_name('default.py'))
+  config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
   model = config.model
   model.d_model = 384
   model.num_layers = 6
   model.num_heads = 6
   model.mlp_dim = 1024
+  model.dtype = 'float32'
   model.segment_len = 128  # T
   model.num_segments = 8  # K: N = 1024 bytes
-  model.memory.num_slots = 32
-  model.pointer.head_dim = 64
   model.pointer.cache_len = 512
 
   data = config.data
   data.source = 'tfds'
   data.tfds_name = 'schema_guided_dialogue'
   data.text_key = 'utterances'
-  data.train_split = 'train'
   data.eval_split = 'dev'
 
   train = config.train
   train.batch_size = 32
   train.num_steps = 20_000
-  train.learning_rate = 1e-3
   train.warmup_steps = 1000
-  train.log_every = 100
   train.eval_every = 1000
-  train.eval_batches = 50
   train.checkpoint_every = 1000
 
   config.sample.prompt = 'I would like to '

@@ -201,3 +201,21 @@ def test_fine_tuning_refuses_another_shape_and_writes_nothing(data_dir, tmp_path
   with pytest.raises(UserError, match='init_from: params/.* has shape'):
     train_and_evaluate(config, tmp_path / 'finetuned')
   assert not (tmp_path / 'finetuned').exists()
+
+
+def test_fine_tuning_keeps_the_pretrained_sentencepiece_vocabulary(data_dir, tmp_path):
+  pretrain = text_config(data_dir, tmp_path)
+  pretrain.data.tokenizer = 'sentencepiece'
+  pretrain.data.sentencepiece.vocab_size = 274
+  pretrain.train.update(num_steps=1, eval_every=1, checkpoint_every=1)
+  train_and_evaluate(pretrain, tmp_path / 'pretrained')
+  config = copy_config(data_dir, segment_len=pretrain.model.segment_len,
+                       num_segments=pretrain.model.num_segments)
+  config.data.tokenizer = 'sentencepiece'
+  config.data.sentencepiece.vocab_size = 274
+  config.init_from = str(tmp_path / 'pretrained' / 'checkpoints' / '1')
+  config.train.update(num_steps=1, eval_every=1, checkpoint_every=1, generate_examples=1)
+  train_and_evaluate(config, tmp_path / 'finetuned')
+  model_file = 'tokenizer.model'
+  assert ((tmp_path / 'finetuned' / model_file).read_bytes() ==
+          (tmp_path / 'pretrained' / model_file).read_bytes())

@@ -7,11 +7,13 @@ number of processes. Nothing is written to the source checkpoint.
 """
 
 import pathlib
+import shutil
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from memgpt_jax.data.tokenizer import MODEL_FILENAME
 from memgpt_jax.errors import UserError
 
 
@@ -87,3 +89,19 @@ def load_params(path: str | pathlib.Path, abstract_params):
 def has_checkpoint(workdir: str | pathlib.Path) -> bool:
   """Whether a run in `workdir` resumes (a finished save exists) rather than starts."""
   return bool(_finished_steps(pathlib.Path(workdir).expanduser().resolve() / 'checkpoints'))
+
+
+def inherit_tokenizer(path: str | pathlib.Path, workdir: str | pathlib.Path) -> None:
+  """Fine-tuning keeps the pretrained model's vocabulary: copies the SentencePiece model
+  of the run that wrote the checkpoint at `path` into a new `workdir` (a new one would
+  be trained on the fine-tuning data and give the same ids other meanings)."""
+  source = step_directory(path).parents[1] / MODEL_FILENAME
+  target = pathlib.Path(workdir) / MODEL_FILENAME
+  if not source.is_file():
+    raise UserError(f'--config.init_from {path}: its run has no {MODEL_FILENAME} to fine-tune '
+                    'with; set data.sentencepiece.model_file')
+  if not target.exists():
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix('.partial')
+    shutil.copyfile(source, partial)
+    partial.replace(target)

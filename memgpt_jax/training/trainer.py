@@ -96,6 +96,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir = pathlib.Path(workdir)
   if workdir.exists() and not workdir.is_dir():
     raise UserError(f'--workdir {workdir} exists and is not a directory')
+  resuming = pretrained.has_checkpoint(workdir)
+  if (config.init_from and not resuming and config.data.tokenizer == 'sentencepiece'
+      and not config.data.sentencepiece.model_file):
+    pretrained.inherit_tokenizer(config.init_from, workdir)
   tokenizer = make_tokenizer(config.data, workdir)
   model_config = config_lib.validate(config, tokenizer.vocab_size, jax.process_count())
   train = config.train
@@ -107,7 +111,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   partitioner = make_partitioner(config, model, optimizer)
   train_data = make_train_iterator(config, tokenizer)
   evaluator = TaskEvaluators(config, tokenizer, eval_model, partitioner)
-  resuming = pretrained.has_checkpoint(workdir)
   if config.init_from and not resuming:
     init_params = pretrained.load_params(config.init_from, partitioner.abstract_state.params)
   checkpointer = Checkpointer(workdir, keep=train.keep_checkpoints,
