@@ -68,7 +68,7 @@ def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float
   total = nll + z_term
   if output.log_gate is not None:
     metrics['pointer_gate'] = (jnp.exp(output.log_gate) * mask).sum() / num_tokens
-    if coverage_weight:
+    if coverage_weight and 'prefix' in batch:
       metrics['coverage_loss'] = coverage_loss(output, flat_mask, batch['prefix'])
       total = total + coverage_weight * metrics['coverage_loss']
   return total, metrics

@@ -92,6 +92,14 @@ def test_empty_text_file_is_one_line(tmp_path, data_dir):
   assert 'empty' in line
 
 
+def test_fine_tuning_from_another_shape_is_one_line(trained, data_dir, tmp_path):
+  workdir, _ = trained
+  line = error_line(run('train', *tiny(tmp_path / 'new', data_dir, f'--config.init_from={workdir}')))
+  # The run there has one layer, this config two.
+  assert line.startswith('memgpt-train: error: init_from: params/blocks_1/')
+  assert not (tmp_path / 'new').exists()
+
+
 def test_foreign_checkpoint_is_refused_without_touching_it(trained, data_dir):
   workdir, _ = trained
   before = {p: p.stat().st_mtime_ns for p in workdir.rglob('*')}
@@ -103,6 +111,8 @@ def test_foreign_checkpoint_is_refused_without_touching_it(trained, data_dir):
 @pytest.mark.parametrize('args,message', [
     (('--prompt=',), 'prompt is empty'),
     (('--prompt=x', '--prompt_file=y'), 'exactly one of'),
+    (('--prompt=x', '--inputs=y'), 'exactly one of'),
+    (('--inputs=a report',), '--inputs is for seq2seq models'),
 ])
 def test_bad_sampling_input_is_one_line(trained, args, message):
   workdir, _ = trained

@@ -55,6 +55,9 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
   """One optimizer update on the mean loss over the batch's tokens.
 
+  `batch`: inputs, targets, mask, and optionally doc_ids and prefix
+  (memgpt_jax/data/pipeline.py); without them a row is one document, no prefix.
+
   Under pmap, `axis_name` is the device axis: each device differentiates its own
   rows, then the devices average gradients and metrics weighted by their share of
   the tokens (a pmean when the shares are equal), so the update is the one a
@@ -65,8 +68,8 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
 
   def loss_fn(params):
-    output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'],
-                         batch['prefix'], rngs={'dropout': dropout_rng})
+    output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
+                         batch.get('prefix'), rngs={'dropout': dropout_rng})
     return losses.train_loss(output, batch, z_loss, coverage_loss)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -82,5 +85,6 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
 
 
 def eval_step(params: dict, batch: dict, *, model: MemGPT) -> dict:
-  output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'], batch['prefix'])
+  output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
+                       batch.get('prefix'))
   return losses.eval_sums(output, batch['targets'], batch['mask'])
