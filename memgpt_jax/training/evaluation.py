@@ -4,6 +4,7 @@ task metrics (exact match, ROUGE, BLEU) from greedy generation for seq2seq tasks
 import functools
 import math
 
+from absl import logging
 import jax
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
@@ -103,6 +104,9 @@ class TaskEvaluators:
       self._evaluators.append((prefix, Evaluator(task, tokenizer, model, partitioner)))
       if task.data.task_metrics and jax.process_count() == 1:
         self._evaluators.append((prefix, GenerationEvaluator(task, tokenizer, model)))
+      elif task.data.task_metrics and jax.process_index() == 0:
+        logging.warning('data.task_metrics is computed on one process only: sample the '
+                        'checkpoint with memgpt-sample --inputs to score it')
 
   def __call__(self, params) -> dict[str, float]:
     """`params` in the partitioner's global layout."""
