@@ -37,8 +37,7 @@ from memgpt_jax.data import synthetic
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import make_partitioner
-from memgpt_jax.training import evaluation, trainer
-from memgpt_jax.training.checkpointing import Checkpointer
+from memgpt_jax.training import evaluation, pretrained, trainer
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.optimizer import make_optimizer
 
@@ -163,12 +162,7 @@ def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
   """The final checkpoint's params, and the partitioner that lays them out."""
   model = MemGPT(config_lib.validate(config, vocab_size))
   partitioner = make_partitioner(config, model, make_optimizer(config.train))
-  checkpointer = Checkpointer(workdir, keep=1, async_save=False)
-  try:
-    state = checkpointer.restore(partitioner.abstract_state)
-  finally:
-    checkpointer.close()
-  return model, partitioner, state.params
+  return model, partitioner, pretrained.load_params(workdir, partitioner.abstract_state.params)
 
 
 def _num_answers(config, split: str) -> int:
