@@ -2,6 +2,7 @@
 
   python experiments/ablate.py --grid=quick|core|full|tiny [--out=experiments/results]
                                [--workdir=runs/ablate] [--name=NAME] [--only=recall/,...]
+                               [--num_steps=N]
 
 For every (config, seed) of the grid: memgpt_jax.training.trainer.train_and_evaluate
 trains it in <workdir>/<grid>/<label>/seed<k>, the final checkpoint is restored and
@@ -49,6 +50,8 @@ _GRID = flags.DEFINE_enum('grid', 'quick', ['tiny', 'quick', 'core', 'full'], 'W
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _WORKDIR = flags.DEFINE_string('workdir', str(ROOT / 'runs' / 'ablate'), 'Training runs.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default: the grid name).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Train every run this many steps '
+                                  "instead of the grid's.")
 _ONLY = flags.DEFINE_list('only', [], 'Run only the grid entries whose label starts with '
                           'one of these, e.g. recall/,text/.')
 
@@ -362,12 +365,17 @@ def plot(name: str, results: list[dict], rows: list[dict], out: pathlib.Path):
 
 
 def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
-             name: str | None = None, only: tuple[str, ...] = ()) -> dict:
+             name: str | None = None, only: tuple[str, ...] = (),
+             num_steps: int | None = None) -> dict:
   """Trains and evaluates every (run, seed) of the grid; writes the results files."""
   grid, name = GRIDS[grid_name], name or grid_name
   if only:
     grid = dataclasses.replace(grid, runs=tuple(
         r for r in grid.runs if r.label.startswith(tuple(only))))
+  if num_steps:
+    grid = dataclasses.replace(grid, runs=tuple(
+        dataclasses.replace(r, overrides=r.overrides | {'train.num_steps': num_steps})
+        for r in grid.runs))
   out.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   results = []
@@ -397,7 +405,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
   tfds.disable_progress_bar()
   report = run_grid(_GRID.value, pathlib.Path(_OUT.value), pathlib.Path(_WORKDIR.value),
-                    _NAME.value, tuple(_ONLY.value))
+                    _NAME.value, tuple(_ONLY.value), _NUM_STEPS.value)
   name = report['name']
   print(f'[ablate] wrote {_OUT.value}/{name}.md, .json, _accuracy.png, _loss.png '
         f'in {report["wall_seconds"] / 60:.1f} min')
