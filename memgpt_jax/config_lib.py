@@ -5,6 +5,8 @@ import pathlib
 
 import ml_collections
 
+from memgpt_jax import text_metrics
+from memgpt_jax.data import pipeline, records
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.config import ModelConfig
 
@@ -51,4 +53,13 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
   if not 0.0 <= config.data.validation_fraction < 1.0:
     raise ConfigError(f'data.validation_fraction={config.data.validation_fraction} '
                       'must be in [0, 1)')
+  for name, task in pipeline.task_configs(config).items():
+    where = f'data.mixture.{name}.' if name else 'data.'
+    metrics = task.data.task_metrics
+    if metrics and metrics not in text_metrics.KINDS:
+      raise ConfigError(f'{where}task_metrics={metrics!r} is not one of '
+                        f'{", ".join(text_metrics.KINDS)} (or empty)')
+    if metrics and not records.is_seq2seq(task.data):
+      raise ConfigError(f'{where}task_metrics needs a seq2seq source '
+                        '(data.inputs_key and data.targets_key)')
   return model

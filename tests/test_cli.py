@@ -75,6 +75,9 @@ def test_sample_program_streams_from_the_workdir(trained, tmp_path):
     ('--config.model.d_model=abc', 'd_model'),
     ('--config.data.source=text', 'data.paths is empty'),
     ('--config.data.paths=/nonexistent/*.txt', 'matches no file'),
+    ('--config.data.task_metrics=bleu', "data.task_metrics='bleu' is not one of"),
+    ('--config.data.task_metrics=exact_match', 'task_metrics needs a seq2seq source'),
+    ('--config.data.source=tfds', 'data.tfds_name'),
 ])
 def test_bad_training_input_is_one_line(tmp_path, data_dir, override, message):
   overrides = [override]

@@ -15,7 +15,6 @@ from memgpt_jax import sampling, text_metrics
 from memgpt_jax.data import builders, records
 from memgpt_jax.data.pipeline import make_eval_iterator, task_configs
 from memgpt_jax.decode import Decoder
-from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import JitPartitioner
 from memgpt_jax.training import steps
@@ -62,12 +61,6 @@ class GenerationEvaluator:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, tokenizer, model: MemGPT):
-    if config.data.task_metrics not in text_metrics.KINDS:
-      raise ConfigError(f'data.task_metrics={config.data.task_metrics!r} is not one of '
-                        f'{", ".join(text_metrics.KINDS)} (or empty)')
-    if not records.is_seq2seq(config.data):
-      raise ConfigError('data.task_metrics needs a seq2seq source (data.inputs_key and '
-                        'data.targets_key)')
     source = builders.split_source(
         builders.prepare(config.data, config.model.segment_len, config.model.num_segments),
         config.data.eval_split)
