@@ -1,6 +1,6 @@
 """Trains an ablation grid, evaluates it per distance, writes results tables and plots.
 
-  python experiments/ablate.py --grid=quick|core|full|tiny [--out=experiments/results]
+  python experiments/ablate.py --grid=quick|core|curriculum|full|tiny [--out=experiments/results]
                                [--workdir=runs/ablate] [--name=NAME] [--only=recall/,...]
                                [--num_steps=N]
 
@@ -46,7 +46,8 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_GRID = flags.DEFINE_enum('grid', 'quick', ['tiny', 'quick', 'core', 'full'], 'Which grid to run.')
+_GRID = flags.DEFINE_enum('grid', 'quick', ['tiny', 'quick', 'core', 'curriculum', 'full'],
+                          'Which grid to run.')
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _WORKDIR = flags.DEFINE_string('workdir', str(ROOT / 'runs' / 'ablate'), 'Training runs.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default: the grid name).')
@@ -66,6 +67,9 @@ class Run:
   config: str  # relative to the repository root
   overrides: dict = dataclasses.field(default_factory=dict)
   plain_gpt: bool = False  # memory and pointer off, one segment spanning the row
+  # A curriculum: easier tasks trained first, each stage fine-tuned from the one
+  # before (--config.init_from); the run itself is the last stage. Overrides per stage.
+  stages: tuple[dict, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +84,10 @@ _ABL = 'configs/ablations/'
 _IN_WINDOW = {'model.num_segments': 1, 'data.task.train_distances': (0,),
               'data.task.eval_distances': (0,), 'train.eval_every': 25}
 _TEXT = {'data.source': 'pystdlib', 'model.pointer.cache_len': 32, 'train.eval_every': 10**6}
+
+
+# The easy stages of the recall curriculum: distances 0 and 1 only.
+_RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
 
 
 def _pointer_pair(task: str, steps: int) -> tuple[Run, ...]:
@@ -102,7 +110,9 @@ def _recall(names: tuple[str, ...], steps: int, source: str = 'recall') -> tuple
 GRIDS = {
     # Seconds: the driver end to end in the tests.
     'tiny': Grid(
-        runs=_recall(('memory_fixed', 'memory_none'), 3) + _text_pair(2)[1:],
+        runs=(dataclasses.replace(_recall(('memory_fixed',), 3)[0],
+                                  stages=({'train.num_steps': 2},)),)  # a curriculum
+        + _recall(('memory_none',), 3) + _text_pair(2)[1:],
         seeds=(0,),
         overrides={'model.d_model': 16, 'model.num_heads': 2, 'model.mlp_dim': 32,
                    'model.segment_len': 32, 'model.num_segments': 2,
@@ -124,6 +134,19 @@ GRIDS = {
     'core': Grid(
         runs=_recall(('memory_fixed', 'memory_none'), 1500) + _pointer_pair('induction', 300)
         + _pointer_pair('copy', 300) + _text_pair(500),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # Recall through a curriculum: one key-value pair at distance <= 1, then two pairs,
+    # then the task itself (six pairs, distances 0-3); against memory off.
+    'curriculum': Grid(
+        runs=(Run('recall/memory_fixed_curriculum', _ABL + 'memory_fixed.py',
+                  {'data.source': 'recall', 'train.num_steps': 3000},
+                  stages=(_RECALL_STAGE | {'data.task.num_pairs': 1, 'data.task.num_queries': 1,
+                                           'train.num_steps': 3000},
+                          _RECALL_STAGE | {'data.task.num_pairs': 2, 'data.task.num_queries': 2,
+                                           'train.num_steps': 1500})),
+              Run('recall/memory_none', _ABL + 'memory_none.py',
+                  {'data.source': 'recall', 'train.num_steps': 7500})),
         seeds=(0, 1, 2),
         overrides={}),
     # The whole grid, three seeds.
@@ -218,10 +241,17 @@ def _count_params(config) -> int:
 
 def train_one(run: Run, grid: Grid, seed: int, workdir: pathlib.Path,
               data_dir: pathlib.Path) -> dict:
-  """Trains one (run, seed) from scratch and evaluates it."""
+  """Trains one (run, seed) from scratch (through its curriculum) and evaluates it."""
   config = make_config(run, grid, seed, data_dir)
   shutil.rmtree(workdir, ignore_errors=True)
   start = time.perf_counter()
+  for index, stage in enumerate(run.stages):
+    stage_config = make_config(dataclasses.replace(run, overrides=run.overrides | stage),
+                               grid, seed, data_dir)
+    stage_config.init_from = str(workdir / f'stage{index - 1}') if index else ''
+    trainer.train_and_evaluate(stage_config, workdir / f'stage{index}')
+  if run.stages:
+    config.init_from = str(workdir / f'stage{len(run.stages) - 1}')
   final = trainer.train_and_evaluate(config, workdir)
   train_seconds = time.perf_counter() - start
   train_records = read_metrics(workdir, 'train')
@@ -231,6 +261,7 @@ def train_one(run: Run, grid: Grid, seed: int, workdir: pathlib.Path,
   result = {
       'label': run.label, 'seed': seed, 'source': config.data.source,
       'params': _count_params(config), 'steps': config.train.num_steps,
+      'stages': [dict(stage) for stage in run.stages],
       'segment_len': config.model.segment_len, 'num_segments': config.model.num_segments,
       'tokens_per_second': float(np.mean(speeds)) if speeds else None,
       'train_seconds': train_seconds, 'final': final,

@@ -46,6 +46,11 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert saved['summary'] == json.loads(json.dumps(report['summary']))
   rows = {r['label']: r for r in saved['summary']}
   assert set(rows) == {'recall/memory_fixed', 'recall/memory_none', 'text/plain_gpt'}
+  # memory_fixed went through a one-stage curriculum: trained there first, then from it.
+  stage = tmp_path / 'runs' / 'tiny' / 'recall' / 'memory_fixed' / 'seed0' / 'stage0'
+  assert (stage / 'checkpoints' / '2').is_dir()
+  saved_config = json.loads((stage.parent / 'config.json').read_text())
+  assert saved_config['init_from'] == str(stage)
   control = rows['recall/memory_none']
   checked = {d: v for d, v in control['distances'].items() if v['checked']}
   assert set(checked) == {'1', '3'}
