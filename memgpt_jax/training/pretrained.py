@@ -64,14 +64,25 @@ def _first_mismatch(saved, wanted) -> str | None:
   return None
 
 
+def params_mismatch(path: str | pathlib.Path, abstract_params) -> str | None:
+  """The first parameter whose name or shape differs between the checkpoint at `path`
+  and `abstract_params` (read from the checkpoint's metadata), or None."""
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    saved = handler.metadata(step_directory(path) / 'state').tree['params']
+  finally:
+    handler.close()
+  return _first_mismatch(saved, abstract_params)
+
+
 def load_params(path: str | pathlib.Path, abstract_params):
   """The saved params, laid out as `abstract_params` says (ShapeDtypeStructs with
   the shardings the new run wants; numpy arrays where a leaf has no sharding);
   refuses params of another model shape, naming the first parameter that differs."""
   state_dir = step_directory(path) / 'state'
+  mismatch = params_mismatch(path, abstract_params)
   handler = ocp.PyTreeCheckpointHandler()
   try:
-    mismatch = _first_mismatch(handler.metadata(state_dir).tree['params'], abstract_params)
     if mismatch:
       raise UserError(f'init_from: {mismatch} (from {state_dir.parent}): the model '
                       'settings must match the ones it was trained with')

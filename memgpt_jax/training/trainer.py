@@ -58,21 +58,16 @@ class _StopSignal:
 
 
 def restore_compatible(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
-                       partitioner: JitPartitioner, vocab_size: int, workdir: pathlib.Path,
+                       partitioner: JitPartitioner, workdir: pathlib.Path,
                        train_data) -> steps.TrainState:
   """The latest checkpoint in the partitioner's global layout, whatever mesh and
   processes wrote it; refuses one made by another model shape. `train_data`
   continues from its saved position when as many processes wrote it."""
-  saved_config = checkpointer.restore_config()
-  _, saved = steps.abstract_train_state(saved_config, vocab_size)
   abstract = partitioner.abstract_state
-  same = jax.tree.structure(saved.params) == jax.tree.structure(abstract.params) and all(
-      a.shape == b.shape for a, b in zip(jax.tree.leaves(saved.params),
-                                         jax.tree.leaves(abstract.params)))
-  if not same:
+  if pretrained.params_mismatch(workdir, abstract.params):
     raise UserError(f'{workdir} holds a checkpoint of another model shape '
-                    f'({first_difference(saved_config, config)}): use a new --workdir '
-                    'or the same model settings')
+                    f'({first_difference(checkpointer.restore_config(), config)}): use a '
+                    'new --workdir or the same model settings')
   saved_processes = checkpointer.restore_topology()['process_count']
   if saved_processes != jax.process_count():
     _log(f'{workdir}: checkpoint written by {saved_processes} processes, restored on '
@@ -116,8 +111,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   checkpointer = Checkpointer(workdir, keep=train.keep_checkpoints,
                               async_save=train.async_checkpointing)
   if resuming:
-    state = restore_compatible(checkpointer, config, partitioner, tokenizer.vocab_size,
-                               workdir, train_data)
+    state = restore_compatible(checkpointer, config, partitioner, workdir, train_data)
   else:
     state = partitioner.init_state()
     if config.init_from:  # fine-tuning: new optimizer state, data and step count
