@@ -24,6 +24,10 @@ def get_config() -> ml_collections.ConfigDict:
   model.num_layers = 2
   model.num_heads = 4
   model.mlp_dim = 128
+  # d_model^-1/2, not GPT-2's 0.02: at 0.02 the look-ups of these tasks (the pointer's,
+  # the memory's) start from near-zero attention logits and take thousands of steps
+  # to form (experiments/results/recall_exploration.md).
+  model.init_std = 0.125
   model.segment_len = 32  # T
   model.num_segments = 4  # K
   model.memory.num_slots = 16

@@ -1,6 +1,7 @@
 """Invariants of the model's math (DESIGN 1.7): causality, the plain-GPT baseline,
 the pointer mixture, memory across segments, truncated BPTT."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,3 +145,36 @@ def test_memory_in_a_subset_of_layers():
   assert cfg.memory_layers == (1,)
   assert 'slot_embedding' in params['blocks_1'] and 'slot_embedding' not in params['blocks_0']
   assert 'memories_0' in params and 'memories_1' not in params
+
+
+
+def test_memory_read_does_not_depend_on_the_query_position():
+  """Slots have no position: with rope, a token alone in its window (it sees only
+  itself and the slots) gets the same attention output wherever it sits."""
+  from memgpt_jax.model.attention import SelfAttention  # pylint: disable=import-outside-toplevel
+  _, cfg = tiny_model(position='rope', init_std=0.5)  # logits well away from 0
+  attention = SelfAttention(cfg)
+  x = jax.random.normal(jax.random.key(0), (1, 1, cfg.d_model))
+  memory = jax.random.normal(jax.random.key(1), (1, cfg.memory_slots, cfg.d_model))
+  window = jnp.zeros((1, cfg.segment_len, cfg.num_heads, cfg.head_dim))
+  slot_mask = jnp.ones((1, 1, 1, cfg.memory_slots), bool)
+
+  def alone_at(start):
+    mask = (jnp.arange(cfg.segment_len) == start)[None, None, None, :]
+    return attention.apply(params, x, start, memory, window, window, mask, slot_mask)[0]
+
+  params = nn.unbox(attention.init(jax.random.key(2), x, 0, memory, window, window,
+                                   (jnp.arange(cfg.segment_len) == 0)[None, None, None, :],
+                                   slot_mask))
+  first = alone_at(0)
+  for start in (1, 5, cfg.segment_len - 1):
+    np.testing.assert_allclose(alone_at(start), first, atol=1e-5)
+
+
+@pytest.mark.parametrize('init_std', [0.02, 0.125])
+def test_init_std_sets_the_weight_scale(init_std):
+  model, cfg = tiny_model(init_std=init_std)
+  params = init_params(model)['params']
+  np.testing.assert_allclose(np.std(params['embed']['embedding']), init_std, rtol=0.1)
+  residual = np.std(params['blocks_0']['mlp']['w2']['kernel'])
+  np.testing.assert_allclose(residual, init_std / np.sqrt(2 * cfg.num_layers), rtol=0.15)

@@ -1,7 +1,8 @@
 """Causal self-attention whose keys are [memory slots ; tokens of the segment so far].
 
 One softmax covers both: a query at segment position t sees the memory slots (they
-hold only the past) when they hold its document, and the segment's tokens of its
+hold only the past, and have no position: with rope their scores use the unrotated
+query) when they hold its document, and the segment's tokens of its
 document at positions <= t (and, with bidirectional_prefix, every input token of a
 seq2seq example from any input token of it). Keys and values of the segment live in a
 [B, T, H, D] window buffer: training writes the whole segment into an empty buffer at
@@ -51,7 +52,7 @@ class SelfAttention(nn.Module):
     cfg = self.cfg
     projection = lambda name: nn.DenseGeneral(
         (cfg.num_heads, cfg.head_dim), use_bias=False,
-        kernel_init=nn.with_logical_partitioning(default_init, ('embed', 'heads', 'kv')),
+        kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype, name=name)
     length = x.shape[1]
     positions = start + jnp.arange(length)
@@ -59,6 +60,7 @@ class SelfAttention(nn.Module):
     query = projection('query')(x)  # [B, L, H, D]
     key = key_proj(x)
     value = value_proj(x)
+    slot_query = query  # slots have no position: they meet the query unrotated
     if cfg.position == 'rope':
       query = apply_rope(query, positions, cfg.rope_base)
       key = apply_rope(key, positions, cfg.rope_base)
@@ -66,15 +68,37 @@ class SelfAttention(nn.Module):
         window_keys, key.astype(window_keys.dtype), start, axis=1)
     window_values = jax.lax.dynamic_update_slice_in_dim(
         window_values, value.astype(window_values.dtype), start, axis=1)
-    keys, values = window_keys, window_values
-    if memory is not None:  # slots have no position: their keys are not rotated
-      keys = jnp.concatenate([key_proj(memory).astype(keys.dtype), keys], axis=1)
-      values = jnp.concatenate([value_proj(memory).astype(values.dtype), values], axis=1)
-      mask = jnp.concatenate([slot_mask, mask], axis=-1)
-    out = jax.nn.dot_product_attention(
-        query, keys.astype(query.dtype), values.astype(query.dtype), mask=mask)
+    if memory is None:
+      out = jax.nn.dot_product_attention(
+          query, window_keys.astype(query.dtype), window_values.astype(query.dtype), mask=mask)
+    else:
+      out = _attend_slots_and_window(
+          slot_query, key_proj(memory), value_proj(memory), slot_mask,
+          query, window_keys.astype(query.dtype), window_values.astype(query.dtype), mask)
     out = nn.DenseGeneral(
         cfg.d_model, axis=(-2, -1), use_bias=False,
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
         dtype=cfg.compute_dtype, name='out')(out)
     return out, window_keys, window_values
+
+
+def _attend_slots_and_window(
+    slot_query: jax.Array,  # [B, L, H, D], not rotated
+    slot_keys: jax.Array,  # [B, S, H, D]
+    slot_values: jax.Array,  # [B, S, H, D]
+    slot_mask: jax.Array,  # [B, 1, L, S]
+    query: jax.Array,  # [B, L, H, D], rotated with rope
+    keys: jax.Array,  # [B, T, H, D]
+    values: jax.Array,  # [B, T, H, D]
+    mask: jax.Array,  # [B, 1, L, T]
+) -> jax.Array:
+  """One softmax over [slots ; window]. With rope a slot's score uses the unrotated
+  query, so a content match with the memory does not depend on where in the segment
+  the query sits (as if every slot sat at the query's own position). -> [B, L, H, D]"""
+  logits = jnp.concatenate([jnp.einsum('blhd,bshd->bhls', slot_query, slot_keys),
+                            jnp.einsum('blhd,bthd->bhlt', query, keys)], axis=-1)
+  logits = logits.astype(jnp.float32) / jnp.sqrt(jnp.float32(query.shape[-1]))
+  logits = jnp.where(jnp.concatenate([slot_mask, mask], axis=-1), logits, -1e30)
+  weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
+  return jnp.einsum('bhlk,bkhd->blhd', weights,
+                    jnp.concatenate([slot_values, values.astype(slot_values.dtype)], axis=1))

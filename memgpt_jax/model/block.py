@@ -30,7 +30,7 @@ class Block(nn.Module):
     normed_memory = None
     if self.has_memory:
       slot_embedding = self.param(
-          'slot_embedding', nn.with_logical_partitioning(default_init, ('slots', 'embed')),
+          'slot_embedding', nn.with_logical_partitioning(default_init(cfg), ('slots', 'embed')),
           (cfg.memory_slots, cfg.d_model))
       normed_memory = attention_norm(memory) + slot_embedding.astype(cfg.compute_dtype)
     attended, window_keys, window_values = SelfAttention(cfg, name='attention')(

@@ -31,6 +31,7 @@ class ModelConfig:
   num_segments: int
   tie_embeddings: bool
   dropout_rate: float
+  init_std: float
   dtype: str
   remat: bool
   bidirectional_prefix: bool
@@ -101,6 +102,8 @@ class ModelConfig:
       raise ConfigError(f'model.memory.bptt_segments={memory.bptt_segments} must be >= 0')
     if model.pointer.cache_len < 0:
       raise ConfigError(f'model.pointer.cache_len={model.pointer.cache_len} must be >= 0')
+    if not model.init_std > 0:
+      raise ConfigError(f'model.init_std={model.init_std} must be > 0')
     if not 0.0 <= model.dropout_rate < 1.0:
       raise ConfigError(f'model.dropout_rate={model.dropout_rate} must be in [0, 1)')
     return cls(
@@ -117,6 +120,7 @@ class ModelConfig:
         num_segments=int(model.num_segments),
         tie_embeddings=bool(model.tie_embeddings),
         dropout_rate=float(model.dropout_rate),
+        init_std=float(model.init_std),
         dtype=model.dtype,
         remat=bool(model.remat),
         bidirectional_prefix=bool(model.bidirectional_prefix),

@@ -11,13 +11,15 @@ import jax
 
 from memgpt_jax.model.config import ModelConfig
 
-# GPT-2 style: every projection starts at std 0.02; residual outputs are further
-# scaled by 1/sqrt(2 * num_layers) so the residual stream's variance stays put.
-default_init = nn.initializers.normal(stddev=0.02)
+
+def default_init(cfg: ModelConfig):
+  """Every weight starts at N(0, model.init_std^2) (GPT-2 uses 0.02)."""
+  return nn.initializers.normal(stddev=cfg.init_std)
 
 
 def residual_init(cfg: ModelConfig):
-  return nn.initializers.normal(stddev=0.02 / (2 * cfg.num_layers) ** 0.5)
+  """Outputs into the residual stream: scaled by 1/sqrt(2L) so its variance stays put."""
+  return nn.initializers.normal(stddev=cfg.init_std / (2 * cfg.num_layers) ** 0.5)
 
 
 def make_norm(cfg: ModelConfig, name: str | None = None) -> nn.Module:
@@ -39,7 +41,7 @@ class Mlp(nn.Module):
     dense = lambda features, init, axes, name: nn.Dense(
         features, use_bias=False, kernel_init=nn.with_logical_partitioning(init, axes),
         dtype=cfg.compute_dtype, name=name)
-    up = lambda name: dense(cfg.mlp_dim, default_init, ('embed', 'mlp'), name)
+    up = lambda name: dense(cfg.mlp_dim, default_init(cfg), ('embed', 'mlp'), name)
     if cfg.mlp_type == 'swiglu':
       hidden = nn.silu(up('w1')(x)) * up('w3')(x)
     else:

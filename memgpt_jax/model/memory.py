@@ -30,13 +30,13 @@ class GatedMemory(nn.Module):
   def setup(self):
     cfg = self.cfg
     self.initial = self.param(
-        'initial', nn.with_logical_partitioning(default_init, ('slots', 'embed')),
+        'initial', nn.with_logical_partitioning(default_init(cfg), ('slots', 'embed')),
         (cfg.memory_slots, cfg.d_model))
     self.memory_norm = make_norm(cfg)
     self.hidden_norm = make_norm(cfg)
     projection = lambda: nn.DenseGeneral(
         (cfg.num_heads, cfg.head_dim), use_bias=False,
-        kernel_init=nn.with_logical_partitioning(default_init, ('embed', 'heads', 'kv')),
+        kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype)
     self.query, self.key, self.value = projection(), projection(), projection()
     self.out = nn.DenseGeneral(
@@ -49,7 +49,7 @@ class GatedMemory(nn.Module):
       self.gate_bias = self.param('gate_bias', bias_init, (cfg.d_model,))
     elif cfg.memory_gate == 'gru':  # [M ; U] (2d) -> d: the input side stays whole
       self.gate = nn.Dense(
-          cfg.d_model, kernel_init=nn.with_logical_partitioning(default_init, (None, 'embed')),
+          cfg.d_model, kernel_init=nn.with_logical_partitioning(default_init(cfg), (None, 'embed')),
           bias_init=bias_init)
 
   def initial_state(self, batch_size: int) -> jax.Array:

@@ -41,13 +41,13 @@ class PointerHeads(nn.Module):
     cfg = self.cfg
     projection = lambda: nn.DenseGeneral(
         (cfg.pointer_heads, cfg.pointer_head_dim), use_bias=False,
-        kernel_init=nn.with_logical_partitioning(default_init, ('embed', None, 'kv')),
+        kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', None, 'kv')),
         dtype=jnp.float32)
     self.query, self.key = projection(), projection()
     # The sentinel starts as likely as all candidates together (g ~ 1/2 on a full
     # window), so the vocabulary softmax is not drowned by copies at initialisation.
     self.sentinel = nn.Dense(
-        1, kernel_init=nn.with_logical_partitioning(default_init, ('embed', None)),
+        1, kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', None)),
         dtype=jnp.float32, bias_init=nn.with_logical_partitioning(
             nn.initializers.constant(jnp.log(cfg.num_candidates)), (None,)))
 

@@ -35,7 +35,7 @@ class AdditivePositions(nn.Module):
   def __call__(self, positions: jax.Array) -> jax.Array | float:
     cfg = self.cfg
     if cfg.position == 'learned':
-      table = self.param('table', nn.with_logical_partitioning(default_init, (None, 'embed')),
+      table = self.param('table', nn.with_logical_partitioning(default_init(cfg), (None, 'embed')),
                          (cfg.segment_len, cfg.d_model))
       return jnp.take(table, positions, axis=0).astype(cfg.compute_dtype)
     if cfg.position == 'sinusoidal':

@@ -54,7 +54,7 @@ class MemGPT(nn.Module):
     cfg = self.cfg
     self.embed = nn.Embed(
         cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype,
-        embedding_init=nn.with_logical_partitioning(default_init, ('vocab', 'embed')))
+        embedding_init=nn.with_logical_partitioning(default_init(cfg), ('vocab', 'embed')))
     self.positions = AdditivePositions(cfg)
     block = nn.remat(Block) if cfg.remat else Block
     self.blocks = [block(cfg, cfg.has_memory(layer), self.deterministic)
@@ -65,7 +65,7 @@ class MemGPT(nn.Module):
     if not cfg.tie_embeddings:
       self.lm_head = nn.Dense(
           cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype,
-          kernel_init=nn.with_logical_partitioning(default_init, ('embed', 'vocab')))
+          kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'vocab')))
     if cfg.pointer_enabled:
       self.pointer = PointerHeads(cfg)
 
