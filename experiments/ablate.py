@@ -66,7 +66,9 @@ class Run:
   label: str
   config: str  # relative to the repository root
   overrides: dict = dataclasses.field(default_factory=dict)
-  plain_gpt: bool = False  # memory and pointer off, one segment spanning the row
+  # Memory and pointer off, one segment spanning the row, and the MLP widened to the
+  # parameter count of the MemGPT it is compared with.
+  plain_gpt: bool = False
   # A curriculum: easier tasks trained first, each stage fine-tuned from the one
   # before (--config.init_from); the run itself is the last stage. Overrides per stage.
   stages: tuple[dict, ...] = ()
@@ -129,11 +131,13 @@ GRIDS = {
         + _text_pair(100),
         seeds=(0,),
         overrides={'data.task.eval_distances': (0, 1, 2, 4, 7), 'train.eval_batches': 4}),
-    # The headline numbers of the issue, three seeds: memory on/off on recall, pointer
-    # on/off on induction and copying, MemGPT against the plain GPT on text.
+    # The headline numbers of the issue, three seeds: memory on (two gates) and off on
+    # recall, pointer on/off on induction and copying, MemGPT against the plain GPT
+    # (equal parameters) on text.
     'core': Grid(
-        runs=_recall(('memory_fixed', 'memory_none'), 1500) + _pointer_pair('induction', 300)
-        + _pointer_pair('copy', 300) + _text_pair(500),
+        runs=_recall(('memory_fixed', 'memory_gru', 'memory_none'), 1500)
+        + _pointer_pair('induction', 1000)
+        + _pointer_pair('copy', 1000) + _text_pair(500),
         seeds=(0, 1, 2),
         overrides={}),
     # Recall through a curriculum: one key-value pair at distance <= 1, then two pairs,
@@ -177,7 +181,7 @@ def make_config(run: Run, grid: Grid, seed: int, data_dir: pathlib.Path):
   for key, value in (grid.overrides | run.overrides).items():
     _set(config, key, value)
   if run.plain_gpt:
-    config = config_lib.plain_gpt(config)
+    config = _with_params(config_lib.plain_gpt(config), _count_params(config))
   config.seed = seed
   config.data.shuffle_seed = seed
   config.data.tfds_data_dir = str(data_dir)
@@ -237,6 +241,18 @@ def _count_params(config) -> int:
   shapes = jax.eval_shape(MemGPT(cfg).init, jax.random.key(0),
                           jax.ShapeDtypeStruct((1, cfg.seq_len), np.int32))
   return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
+
+
+def _with_params(config, target: int):
+  """`config` with model.mlp_dim set so the model has about `target` parameters."""
+  def count(mlp_dim: int) -> int:
+    resized = config.copy_and_resolve_references()
+    resized.model.mlp_dim = mlp_dim
+    return _count_params(resized)
+  base = config.model.mlp_dim
+  low, high = count(base), count(2 * base)  # the count is linear in mlp_dim
+  config.model.mlp_dim = max(1, round(base + (target - low) * base / (high - low)))
+  return config
 
 
 def train_one(run: Run, grid: Grid, seed: int, workdir: pathlib.Path,
@@ -359,13 +375,30 @@ def markdown(name: str, grid_name: str, rows: list[dict], wall_seconds: float) -
   return '\n'.join(lines)
 
 
+def _plot_learning_curves(ax, source: str, results: list[dict]):
+  """Validation accuracy against step (mean over seeds): a task inside one segment has
+  one distance, and what differs between its configs is how soon they learn it."""
+  for label in dict.fromkeys(r['label'] for r in results if r['source'] == source):
+    curves = [np.asarray(r['validation_curve'], float) for r in results if r['label'] == label]
+    length = min(len(c) for c in curves)
+    mean = np.mean([c[:length, 1] for c in curves], axis=0)
+    ax.plot(curves[0][:length, 0], 100 * mean, label=label.split('/')[-1])
+  ax.axhline(100 * SUCCESS_ACCURACY, color='gray', linestyle=':', label='99%')
+  ax.set(title=source, xlabel='step', ylabel='validation answer accuracy (%)', ylim=(0, 102))
+  ax.legend(fontsize=8)
+
+
 def plot(name: str, results: list[dict], rows: list[dict], out: pathlib.Path):
-  """Accuracy against distance per task, and the training loss curves (mean over seeds)."""
+  """Accuracy against distance per task (against step for a task of one distance), and
+  the training loss curves (mean over seeds)."""
   tasks = [s for s in dict.fromkeys(r['source'] for r in rows)
            if 'distances' in next(r for r in rows if r['source'] == s)]
   fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(5 * max(len(tasks), 1), 4),
                            squeeze=False)
   for ax, source in zip(axes[0], tasks):
+    if all(len(r['distances']) == 1 for r in rows if r['source'] == source):
+      _plot_learning_curves(ax, source, results)
+      continue
     for r in (r for r in rows if r['source'] == source):
       distances = [int(d) for d in r['distances']]
       stats = [r['distances'][str(d)]['accuracy'] for d in distances]

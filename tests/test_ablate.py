@@ -38,6 +38,17 @@ def test_every_ablation_config_loads_and_changes_one_thing():
         k: v for k, v in base.items() if k != 'model'}, path.name
 
 
+def test_plain_gpt_has_the_parameters_of_its_memgpt(tmp_path):
+  memgpt, plain = ablate._text_pair(2)
+  grid = ablate.GRIDS['tiny']
+  configs = [ablate.make_config(run, grid, 0, tmp_path) for run in (memgpt, plain)]
+  counts = [ablate._count_params(config) for config in configs]
+  model = configs[1].model
+  assert model.mlp_dim > configs[0].model.mlp_dim and not model.memory.enabled
+  # Within one MLP unit (swiglu: three d_model columns per layer).
+  assert abs(counts[0] - counts[1]) <= 3 * model.d_model * model.num_layers, counts
+
+
 def test_tiny_grid_end_to_end(tmp_path):
   report = ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs')
   for suffix in ('.md', '.json', '_accuracy.png', '_loss.png'):
