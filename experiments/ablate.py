@@ -2,7 +2,7 @@
 
   python experiments/ablate.py --grid=quick|core|curriculum|full|tiny [--out=experiments/results]
                                [--workdir=runs/ablate] [--name=NAME] [--only=recall/,...]
-                               [--num_steps=N]
+                               [--seeds=0,1] [--set=train.num_steps=8000 --set=train.batch_size=64 ...]
 
 For every (config, seed) of the grid: memgpt_jax.training.trainer.train_and_evaluate
 trains it in <workdir>/<grid>/<label>/seed<k>, the final checkpoint is restored and
@@ -16,6 +16,7 @@ know an answer D >= 1 segments back: its accuracy there must be at chance. Above
 chance (4 standard errors of a binomial) is reported as a LEAK and the driver exits 1.
 """
 
+import ast
 import dataclasses
 import json
 import math
@@ -36,6 +37,7 @@ from memgpt_jax import config_lib
 from memgpt_jax.data import builders
 from memgpt_jax.data import synthetic
 from memgpt_jax.data.tokenizer import make_tokenizer
+from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import make_partitioner
 from memgpt_jax.training import evaluation, pretrained, trainer
@@ -51,8 +53,9 @@ _GRID = flags.DEFINE_enum('grid', 'quick', ['tiny', 'quick', 'core', 'curriculum
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _WORKDIR = flags.DEFINE_string('workdir', str(ROOT / 'runs' / 'ablate'), 'Training runs.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default: the grid name).')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Train every run this many steps '
-                                  "instead of the grid's.")
+_SEEDS = flags.DEFINE_list('seeds', [], "Train these seeds instead of the grid's.")
+_SET = flags.DEFINE_multi_string('set', [], "Config overrides for every run, after the grid's "
+                                 'own: key=value, the value a Python literal.')
 _ONLY = flags.DEFINE_list('only', [], 'Run only the grid entries whose label starts with '
                           'one of these, e.g. recall/,text/.')
 
@@ -172,7 +175,7 @@ def _set(config, dotted: str, value):
   for parent in parents:
     node = node[parent]
   if leaf not in node:
-    raise KeyError(f'unknown config key {dotted!r}')
+    raise ConfigError(f'unknown config key {dotted!r}')
   node[leaf] = value
 
 
@@ -428,18 +431,37 @@ def plot(name: str, results: list[dict], rows: list[dict], out: pathlib.Path):
   plt.close(fig)
 
 
+def parse_settings(items: list[str]) -> dict:
+  """--set items ('key=value', the value a Python literal or else a string) as a dict."""
+  settings = {}
+  for item in items:
+    key, equals, text = item.partition('=')
+    if not equals or not key:
+      raise ConfigError(f'--set wants key=value, got {item!r}')
+    try:
+      settings[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      settings[key] = text
+  return settings
+
+
 def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
              name: str | None = None, only: tuple[str, ...] = (),
-             num_steps: int | None = None) -> dict:
-  """Trains and evaluates every (run, seed) of the grid; writes the results files."""
+             settings: dict | None = None, seeds: tuple[int, ...] = ()) -> dict:
+  """Trains and evaluates every (run, seed) of the grid; writes the results files.
+
+  `settings` override every run's config after the grid's own (a bigger budget, say)."""
   grid, name = GRIDS[grid_name], name or grid_name
   if only:
     grid = dataclasses.replace(grid, runs=tuple(
         r for r in grid.runs if r.label.startswith(tuple(only))))
-  if num_steps:
+  if seeds:
+    grid = dataclasses.replace(grid, seeds=seeds)
+  if settings:
     grid = dataclasses.replace(grid, runs=tuple(
-        dataclasses.replace(r, overrides=r.overrides | {'train.num_steps': num_steps})
-        for r in grid.runs))
+        dataclasses.replace(r, overrides=r.overrides | settings) for r in grid.runs))
+  for run in grid.runs:  # an unknown key fails here, before any training
+    make_config(run, grid, grid.seeds[0], workdir / 'tfds')
   out.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   results = []
@@ -468,8 +490,13 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
   tfds.disable_progress_bar()
-  report = run_grid(_GRID.value, pathlib.Path(_OUT.value), pathlib.Path(_WORKDIR.value),
-                    _NAME.value, tuple(_ONLY.value), _NUM_STEPS.value)
+  try:
+    settings = parse_settings(_SET.value)
+    report = run_grid(_GRID.value, pathlib.Path(_OUT.value), pathlib.Path(_WORKDIR.value),
+                      _NAME.value, tuple(_ONLY.value), settings,
+                      tuple(int(seed) for seed in _SEEDS.value))
+  except ConfigError as error:
+    sys.exit(f'[ablate] {error}')
   name = report['name']
   print(f'[ablate] wrote {_OUT.value}/{name}.md, .json, _accuracy.png, _loss.png '
         f'in {report["wall_seconds"] / 60:.1f} min')

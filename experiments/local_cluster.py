@@ -38,8 +38,10 @@ def main() -> int:
   args, train_args = parse_args()
   workdir = pathlib.Path(next(a for a in train_args if a.startswith('--workdir=')).split('=', 1)[1])
   (workdir / 'logs').mkdir(parents=True, exist_ok=True)
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={args.devices_per_process}')
+  # The caller's XLA flags stay; the device count is added to them.
+  flags = (f"{os.environ.get('XLA_FLAGS', '')} "
+           f'--xla_force_host_platform_device_count={args.devices_per_process}')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=flags.strip())
   coordinator = f'localhost:{portpicker.pick_unused_port()}'
   with contextlib.ExitStack() as logs:
     processes = []

@@ -1,11 +1,20 @@
 """Shared fixtures: tiny model configs that compile in seconds on a 2-core CPU."""
 
+import os
 import pathlib
+import shutil
+import tempfile
 
-import flax.linen as nn
-import jax
-import ml_collections
-import pytest
+# The tests' models are tiny, so XLA's compile time is most of their time on a CPU:
+# skip LLVM's optimisation passes (slower code, quicker compiles). Set before jax starts
+# its backend; the processes tests start inherit it (tests/multidevice.py).
+os.environ['XLA_FLAGS'] = ' '.join(
+    [os.environ.get('XLA_FLAGS', ''), '--xla_backend_optimization_level=0']).strip()
+
+import flax.linen as nn  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from memgpt_jax import config_lib
 from memgpt_jax.model.config import ModelConfig
@@ -13,6 +22,27 @@ from memgpt_jax.model.transformer import MemGPT
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VOCAB = 64
+_CACHE_VARIABLE = 'JAX_COMPILATION_CACHE_DIR'
+_made_cache = []  # the cache folder this process made, removed when the run ends
+
+
+def pytest_configure(config):
+  """One XLA compilation cache for the whole run: many tests compile the same tiny
+  models, and compiling is most of their time on a CPU. Made by the first process (the
+  xdist controller), inherited by its workers and by the processes tests start."""
+  del config
+  if _CACHE_VARIABLE not in os.environ:
+    os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix='memgpt-jax-compilation-')
+    _made_cache.append(os.environ[_CACHE_VARIABLE])
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  jax.config.update('jax_compilation_cache_dir', os.environ[_CACHE_VARIABLE])
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+
+
+def pytest_unconfigure(config):
+  del config
+  for folder in _made_cache:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_config(name: str = 'tiny') -> ml_collections.ConfigDict:

@@ -56,8 +56,8 @@ def host_rows(batch: dict[str, np.ndarray], sharding) -> dict[str, np.ndarray]:
 def run_scripts(*runs: tuple[str, ...], devices: int = 1, timeout: float = 400) -> list[str]:
   """Runs tests/<script> <args> for each run at once, on `devices` simulated CPU
   devices each; returns their stdouts. One failure stops the others."""
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=flags.strip())
   processes = [subprocess.Popen([sys.executable, str(ROOT / 'tests' / script), *args],
                                 env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

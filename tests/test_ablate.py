@@ -4,6 +4,10 @@ import importlib.util
 import json
 import pathlib
 
+import pytest
+
+from memgpt_jax.errors import ConfigError
+
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -50,12 +54,16 @@ def test_plain_gpt_has_the_parameters_of_its_memgpt(tmp_path):
 
 
 def test_tiny_grid_end_to_end(tmp_path):
-  report = ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs')
+  report = ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
+                           settings={'train.log_every': 1})
   for suffix in ('.md', '.json', '_accuracy.png', '_loss.png'):
     assert (tmp_path / 'results' / f'tiny{suffix}').stat().st_size > 0
   saved = json.loads((tmp_path / 'results' / 'tiny.json').read_text())
   assert saved['summary'] == json.loads(json.dumps(report['summary']))
   rows = {r['label']: r for r in saved['summary']}
+  # The setting reached every run: a loss logged at every step.
+  for run in saved['runs']:
+    assert [step for step, _ in run['loss_curve']] == list(range(1, run['steps'] + 1))
   assert set(rows) == {'recall/memory_fixed', 'recall/memory_none', 'text/plain_gpt'}
   # memory_fixed went through a one-stage curriculum: trained there first, then from it.
   stage = tmp_path / 'runs' / 'tiny' / 'recall' / 'memory_fixed' / 'seed0' / 'stage0'
@@ -72,3 +80,18 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert rows['text/plain_gpt']['bits_per_byte'][0] > 0
   table = (tmp_path / 'results' / 'tiny.md').read_text()
   assert '| recall/memory_none |' in table and 'at chance' in table
+
+
+def test_settings_parse_literals_and_reject_bad_items():
+  assert ablate.parse_settings(['train.batch_size=64', 'data.task.train_distances=(0, 1)',
+                                'data.source=passkey']) == {
+      'train.batch_size': 64, 'data.task.train_distances': (0, 1), 'data.source': 'passkey'}
+  with pytest.raises(ConfigError, match='key=value'):
+    ablate.parse_settings(['train.batch_size'])
+
+
+def test_an_unknown_setting_fails_before_any_run(tmp_path):
+  with pytest.raises(ConfigError, match='train.batch_sise'):
+    ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
+                    settings={'train.batch_sise': 4})
+  assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()
