@@ -112,6 +112,10 @@ def _recall(names: tuple[str, ...], steps: int, source: str = 'recall') -> tuple
                    {'data.source': source, 'train.num_steps': steps}) for name in names)
 
 
+# Pointer on/off inside one segment and MemGPT against the plain GPT on text.
+_POINTER_AND_TEXT = (_pointer_pair('induction', 1000) + _pointer_pair('copy', 1000)
+                     + _text_pair(500))
+
 GRIDS = {
     # Seconds: the driver end to end in the tests.
     'tiny': Grid(
@@ -138,9 +142,7 @@ GRIDS = {
     # recall, pointer on/off on induction and copying, MemGPT against the plain GPT
     # (equal parameters) on text.
     'core': Grid(
-        runs=_recall(('memory_fixed', 'memory_gru', 'memory_none'), 1500)
-        + _pointer_pair('induction', 1000)
-        + _pointer_pair('copy', 1000) + _text_pair(500),
+        runs=_recall(('memory_fixed', 'memory_gru', 'memory_none'), 1500) + _POINTER_AND_TEXT,
         seeds=(0, 1, 2),
         overrides={}),
     # Recall through a curriculum: one key-value pair at distance <= 1, then two pairs,
@@ -156,14 +158,15 @@ GRIDS = {
                   {'data.source': 'recall', 'train.num_steps': 7500})),
         seeds=(0, 1, 2),
         overrides={}),
-    # The whole grid, three seeds.
+    # The whole grid, three seeds. bptt_full and memory_all_layers are the base config
+    # (configs/synthetic.py), so memory_fixed is their row.
     'full': Grid(
         runs=_recall(('memory_none', 'memory_fixed', 'memory_gru', 'memory_overwrite',
-                      'slots_8', 'slots_32', 'slots_128', 'bptt_full', 'bptt_truncated',
-                      'memory_all_layers', 'memory_one_layer'), 1500)
+                      'slots_8', 'slots_32', 'slots_128', 'bptt_truncated',
+                      'memory_one_layer'), 1500)
         + _recall(('memory_none', 'memory_fixed'), 1500, source='passkey')
         + _recall(('memory_none', 'memory_fixed'), 1500, source='copy')
-        + _pointer_pair('induction', 600) + _pointer_pair('copy', 600) + _text_pair(1000),
+        + _POINTER_AND_TEXT,
         seeds=(0, 1, 2),
         overrides={}),
 }
@@ -336,7 +339,8 @@ def _steps_to_99(steps: list) -> str:
   return ', '.join('not reached' if s is None else str(s) for s in steps)
 
 
-def markdown(name: str, grid_name: str, rows: list[dict], wall_seconds: float) -> str:
+def markdown(name: str, grid_name: str, rows: list[dict], wall_seconds: float,
+             settings: dict | None = None) -> str:
   """The results page: one table per task (accuracy in %, mean ± std over seeds)."""
   seeds = rows[0]['seeds'] if rows else []
   lines = [f'# Ablation results: {name}', '',
@@ -347,6 +351,9 @@ def markdown(name: str, grid_name: str, rows: list[dict], wall_seconds: float) -
            'context (a row of D + 1 segments). Leak check: memory off and no pointer '
            f'cache must be at chance for D >= 1 (> {LEAK_STANDARD_ERRORS:g} binomial '
            'standard errors above it fails).', '']
+  if settings:
+    lines += ['Every run also had: '
+              + ', '.join(f'`{key}={value!r}`' for key, value in settings.items()) + '.', '']
   for source in dict.fromkeys(r['source'] for r in rows):
     group = [r for r in rows if r['source'] == source]
     lines += [f'## {source}', '']
@@ -474,9 +481,10 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
   rows = summarize(results)
   report = {'name': name, 'grid': grid_name, 'seeds': list(grid.seeds),
             'wall_seconds': wall_seconds, 'platform': jax.devices()[0].platform,
+            'settings': settings or {},
             'summary': rows, 'runs': results}
   (out / f'{name}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{name}.md').write_text(markdown(name, grid_name, rows, wall_seconds))
+  (out / f'{name}.md').write_text(markdown(name, grid_name, rows, wall_seconds, settings))
   plot(name, results, rows, out)
   return report
 

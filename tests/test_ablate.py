@@ -38,6 +38,8 @@ def test_every_ablation_config_loads_and_changes_one_thing():
     diffs += [key for key in base['model']['pointer'] if
               base['model']['pointer'][key] != changed['model']['pointer'][key]]
     assert len(diffs) <= 1, (path.name, diffs)
+    if path.stem in ('bptt_full', 'memory_all_layers'):  # the full grid runs them as the base
+      assert not diffs, (path.name, diffs)
     assert {k: v for k, v in changed.items() if k != 'model'} == {
         k: v for k, v in base.items() if k != 'model'}, path.name
 
@@ -61,7 +63,9 @@ def test_tiny_grid_end_to_end(tmp_path):
   saved = json.loads((tmp_path / 'results' / 'tiny.json').read_text())
   assert saved['summary'] == json.loads(json.dumps(report['summary']))
   rows = {r['label']: r for r in saved['summary']}
-  # The setting reached every run: a loss logged at every step.
+  # The setting is on record, and it reached every run: a loss logged at every step.
+  assert saved['settings'] == {'train.log_every': 1}
+  assert '`train.log_every=1`' in (tmp_path / 'results' / 'tiny.md').read_text()
   for run in saved['runs']:
     assert [step for step, _ in run['loss_curve']] == list(range(1, run['steps'] + 1))
   assert set(rows) == {'recall/memory_fixed', 'recall/memory_none', 'text/plain_gpt'}

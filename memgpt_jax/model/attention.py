@@ -68,13 +68,12 @@ class SelfAttention(nn.Module):
         window_keys, key.astype(window_keys.dtype), start, axis=1)
     window_values = jax.lax.dynamic_update_slice_in_dim(
         window_values, value.astype(window_values.dtype), start, axis=1)
+    keys, values = window_keys.astype(query.dtype), window_values.astype(query.dtype)
     if memory is None:
-      out = jax.nn.dot_product_attention(
-          query, window_keys.astype(query.dtype), window_values.astype(query.dtype), mask=mask)
+      out = jax.nn.dot_product_attention(query, keys, values, mask=mask)
     else:
-      out = _attend_slots_and_window(
-          slot_query, key_proj(memory), value_proj(memory), slot_mask,
-          query, window_keys.astype(query.dtype), window_values.astype(query.dtype), mask)
+      out = _attend_slots_and_window(slot_query, key_proj(memory), value_proj(memory),
+                                     slot_mask, query, keys, values, mask)
     out = nn.DenseGeneral(
         cfg.d_model, axis=(-2, -1), use_bias=False,
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
