@@ -99,5 +99,4 @@ def _attend_slots_and_window(
   logits = logits.astype(jnp.float32) / jnp.sqrt(jnp.float32(query.shape[-1]))
   logits = jnp.where(jnp.concatenate([slot_mask, mask], axis=-1), logits, -1e30)
   weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-  return jnp.einsum('bhlk,bkhd->blhd', weights,
-                    jnp.concatenate([slot_values, values.astype(slot_values.dtype)], axis=1))
+  return jnp.einsum('bhlk,bkhd->blhd', weights, jnp.concatenate([slot_values, values], axis=1))
