@@ -15,7 +15,7 @@ names and numbers are copied from. Each evaluation also reports exact match and
 ROUGE-1/2/L of the greedy highlights of the first train.generate_examples validation
 records (at most train.generate_max_tokens bytes each: highlights run to ~300).
 Splits: train / validation / test. Model and schedule: configs/corpus_base.py with
-twice its segments and memory slots, a pointer cache of 1024, remat, half its batch
+twice its segments and memory key width (d_k = 128), a pointer cache of 1024, remat, half its batch
 and 50k steps. Tokenizer: bytes; a subword one fits more of the article in N (see
 configs/corpus_base.py):
 --config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
   model = config.model
   model.num_segments = 8  # K: N = 2048 bytes
-  model.memory.num_slots = 64
+  model.memory.delta.key_dim = 128
   model.pointer.cache_len = 1024
   model.remat = True
 

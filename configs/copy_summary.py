@@ -27,7 +27,6 @@ def get_config() -> ml_collections.ConfigDict:
   model.mlp_dim = 384
   model.segment_len = 256
   model.num_segments = 1
-  model.memory.num_slots = 8
   model.pointer.head_dim = 32
   model.pointer.cache_len = 0
 

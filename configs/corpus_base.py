@@ -2,14 +2,14 @@
 
 configs/lm1b.py, pg19.py, wiki40b.py, c4.py, cnn_dailymail.py, xsum.py, wmt14_de_en.py
 and schema_guided_dialogue.py load this file and set their dataset (data.*) and
-whatever differs for it: the example shape (segments, memory slots, pointer cache),
+whatever differs for it: the example shape (segments, memory width, pointer cache),
 the batch, the number of steps, or the model size (c4 larger, dialogue smaller).
 
 Not meant to be run alone: it names no dataset (data.* are configs/default.py's: the
 Python stdlib corpus), though get_config() gives a complete, valid config.
 
 Model: d_model 512, 8 layers of 8 heads, SwiGLU of 1408, bfloat16 compute; T = 256,
-K = 4 (N = 1024 tokens), 32 memory slots, a pointer (head_dim 64) that may copy from
+K = 4 (N = 1024 tokens), a delta memory in every layer (d_k = d_v = 64 per head), a pointer (head_dim 64) that may copy from
 256 positions of earlier segments. Schedule: batch 64, 100k steps at learning rate 1e-3 after 2000 warmup
 steps (cosine to 1e-4), a log line every 100 steps, evaluation on 50 batches and a
 checkpoint every 2000.
@@ -36,7 +36,6 @@ def get_config() -> ml_collections.ConfigDict:
   model.mlp_dim = 1408
   model.segment_len = 256  # T
   model.num_segments = 4  # K: N = 1024 tokens
-  model.memory.num_slots = 32
   model.pointer.head_dim = 64
   model.pointer.cache_len = 256
   model.dtype = 'bfloat16'

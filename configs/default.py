@@ -41,11 +41,32 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model.memory = ml_collections.ConfigDict()
   config.model.memory.enabled = True
-  config.model.memory.num_slots = 16  # S
+  # 'delta': an associative matrix per head written by the delta rule (binds keys to
+  # values); 'slots': S learned slots written by cross-attention (the first design).
+  config.model.memory.kind = 'delta'
   config.model.memory.layers = 'all'  # 'all' or comma-separated layer indices, e.g. '1,3'
-  config.model.memory.gate = 'fixed'  # 'fixed' | 'gru' | 'none'
-  config.model.memory.gate_bias_init = 1.0  # fixed gate: g = sigmoid(b), b starts here
   config.model.memory.bptt_segments = 0  # 0: backprop through all K segments
+  config.model.memory.slots = ml_collections.ConfigDict()
+  config.model.memory.slots.num_slots = 16  # S
+  config.model.memory.slots.gate = 'fixed'  # 'fixed' | 'gru' | 'none'
+  config.model.memory.slots.gate_bias_init = 1.0  # fixed gate: g = sigmoid(b), b starts here
+  config.model.memory.delta = ml_collections.ConfigDict()
+  config.model.memory.delta.key_dim = 0  # d_k per head; 0: the head dimension
+  config.model.memory.delta.value_dim = 0  # d_v per head; 0: the head dimension
+  config.model.memory.delta.feature_map = 'silu'  # phi: 'silu' | 'elu_plus_one' | 'identity'
+  config.model.memory.delta.key_shift = True  # key from [x_t ; x_{t-1}]; False: x_t alone
+  # beta_t: 'learned' sigmoid(w_b x_t + b) | 'fixed' 1 | 'pointer' (from the pointer's keys)
+  config.model.memory.delta.write_strength = 'learned'
+  config.model.memory.delta.decay = 'none'  # 'none' | 'learned' (alpha_t, Gated DeltaNet)
+  config.model.memory.delta.decay_init = 0.99  # learned decay: alpha_t starts near this
+  # Read gate g mixing memory and attention per head: 'token' sigmoid(w_g x_t + b_g) |
+  # 'head' sigmoid(b_g) | 'none' (the read is added).
+  config.model.memory.delta.read_gate = 'token'
+  config.model.memory.delta.read_gate_bias_init = -2.0  # g starts near 0.12: memory a minority
+  # How the write runs over a segment: 'scan' (token by token) | 'chunked' (a
+  # triangular solve per chunk of chunk_size tokens) | 'auto' (the faster one).
+  config.model.memory.delta.write_form = 'auto'
+  config.model.memory.delta.chunk_size = 64
 
   config.model.pointer = ml_collections.ConfigDict()
   config.model.pointer.enabled = True

@@ -13,8 +13,8 @@ Records {'book_text', 'book_id', 'book_title', 'publication_date', 'book_link'}:
 Project Gutenberg book (published before 1919) each, the text under 'book_text'.
 Examples are 8 segments of 256 bytes read in order through a book, so memory and the
 pointer's cache carry names and phrasing across segments. Splits: train / validation /
-test. Model and schedule: configs/corpus_base.py with twice its segments, memory slots
-and pointer cache, half its batch, remat. Tokenizer: bytes; a subword one reaches
+test. Model and schedule: configs/corpus_base.py with twice its segments, memory key width
+(d_k = 128) and pointer cache, half its batch, remat. Tokenizer: bytes; a subword one reaches
 further per segment (see configs/corpus_base.py):
 --config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
 """
@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
   model = config.model
   model.num_segments = 8  # K: N = 2048 bytes
-  model.memory.num_slots = 64
+  model.memory.delta.key_dim = 128
   model.pointer.cache_len = 512
   model.remat = True  # backprop through all 8 segments
 

@@ -1,8 +1,12 @@
-"""A small MemGPT on a synthetic long-range task: the base of configs/ablations/.
+"""A small MemGPT on a synthetic long-range task, and its ablation variants.
 
 Run:     memgpt-train --config=configs/synthetic.py --workdir=runs/recall
          [--config.data.source=recall|passkey|copy|induction]
+         memgpt-train --config=configs/synthetic.py:slots,gru --workdir=runs/recall_gru
 Reaches: see experiments/results/ (accuracy per distance, written by experiments/ablate.py).
+
+Variants (VARIANTS below; comma-separated after the file name, applied in order): each
+changes one thing, so a grid of them (experiments/ablate.py) is a grid of ablations.
 
 Rows are T * K tokens; the context sits in segment 0 and query blocks at distances
 data.task.train_distances (segments later). The pointer's cache of earlier segments
@@ -14,10 +18,35 @@ import pathlib
 
 import ml_collections
 
-from memgpt_jax.config_lib import load_config
+from memgpt_jax.config_lib import apply_variants, load_config
+
+_DELTA = 'model.memory.delta.'
+VARIANTS = {
+    'memory_off': {'model.memory.enabled': False},
+    'pointer_off': {'model.pointer.enabled': False},
+    'bptt_truncated': {'model.memory.bptt_segments': 1},  # cut at every segment
+    'one_layer': {'model.memory.layers': '1'},  # memory in the second layer only
+    # The slot memory (fixed gate, 16 slots) and its own variants (after 'slots').
+    'slots': {'model.memory.kind': 'slots'},
+    'gru': {'model.memory.slots.gate': 'gru'},
+    'overwrite': {'model.memory.slots.gate': 'none'},
+    'slots_8': {'model.memory.slots.num_slots': 8},
+    'slots_32': {'model.memory.slots.num_slots': 32},
+    'slots_128': {'model.memory.slots.num_slots': 128},
+    # The delta memory's knobs.
+    'no_key_shift': {_DELTA + 'key_shift': False},
+    'elu_plus_one': {_DELTA + 'feature_map': 'elu_plus_one'},
+    'identity_map': {_DELTA + 'feature_map': 'identity'},
+    'fixed_beta': {_DELTA + 'write_strength': 'fixed'},
+    'pointer_beta': {_DELTA + 'write_strength': 'pointer'},
+    'decay': {_DELTA + 'decay': 'learned'},
+    'head_gate': {_DELTA + 'read_gate': 'head'},
+    'no_gate': {_DELTA + 'read_gate': 'none'},
+    'wide_keys': {_DELTA + 'key_dim': 64},
+}
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
   config = load_config(pathlib.Path(__file__).with_name('default.py'))
   model = config.model
   model.d_model = 64
@@ -30,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.init_std = 0.125
   model.segment_len = 32  # T
   model.num_segments = 4  # K
-  model.memory.num_slots = 16
+  model.memory.slots.num_slots = 16
   model.pointer.head_dim = 16
   model.pointer.cache_len = 0
 
@@ -64,4 +93,4 @@ def get_config() -> ml_collections.ConfigDict:
   train.eval_batches = 8  # num_eval / batch_size: the whole validation split
   train.checkpoint_every = 100_000  # the driver saves only at the end
   train.async_checkpointing = False
-  return config
+  return apply_variants(config, variants, VARIANTS)

@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
   model = config.model
   model.num_segments = 8  # K: N = 2048 bytes
-  model.memory.num_slots = 64
+  model.memory.delta.key_dim = 128
   model.pointer.cache_len = 1024
   model.remat = True
 

@@ -84,7 +84,7 @@ class Grid:
   overrides: dict  # applied to every run first
 
 
-_ABL = 'configs/ablations/'
+_SYNTHETIC = 'configs/synthetic.py'
 # The pointer tasks sit inside one segment: the pointer copies, no memory is needed.
 _IN_WINDOW = {'model.num_segments': 1, 'data.task.train_distances': (0,),
               'data.task.eval_distances': (0,), 'train.eval_every': 25}
@@ -95,37 +95,53 @@ _TEXT = {'data.source': 'pystdlib', 'model.pointer.cache_len': 32, 'train.eval_e
 _RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
 
 
+def _variant(label: str, variants: str, overrides: dict | None = None, **kwargs) -> Run:
+  """A run of configs/synthetic.py with its named variants (e.g. 'slots,gru')."""
+  config = f'{_SYNTHETIC}:{variants}' if variants else _SYNTHETIC
+  return Run(label, config, overrides or {}, **kwargs)
+
+
 def _pointer_pair(task: str, steps: int) -> tuple[Run, ...]:
   overrides = _IN_WINDOW | {'data.source': task, 'train.num_steps': steps}
-  return (Run(f'{task}/pointer_on', _ABL + 'pointer_on.py', overrides),
-          Run(f'{task}/pointer_off', _ABL + 'pointer_off.py', overrides))
+  return (_variant(f'{task}/pointer_on', '', overrides),
+          _variant(f'{task}/pointer_off', 'pointer_off', overrides))
 
 
-def _text_pair(steps: int) -> tuple[Run, ...]:
+def _text(steps: int, memories: tuple[str, ...] = ('delta', 'slots')) -> tuple[Run, ...]:
+  """MemGPT with each memory kind, and the plain GPT of the first one's parameters."""
   overrides = _TEXT | {'train.num_steps': steps}
-  return (Run('text/memgpt', 'configs/synthetic.py', overrides),
-          Run('text/plain_gpt', 'configs/synthetic.py', overrides, plain_gpt=True))
+  runs = tuple(_variant(f'text/memgpt_{kind}', '' if kind == 'delta' else kind, overrides)
+               for kind in memories)
+  return runs + (_variant('text/plain_gpt', '', overrides, plain_gpt=True),)
 
 
-def _recall(names: tuple[str, ...], steps: int, source: str = 'recall') -> tuple[Run, ...]:
-  return tuple(Run(f'{source}/{name}', f'{_ABL}{name}.py',
-                   {'data.source': source, 'train.num_steps': steps}) for name in names)
+def _memories(names: tuple[str, ...], steps: int, source: str = 'recall') -> tuple[Run, ...]:
+  """Runs named by their variants: 'delta' is the base config (the delta memory)."""
+  return tuple(_variant(f'{source}/{name.replace(",", "_")}', '' if name == 'delta' else name,
+                        {'data.source': source, 'train.num_steps': steps}) for name in names)
 
 
 # Pointer on/off inside one segment and MemGPT against the plain GPT on text.
 _POINTER_AND_TEXT = (_pointer_pair('induction', 1000) + _pointer_pair('copy', 1000)
-                     + _text_pair(500))
+                     + _text(500))
+# The delta memory's knobs, each changed alone (configs/synthetic.py VARIANTS).
+_DELTA_KNOBS = ('no_key_shift', 'elu_plus_one', 'identity_map', 'fixed_beta', 'pointer_beta',
+                'decay', 'head_gate', 'no_gate', 'wide_keys')
+_SLOT_KNOBS = ('slots,gru', 'slots,overwrite', 'slots,slots_8', 'slots,slots_32',
+               'slots,slots_128')
+# Core recall is also scored at 16x the trained rows (D = 63: 64 segments).
+_LONG_EVAL = {'data.task.eval_distances': (0, 1, 2, 4, 7, 15, 63)}
 
 GRIDS = {
     # Seconds: the driver end to end in the tests.
     'tiny': Grid(
-        runs=(dataclasses.replace(_recall(('memory_fixed',), 3)[0],
+        runs=(dataclasses.replace(_memories(('delta',), 3)[0],
                                   stages=({'train.num_steps': 2},)),)  # a curriculum
-        + _recall(('memory_none',), 3) + _text_pair(2)[1:],
+        + _memories(('memory_off',), 3) + _text(2)[-1:],
         seeds=(0,),
         overrides={'model.d_model': 16, 'model.num_heads': 2, 'model.mlp_dim': 32,
                    'model.segment_len': 32, 'model.num_segments': 2,
-                   'model.memory.num_slots': 4, 'model.pointer.head_dim': 8,
+                   'model.memory.slots.num_slots': 4, 'model.pointer.head_dim': 8,
                    'data.task.num_pairs': 3, 'data.task.num_queries': 2,
                    'data.task.num_train': 64, 'data.task.num_eval': 32,
                    'data.task.train_distances': (1,), 'data.task.eval_distances': (0, 1, 3),
@@ -134,58 +150,51 @@ GRIDS = {
                    'train.warmup_steps': 1}),
     # Under 15 minutes on a 2-core CPU: one seed, the headline comparisons only.
     'quick': Grid(
-        runs=_recall(('memory_fixed', 'memory_none'), 300) + _pointer_pair('induction', 150)
-        + _text_pair(100),
+        runs=_memories(('delta', 'slots', 'memory_off'), 300) + _pointer_pair('induction', 150)
+        + _text(100, memories=('delta',)),
         seeds=(0,),
         overrides={'data.task.eval_distances': (0, 1, 2, 4, 7), 'train.eval_batches': 4}),
-    # The headline numbers of the issue, three seeds: memory on (two gates) and off on
-    # recall, pointer on/off on induction and copying, MemGPT against the plain GPT
-    # (equal parameters) on text.
+    # The headline numbers, three seeds: recall with the delta memory, the slot memory
+    # (two gates) and none, to 16x the trained rows; pointer on/off on induction and
+    # copying; MemGPT with each memory against the plain GPT (equal parameters) on text.
     'core': Grid(
-        runs=_recall(('memory_fixed', 'memory_gru', 'memory_none'), 1500) + _POINTER_AND_TEXT,
+        runs=tuple(dataclasses.replace(r, overrides=r.overrides | _LONG_EVAL) for r in
+                   _memories(('delta', 'slots', 'slots,gru', 'memory_off'), 1500))
+        + _POINTER_AND_TEXT,
         seeds=(0, 1, 2),
         overrides={}),
-    # Recall through a curriculum: one key-value pair at distance <= 1, then two pairs,
-    # then the task itself (six pairs, distances 0-3); against memory off.
+    # Recall through a curriculum (slot memory): one key-value pair at distance <= 1,
+    # then two pairs, then the task itself (six pairs, distances 0-3); against memory off.
     'curriculum': Grid(
-        runs=(Run('recall/memory_fixed_curriculum', _ABL + 'memory_fixed.py',
-                  {'data.source': 'recall', 'train.num_steps': 3000},
-                  stages=(_RECALL_STAGE | {'data.task.num_pairs': 1, 'data.task.num_queries': 1,
-                                           'train.num_steps': 3000},
-                          _RECALL_STAGE | {'data.task.num_pairs': 2, 'data.task.num_queries': 2,
-                                           'train.num_steps': 1500})),
-              Run('recall/memory_none', _ABL + 'memory_none.py',
-                  {'data.source': 'recall', 'train.num_steps': 7500})),
+        runs=(_variant('recall/slots_curriculum', 'slots',
+                       {'data.source': 'recall', 'train.num_steps': 3000},
+                       stages=(_RECALL_STAGE | {'data.task.num_pairs': 1,
+                                                'data.task.num_queries': 1,
+                                                'train.num_steps': 3000},
+                               _RECALL_STAGE | {'data.task.num_pairs': 2,
+                                                'data.task.num_queries': 2,
+                                                'train.num_steps': 1500})),
+              _variant('recall/memory_off', 'memory_off',
+                       {'data.source': 'recall', 'train.num_steps': 7500})),
         seeds=(0, 1, 2),
         overrides={}),
-    # The whole grid, three seeds. bptt_full and memory_all_layers are the base config
-    # (configs/synthetic.py), so memory_fixed is their row.
+    # The whole grid, three seeds: every knob of both memories on recall, passkey and
+    # selective copying across segments, and the core pointer and text rows.
     'full': Grid(
-        runs=_recall(('memory_none', 'memory_fixed', 'memory_gru', 'memory_overwrite',
-                      'slots_8', 'slots_32', 'slots_128', 'bptt_truncated',
-                      'memory_one_layer'), 1500)
-        + _recall(('memory_none', 'memory_fixed'), 1500, source='passkey')
-        + _recall(('memory_none', 'memory_fixed'), 1500, source='copy')
+        runs=_memories(('delta', 'memory_off') + _DELTA_KNOBS
+                       + ('bptt_truncated', 'one_layer', 'slots') + _SLOT_KNOBS, 1500)
+        + _memories(('delta', 'slots', 'memory_off'), 1500, source='passkey')
+        + _memories(('delta', 'slots', 'memory_off'), 1500, source='copy')
         + _POINTER_AND_TEXT,
         seeds=(0, 1, 2),
         overrides={}),
 }
 
 
-def _set(config, dotted: str, value):
-  *parents, leaf = dotted.split('.')
-  node = config
-  for parent in parents:
-    node = node[parent]
-  if leaf not in node:
-    raise ConfigError(f'unknown config key {dotted!r}')
-  node[leaf] = value
-
-
 def make_config(run: Run, grid: Grid, seed: int, data_dir: pathlib.Path):
   config = config_lib.load_config(ROOT / run.config)
   for key, value in (grid.overrides | run.overrides).items():
-    _set(config, key, value)
+    config_lib.set_dotted(config, key, value)
   if run.plain_gpt:
     config = _with_params(config_lib.plain_gpt(config), _count_params(config))
   config.seed = seed

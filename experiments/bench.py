@@ -3,11 +3,13 @@
   python experiments/bench.py [--config=configs/default.py] [--steps=20]
                               [--config.train.batch_size=16 ...] [--out=results.json]
 
-Both models are timed in ONE run on the same devices, with the real train step (jit
+Every model is timed in ONE run on the same devices, with the real train step (jit
 over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so the
-input pipeline is not in the figure. Prints tokens/s, step time, their ratio, and on
-GPU/TPU the MFU from the model FLOP count of memgpt_jax/flops.py (memory and pointer
-work included) and the per-device peak table there.
+input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
+MemGPT with the delta memory written by each of its forms (scan, chunked). Prints
+tokens/s, step time, the ratios to the plain GPT, and on GPU/TPU the MFU from the model
+FLOP count of memgpt_jax/flops.py (memory and pointer work included) and the
+per-device peak table there.
 """
 
 import json
@@ -31,6 +33,14 @@ _CONFIG = config_flags.DEFINE_config_file('config', 'configs/default.py', 'MemGP
 _STEPS = flags.DEFINE_integer('steps', 20, 'Timed steps per model.')
 _WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed steps first (compilation included).')
 _OUT = flags.DEFINE_string('out', None, 'Also write the results to this JSON file.')
+
+# MemGPT as configured, once per memory kind and write form.
+MEMORY_VARIANTS = {
+    'memgpt_slots': {'model.memory.kind': 'slots'},
+    'memgpt_delta_scan': {'model.memory.kind': 'delta', 'model.memory.delta.write_form': 'scan'},
+    'memgpt_delta_chunked': {'model.memory.kind': 'delta',
+                             'model.memory.delta.write_form': 'chunked'},
+}
 
 
 def time_training(config) -> dict:
@@ -73,19 +83,24 @@ def main(argv):
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
              'seq_len': config.model.segment_len * config.model.num_segments,
              'steps': _STEPS.value}
-  results['plain_gpt'] = time_training(config_lib.plain_gpt(config))
-  results['memgpt'] = time_training(config)
-  results['memgpt_over_plain_tokens_per_second'] = (
-      results['memgpt']['tokens_per_second'] / results['plain_gpt']['tokens_per_second'])
+  models = {'plain_gpt': config_lib.plain_gpt(config)}
+  for name, overrides in MEMORY_VARIANTS.items():
+    variant = config.copy_and_resolve_references()
+    for key, value in overrides.items():
+      config_lib.set_dotted(variant, key, value)
+    models[name] = variant
+  results['models'] = {name: time_training(variant) for name, variant in models.items()}
+  plain = results['models']['plain_gpt']['tokens_per_second']
+  for r in results['models'].values():
+    r['over_plain_gpt'] = r['tokens_per_second'] / plain
   print(f"device: {results['device']}  dtype: {results['dtype']}  "
         f"batch: {results['batch_size']} x {results['seq_len']} tokens  steps: {_STEPS.value}")
-  print(f"{'model':<10} {'params':>10} {'step ms':>9} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>6}")
-  for name in ('plain_gpt', 'memgpt'):
-    r = results[name]
+  print(f"{'model':<22} {'params':>10} {'step ms':>9} {'tokens/s':>10} {'/ plain':>8} "
+        f"{'TFLOP/s':>8} {'MFU':>6}")
+  for name, r in results['models'].items():
     mfu = f"{100 * r['mfu']:.1f}%" if r['mfu'] is not None else 'n/a'
-    print(f"{name:<10} {r['params']:>10,} {r['step_ms']:>9.1f} {r['tokens_per_second']:>10.0f} "
-          f"{r['model_tflops_per_second']:>8.3f} {mfu:>6}")
-  print(f"MemGPT / plain GPT tokens/s: {results['memgpt_over_plain_tokens_per_second']:.3f}")
+    print(f"{name:<22} {r['params']:>10,} {r['step_ms']:>9.1f} {r['tokens_per_second']:>10.0f} "
+          f"{r['over_plain_gpt']:>8.3f} {r['model_tflops_per_second']:>8.3f} {mfu:>6}")
   if _OUT.value:
     with open(_OUT.value, 'w', encoding='utf-8') as f:
       json.dump(results, f, indent=2)

@@ -12,14 +12,49 @@ from memgpt_jax.model.config import ModelConfig
 
 
 def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """Runs get_config() of a config file; ablation configs build on a base this way."""
+  """Runs get_config() of a config file, or get_config(ARGS) for 'file.py:ARGS' (a
+  config's named variants, as on the command line); configs build on a base this way."""
+  path, _, arg = str(path).partition(':')
   path = pathlib.Path(path)
   if not path.is_file():
     raise ConfigError(f'config file {str(path)!r} does not exist')
   spec = importlib.util.spec_from_file_location(f'memgpt_config_{path.stem}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def has_key(config: ml_collections.ConfigDict, key: str) -> bool:
+  """Whether the dotted key 'a.b' names a field of the config."""
+  node = config
+  for part in key.split('.'):
+    if not hasattr(node, 'keys') or part not in node:
+      return False
+    node = node[part]
+  return True
+
+
+def set_dotted(config: ml_collections.ConfigDict, key: str, value):
+  """config['a']['b'] = value for key 'a.b'; ConfigError if the config has no such key."""
+  if not has_key(config, key):
+    raise ConfigError(f'unknown config key {key!r}')
+  *parents, leaf = key.split('.')
+  node = config
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+
+
+def apply_variants(config: ml_collections.ConfigDict, names: str | None,
+                   variants: dict[str, dict]) -> ml_collections.ConfigDict:
+  """Applies the comma-separated variant names in order: each maps dotted keys to values."""
+  for name in filter(None, (part.strip() for part in (names or '').split(','))):
+    if name not in variants:
+      raise ConfigError(f'unknown config variant {name!r} (choose from '
+                        f'{", ".join(variants)})')
+    for key, value in variants[name].items():
+      set_dotted(config, key, value)
+  return config
 
 
 def plain_gpt(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

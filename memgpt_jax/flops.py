@@ -2,7 +2,9 @@
 
 MFU = (model FLOPs per token * tokens per second) / peak FLOP/s of the devices used.
 A multiply-add counts as 2 FLOPs; training = forward + backward = 3 x forward.
-Attention is counted over the full window the dense kernel computes (T + S keys).
+Attention is counted over the full window the dense kernel computes (T + S keys). The
+delta memory's write is counted in its recurrent form (per token: S^T k and the rank-1
+update), whichever form runs it.
 """
 
 from memgpt_jax.model.config import ModelConfig
@@ -31,22 +33,48 @@ def peak_flops(device_kind: str, dtype: str) -> float | None:
   return None
 
 
+def _slot_memory_flops(cfg: ModelConfig) -> float:
+  """Per token: once per segment, shared by its T tokens, the read's slot keys/values
+  and the write (slot queries, token keys/values, cross-attention, output, gate)."""
+  d, window, slots = cfg.d_model, cfg.segment_len, cfg.memory_slots
+  per_segment = 4 * slots * d * d  # read: K, V of the slots
+  per_segment += 2 * slots * d * d + 4 * window * d * d + 4 * slots * window * d
+  per_segment += 2 * slots * d * d + (4 * slots * d * d if cfg.slots.gate == 'gru' else 0)
+  return per_segment / window
+
+
+def _delta_memory_flops(cfg: ModelConfig) -> float:
+  """Per token: the read (query, q S, gate) and the write (key, value, strength,
+  decay, and the delta rule's S^T k and rank-1 update)."""
+  d, heads, delta = cfg.d_model, cfg.num_heads, cfg.delta
+  dk, dv = delta.key_dim, delta.value_dim
+  read = 2 * d * heads * dk + 2 * heads * dk * dv
+  if dv != cfg.head_dim:
+    read += 2 * heads * dv * cfg.head_dim
+  if delta.read_gate == 'token':
+    read += 2 * d * heads
+  write = 2 * (2 * d if delta.key_shift else d) * heads * dk + 2 * d * heads * dv
+  write += 4 * heads * dk * dv
+  if delta.write_strength == 'learned':
+    write += 2 * d * heads
+  elif delta.write_strength == 'pointer':
+    write += 2 * cfg.pointer_heads * cfg.pointer_head_dim * heads
+  if delta.decay == 'learned':
+    write += 2 * d * heads + heads * dk * dv
+  return read + write
+
+
 def forward_flops_per_token(cfg: ModelConfig) -> float:
   d, window = cfg.d_model, cfg.segment_len
-  slots = cfg.memory_slots
   mlp = (6 if cfg.mlp_type == 'swiglu' else 4) * d * cfg.mlp_dim
+  memory = _delta_memory_flops if cfg.memory_kind == 'delta' else _slot_memory_flops
   flops = 0.0
   for layer in range(cfg.num_layers):
     has_memory = cfg.has_memory(layer)
-    keys = window + (slots if has_memory else 0)
+    keys = window + (cfg.memory_slots if has_memory else 0)
     flops += 8 * d * d + mlp + 4 * d * keys  # projections, MLP, scores + values
     if has_memory:
-      # Once per segment, shared by its T tokens: the read's slot keys/values, and the
-      # write (slot queries, token keys/values, cross-attention, output, gate).
-      per_segment = 4 * slots * d * d  # read: K, V of the slots
-      per_segment += 2 * slots * d * d + 4 * window * d * d + 4 * slots * window * d
-      per_segment += 2 * slots * d * d + (4 * slots * d * d if cfg.memory_gate == 'gru' else 0)
-      flops += per_segment / window
+      flops += memory(cfg)
   if cfg.pointer_enabled:
     heads_dim = cfg.pointer_heads * cfg.pointer_head_dim
     flops += 4 * d * heads_dim + 2 * heads_dim * cfg.num_candidates + 2 * d

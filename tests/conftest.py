@@ -50,15 +50,14 @@ def load_config(name: str = 'tiny') -> ml_collections.ConfigDict:
   return config_lib.load_config(ROOT / 'configs' / f'{name}.py')
 
 
+MEMORY_KINDS = ('delta', 'slots')
+
+
 def tiny_model(vocab_size: int = VOCAB, **overrides) -> tuple[MemGPT, ModelConfig]:
   """configs/tiny.py's model with dotted overrides, e.g. {'memory.enabled': False}."""
   model_config = load_config('tiny').model
   for key, value in overrides.items():
-    node = model_config
-    *parents, leaf = key.split('.')
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+    config_lib.set_dotted(model_config, key, value)
   cfg = ModelConfig.from_config(model_config, vocab_size)
   return MemGPT(cfg), cfg
 
@@ -69,8 +68,8 @@ def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
   return nn.unbox(model.init(jax.random.key(seed), tokens))
 
 
-@pytest.fixture(scope='session')
-def memgpt():
-  """The tiny MemGPT (memory + pointer on) and its parameters."""
-  model, _ = tiny_model()
+@pytest.fixture(scope='session', params=MEMORY_KINDS)
+def memgpt(request):
+  """The tiny MemGPT (memory + pointer on) and its parameters, once per memory kind."""
+  model, _ = tiny_model(**{'memory.kind': request.param})
   return model, init_params(model)

@@ -28,24 +28,43 @@ def test_leak_threshold():
   assert ablate.leaks(0.3, 1 / 16, 100)
 
 
-def test_every_ablation_config_loads_and_changes_one_thing():
+def _flat(tree: dict, prefix: str = '') -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}: every leaf of a config by its dotted key."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat |= _flat(value, f'{prefix}{key}.')
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def test_every_config_variant_changes_one_thing():
+  """Over every key of the config: a variant differs from the base in exactly one
+  place, and a slot-memory knob (applied after 'slots') in one place beyond it."""
   from memgpt_jax import config_lib  # pylint: disable=import-outside-toplevel
-  base = config_lib.load_config(ROOT / 'configs' / 'synthetic.py').to_dict()
-  for path in sorted((ROOT / 'configs' / 'ablations').glob('*.py')):
-    changed = config_lib.load_config(path).to_dict()
-    diffs = [key for key in base['model']['memory'] if
-             base['model']['memory'][key] != changed['model']['memory'][key]]
-    diffs += [key for key in base['model']['pointer'] if
-              base['model']['pointer'][key] != changed['model']['pointer'][key]]
-    assert len(diffs) <= 1, (path.name, diffs)
-    if path.stem in ('bptt_full', 'memory_all_layers'):  # the full grid runs them as the base
-      assert not diffs, (path.name, diffs)
-    assert {k: v for k, v in changed.items() if k != 'model'} == {
-        k: v for k, v in base.items() if k != 'model'}, path.name
+  path = ROOT / 'configs' / 'synthetic.py'
+  spec = importlib.util.spec_from_file_location('synthetic_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  base = _flat(config_lib.load_config(path).to_dict())
+  slots = _flat(config_lib.load_config(f'{path}:slots').to_dict())
+  for name in module.VARIANTS:
+    is_slot_knob = name != 'slots' and all(
+        key.startswith('model.memory.slots.') for key in module.VARIANTS[name])
+    reference = slots if is_slot_knob else base
+    changed = _flat(config_lib.load_config(
+        f'{path}:slots,{name}' if is_slot_knob else f'{path}:{name}').to_dict())
+    assert changed.keys() == reference.keys(), name
+    diffs = [key for key in reference if reference[key] != changed[key]]
+    assert len(diffs) == 1, (name, diffs)
+  grid_configs = {run.config for grid in ablate.GRIDS.values() for run in grid.runs}
+  for config in grid_configs:  # every grid entry names variants that exist
+    config_lib.load_config(ROOT / config)
 
 
 def test_plain_gpt_has_the_parameters_of_its_memgpt(tmp_path):
-  memgpt, plain = ablate._text_pair(2)
+  memgpt, plain = ablate._text(2, memories=('delta',))
   grid = ablate.GRIDS['tiny']
   configs = [ablate.make_config(run, grid, 0, tmp_path) for run in (memgpt, plain)]
   counts = [ablate._count_params(config) for config in configs]
@@ -68,13 +87,13 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert '`train.log_every=1`' in (tmp_path / 'results' / 'tiny.md').read_text()
   for run in saved['runs']:
     assert [step for step, _ in run['loss_curve']] == list(range(1, run['steps'] + 1))
-  assert set(rows) == {'recall/memory_fixed', 'recall/memory_none', 'text/plain_gpt'}
-  # memory_fixed went through a one-stage curriculum: trained there first, then from it.
-  stage = tmp_path / 'runs' / 'tiny' / 'recall' / 'memory_fixed' / 'seed0' / 'stage0'
+  assert set(rows) == {'recall/delta', 'recall/memory_off', 'text/plain_gpt'}
+  # recall/delta went through a one-stage curriculum: trained there first, then from it.
+  stage = tmp_path / 'runs' / 'tiny' / 'recall' / 'delta' / 'seed0' / 'stage0'
   assert (stage / 'checkpoints' / '2').is_dir()
   saved_config = json.loads((stage.parent / 'config.json').read_text())
   assert saved_config['init_from'] == str(stage)
-  control = rows['recall/memory_none']
+  control = rows['recall/memory_off']
   checked = {d: v for d, v in control['distances'].items() if v['checked']}
   assert set(checked) == {'1', '3'}
   for distance, values in checked.items():
@@ -83,7 +102,7 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert ablate.found_leaks(saved) == []
   assert rows['text/plain_gpt']['bits_per_byte'][0] > 0
   table = (tmp_path / 'results' / 'tiny.md').read_text()
-  assert '| recall/memory_none |' in table and 'at chance' in table
+  assert '| recall/memory_off |' in table and 'at chance' in table
 
 
 def test_settings_parse_literals_and_reject_bad_items():

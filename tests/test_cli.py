@@ -71,7 +71,7 @@ def test_sample_program_streams_from_the_workdir(trained, tmp_path):
 @pytest.mark.parametrize('override,message', [
     ('--config.model.nope=3', "unknown config key 'model.nope'"),
     ('--config.model.num_heads=3', 'num_heads=3 does not divide model.d_model=32'),
-    ('--config.model.memory.num_slots=-1', 'num_slots=-1 must be >= 0'),
+    ('--config.model.memory.slots.num_slots=-1', 'num_slots=-1 must be >= 0'),
     ('--config.model.d_model=abc', 'd_model'),
     ('--config.data.source=text', 'data.paths is empty'),
     ('--config.data.paths=/nonexistent/*.txt', 'matches no file'),

@@ -31,9 +31,16 @@ def test_baseline_is_the_default_without_memory_and_pointer():
 
 @pytest.mark.parametrize('key,value,message', [
     ('model.num_heads', 5, 'num_heads=5 does not divide model.d_model'),
-    ('model.memory.num_slots', -1, 'num_slots=-1 must be >= 0'),
-    ('model.memory.num_slots', 0, 'num_slots=0 with memory.enabled=True'),
-    ('model.memory.gate', 'lstm', "memory.gate='lstm' is not one of"),
+    ('model.memory.slots.num_slots', -1, 'num_slots=-1 must be >= 0'),
+    ('model.memory.kind', 'lstm', "memory.kind='lstm' is not one of"),
+    ('model.memory.slots.gate', 'lstm', "memory.slots.gate='lstm' is not one of"),
+    ('model.memory.delta.feature_map', 'relu', "feature_map='relu' is not one of"),
+    ('model.memory.delta.write_strength', 'max', "write_strength='max' is not one of"),
+    ('model.memory.delta.read_gate', 'x', "read_gate='x' is not one of"),
+    ('model.memory.delta.write_form', 'x', "write_form='x' is not one of"),
+    ('model.memory.delta.key_dim', -1, 'key_dim=-1 must be >= 0'),
+    ('model.memory.delta.chunk_size', 0, 'chunk_size=0 must be >= 1'),
+    ('model.memory.delta.decay_init', 1.0, 'decay_init=1.0 must be in'),
     ('model.position', 'alibi', "position='alibi' is not one of"),
     ('model.memory.layers', '0,9', 'indices must be in'),
     ('model.memory.layers', 'first', "use 'all' or comma-separated"),
@@ -65,8 +72,38 @@ def test_batch_must_split_over_processes():
 def test_memory_off_needs_no_slots():
   config = load_config('default')
   config.model.memory.enabled = False
-  config.model.memory.num_slots = 0
+  config.model.memory.slots.num_slots = 0
   assert ModelConfig.from_config(config.model, 258).memory_slots == 0
+
+
+def test_slot_memory_needs_slots_and_pointer_write_strength_needs_the_pointer():
+  config = load_config('default')
+  config.model.memory.kind = 'slots'
+  config.model.memory.slots.num_slots = 0
+  with pytest.raises(ConfigError, match='num_slots=0 with memory.enabled=True'):
+    ModelConfig.from_config(config.model, 258)
+  config = load_config('default')
+  config.model.memory.delta.write_strength = 'pointer'
+  config.model.pointer.enabled = False
+  with pytest.raises(ConfigError, match="write_strength='pointer' needs"):
+    ModelConfig.from_config(config.model, 258)
+
+
+def test_delta_widths_default_to_the_head_dimension():
+  config = load_config('default')
+  cfg = ModelConfig.from_config(config.model, 258)
+  assert cfg.delta.key_dim == cfg.delta.value_dim == cfg.head_dim
+  config.model.memory.delta.key_dim = 7
+  assert ModelConfig.from_config(config.model, 258).delta.key_dim == 7
+
+
+def test_config_variants_apply_in_order_and_unknown_ones_are_named():
+  base = config_lib.load_config(ROOT / 'configs' / 'synthetic.py')
+  assert base.model.memory.kind == 'delta'
+  both = config_lib.load_config(f'{ROOT / "configs" / "synthetic.py"}:slots,gru')
+  assert both.model.memory.kind == 'slots' and both.model.memory.slots.gate == 'gru'
+  with pytest.raises(ConfigError, match="unknown config variant 'nope'"):
+    config_lib.load_config(f'{ROOT / "configs" / "synthetic.py"}:slots,nope')
 
 
 def test_sequence_not_a_multiple_of_the_segment_is_rejected():

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import VOCAB, init_params, tiny_model
+from conftest import MEMORY_KINDS, VOCAB, init_params, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.model.pointer import target_log_probs
 
@@ -80,11 +80,12 @@ def test_pointer_is_finite_in_bfloat16():
   assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
-@pytest.mark.parametrize('memory', [True, False])
+@pytest.mark.parametrize('memory', [*MEMORY_KINDS, None])
 def test_information_crosses_segments_only_through_memory(memory):
   """Without memory (and with no pointer cache) segment 3 cannot see segment 1: a leak
-  check. With memory on, it can."""
-  model, cfg = tiny_model(**{'memory.enabled': memory, 'pointer.cache_len': 0})
+  check. With memory on (either kind), it can."""
+  model, cfg = tiny_model(**{'memory.enabled': memory is not None,
+                             'memory.kind': memory or 'delta', 'pointer.cache_len': 0})
   params = init_params(model)
   tokens = random_tokens((2, cfg.seq_len), seed=5)
   edited = tokens.at[:, 2].set((tokens[:, 2] + 1) % VOCAB)
@@ -98,8 +99,9 @@ def test_information_crosses_segments_only_through_memory(memory):
 
 
 @pytest.mark.parametrize('gate', ['fixed', 'gru', 'none'])
-def test_memory_gates_run_and_differ(gate):
-  model, cfg = tiny_model(**{'memory.gate': gate, 'pointer.enabled': False})
+def test_slot_memory_gates_run_and_differ(gate):
+  model, cfg = tiny_model(**{'memory.kind': 'slots', 'memory.slots.gate': gate,
+                             'pointer.enabled': False})
   params = init_params(model)
   tokens = random_tokens((1, cfg.seq_len), seed=6)
   output = model.apply(params, tokens)
@@ -109,10 +111,11 @@ def test_memory_gates_run_and_differ(gate):
   assert ('gate' in names) == (gate == 'gru')
 
 
+@pytest.mark.parametrize('kind', MEMORY_KINDS)
 @pytest.mark.parametrize('bptt_segments,expect_gradient', [(0, True), (1, False)])
-def test_truncated_bptt_cuts_the_memory_gradient(bptt_segments, expect_gradient):
+def test_truncated_bptt_cuts_the_memory_gradient(kind, bptt_segments, expect_gradient):
   """Loss on the last segment, gradient on embeddings used only in the first segment."""
-  model, cfg = tiny_model(**{'memory.bptt_segments': bptt_segments,
+  model, cfg = tiny_model(**{'memory.bptt_segments': bptt_segments, 'memory.kind': kind,
                              'pointer.enabled': False, 'tie_embeddings': False})
   params = init_params(model)
   first = random_tokens((2, cfg.segment_len), seed=7, vocab=8)  # ids 0..7
@@ -139,33 +142,39 @@ def test_positions_options_build_and_stay_causal(position):
   np.testing.assert_allclose(before[:, :5], after[:, :5], atol=1e-6)
 
 
-def test_memory_in_a_subset_of_layers():
-  model, cfg = tiny_model(**{'memory.layers': '1'})
+@pytest.mark.parametrize('kind,read', [('slots', 'slot_embedding'), ('delta', 'memory_read')])
+def test_memory_in_a_subset_of_layers(kind, read):
+  model, cfg = tiny_model(**{'memory.layers': '1', 'memory.kind': kind})
   params = init_params(model)['params']
   assert cfg.memory_layers == (1,)
-  assert 'slot_embedding' in params['blocks_1'] and 'slot_embedding' not in params['blocks_0']
+  reads = lambda layer: read in params[f'blocks_{layer}'] or read in params[
+      f'blocks_{layer}']['attention']
+  assert reads(1) and not reads(0)
   assert 'memories_0' in params and 'memories_1' not in params
 
 
 
-def test_memory_read_does_not_depend_on_the_query_position():
-  """Slots have no position: with rope, a token alone in its window (it sees only
-  itself and the slots) gets the same attention output wherever it sits."""
+@pytest.mark.parametrize('kind', MEMORY_KINDS)
+def test_memory_read_does_not_depend_on_the_query_position(kind):
+  """The memory has no position: with rope, a token alone in its window (it sees only
+  itself and the memory) gets the same attention output wherever it sits."""
   from memgpt_jax.model.attention import SelfAttention  # pylint: disable=import-outside-toplevel
-  _, cfg = tiny_model(position='rope', init_std=0.5)  # logits well away from 0
+  _, cfg = tiny_model(position='rope', init_std=0.5,  # logits well away from 0
+                      **{'memory.kind': kind})
   attention = SelfAttention(cfg)
   x = jax.random.normal(jax.random.key(0), (1, 1, cfg.d_model))
-  memory = jax.random.normal(jax.random.key(1), (1, cfg.memory_slots, cfg.d_model))
+  shape = ((1, cfg.memory_slots, cfg.d_model) if kind == 'slots' else
+           (1, cfg.num_heads, cfg.delta.key_dim, cfg.delta.value_dim))
+  memory = jax.random.normal(jax.random.key(1), shape)
   window = jnp.zeros((1, cfg.segment_len, cfg.num_heads, cfg.head_dim))
-  slot_mask = jnp.ones((1, 1, 1, cfg.memory_slots), bool)
+  sees = jnp.ones((1, 1), bool)
 
   def alone_at(start):
     mask = (jnp.arange(cfg.segment_len) == start)[None, None, None, :]
-    return attention.apply(params, x, start, memory, window, window, mask, slot_mask)[0]
+    return attention.apply(params, x, start, memory, sees, window, window, mask)[0]
 
-  params = nn.unbox(attention.init(jax.random.key(2), x, 0, memory, window, window,
-                                   (jnp.arange(cfg.segment_len) == 0)[None, None, None, :],
-                                   slot_mask))
+  params = nn.unbox(attention.init(jax.random.key(2), x, 0, memory, sees, window, window,
+                                   (jnp.arange(cfg.segment_len) == 0)[None, None, None, :]))
   first = alone_at(0)
   for start in (1, 5, cfg.segment_len - 1):
     np.testing.assert_allclose(alone_at(start), first, atol=1e-5)

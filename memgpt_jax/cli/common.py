@@ -21,16 +21,13 @@ def _unknown_override(argv: list[str]) -> str | None:
   path = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
   if path is None:
     return None
-  config = config_lib.load_config(path.split(':')[0])
+  config = config_lib.load_config(path)
   for arg in argv:
     if not arg.startswith('--config.'):
       continue
     key = arg[len('--config.'):].split('=', 1)[0]
-    node = config
-    for part in key.split('.'):
-      if not hasattr(node, 'keys') or part not in node.keys():
-        return key
-      node = node[part]
+    if not config_lib.has_key(config, key):
+      return key
   return None
 
 

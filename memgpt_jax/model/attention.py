@@ -1,12 +1,15 @@
-"""Causal self-attention whose keys are [memory slots ; tokens of the segment so far].
+"""Causal self-attention over the segment so far, reading the layer's memory.
 
-One softmax covers both: a query at segment position t sees the memory slots (they
-hold only the past, and have no position: with rope their scores use the unrotated
-query) when they hold its document, and the segment's tokens of its
-document at positions <= t (and, with bidirectional_prefix, every input token of a
-seq2seq example from any input token of it). Keys and values of the segment live in a
-[B, T, H, D] window buffer: training writes the whole segment into an empty buffer at
-once; decoding writes one token at a time, so both run the same code and the same mask.
+A query at segment position t sees the segment's tokens of its document at positions
+<= t (and, with bidirectional_prefix, every input token of a seq2seq example from any
+input token of it), and the memory when it holds the query's document:
+- slot memory: the slots are keys beside the window's, in ONE softmax (they have no
+  position: with rope their scores use the unrotated query);
+- delta memory: each head's output is mixed with its read of the memory
+  (model/delta_memory.py, DeltaRead).
+Keys and values of the segment live in a [B, T, H, D] window buffer: training writes
+the whole segment into an empty buffer at once; decoding writes one token at a time, so
+both run the same code and the same mask.
 """
 
 import flax.linen as nn
@@ -14,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.delta_memory import DeltaRead
 from memgpt_jax.model.layers import default_init, residual_init
 from memgpt_jax.model.positions import apply_rope
 
@@ -43,11 +47,12 @@ class SelfAttention(nn.Module):
       self,
       x: jax.Array,  # [B, L, d], already normed
       start: jax.Array,  # scalar: segment position of x[:, 0]
-      memory: jax.Array | None,  # [B, S, d], normed, or None without memory
+      # Slots [B, S, d] (normed), a delta matrix [B, H, d_k, d_v], or None.
+      memory: jax.Array | None,
+      sees_memory: jax.Array,  # [B, L] bool: whether each query sees the memory
       window_keys: jax.Array,  # [B, T, H, D]
       window_values: jax.Array,  # [B, T, H, D]
       mask: jax.Array,  # [B, 1, L, T]: the window keys each query sees
-      slot_mask: jax.Array,  # [B, 1, L, S]: whether each query sees the memory
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
     projection = lambda name: nn.DenseGeneral(
@@ -69,11 +74,15 @@ class SelfAttention(nn.Module):
     window_values = jax.lax.dynamic_update_slice_in_dim(
         window_values, value.astype(window_values.dtype), start, axis=1)
     keys, values = window_keys.astype(query.dtype), window_values.astype(query.dtype)
-    if memory is None:
+    if memory is None or cfg.memory_kind == 'delta':
       out = jax.nn.dot_product_attention(query, keys, values, mask=mask)
     else:
+      slot_mask = jnp.broadcast_to(sees_memory[:, None, :, None],
+                                   (*mask.shape[:3], memory.shape[1]))
       out = _attend_slots_and_window(slot_query, key_proj(memory), value_proj(memory),
                                      slot_mask, query, keys, values, mask)
+    if memory is not None and cfg.memory_kind == 'delta':
+      out = DeltaRead(cfg, name='memory_read')(x, memory, sees_memory, out)
     out = nn.DenseGeneral(
         cfg.d_model, axis=(-2, -1), use_bias=False,
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),

@@ -12,8 +12,38 @@ _CHOICES = {
     'norm_type': ('rmsnorm', 'layernorm'),
     'position': ('rope', 'sinusoidal', 'learned', 'none'),
     'dtype': ('float32', 'bfloat16'),
-    'memory.gate': ('fixed', 'gru', 'none'),
+    'memory.kind': ('delta', 'slots'),
+    'memory.slots.gate': ('fixed', 'gru', 'none'),
+    'memory.delta.feature_map': ('silu', 'elu_plus_one', 'identity'),
+    'memory.delta.write_strength': ('learned', 'fixed', 'pointer'),
+    'memory.delta.decay': ('none', 'learned'),
+    'memory.delta.read_gate': ('token', 'head', 'none'),
+    'memory.delta.write_form': ('auto', 'scan', 'chunked'),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotsConfig:
+  """model.memory.slots: S learned slots, written by cross-attention (model/slot_memory.py)."""
+  num_slots: int
+  gate: str
+  gate_bias_init: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaConfig:
+  """model.memory.delta: the delta-rule associative memory (model/delta_memory.py)."""
+  key_dim: int
+  value_dim: int
+  feature_map: str
+  key_shift: bool
+  write_strength: str
+  decay: str
+  decay_init: float
+  read_gate: str
+  read_gate_bias_init: float
+  write_form: str
+  chunk_size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +66,11 @@ class ModelConfig:
   remat: bool
   bidirectional_prefix: bool
   memory_enabled: bool
-  memory_slots: int
+  memory_kind: str
   memory_layers: tuple[int, ...]
-  memory_gate: str
-  memory_gate_bias_init: float
   bptt_segments: int
+  slots: SlotsConfig
+  delta: DeltaConfig
   pointer_enabled: bool
   pointer_heads: int
   pointer_head_dim: int
@@ -64,6 +94,11 @@ class ModelConfig:
     """Pointer candidates per position: the cache of earlier segments, then this one."""
     return self.pointer_cache_len + self.segment_len
 
+  @property
+  def memory_slots(self) -> int:
+    """Slots the attention reads beside the window: S for slot memory, else none."""
+    return self.slots.num_slots if self.memory_enabled and self.memory_kind == 'slots' else 0
+
   def has_memory(self, layer: int) -> bool:
     return self.memory_enabled and layer in self.memory_layers
 
@@ -71,9 +106,9 @@ class ModelConfig:
   def from_config(cls, model: ml_collections.ConfigDict, vocab_size: int) -> 'ModelConfig':
     """Validates `config.model` and turns it into a ModelConfig (ConfigError on bad values)."""
     for key, choices in _CHOICES.items():
-      value = model[key.split('.')[0]]
-      if '.' in key:
-        value = value[key.split('.')[1]]
+      value = model
+      for part in key.split('.'):
+        value = value[part]
       if value not in choices:
         raise ConfigError(f'model.{key}={value!r} is not one of {", ".join(choices)}')
     positive = {
@@ -92,12 +127,24 @@ class ModelConfig:
                         f'model.d_model={model.d_model}')
     if model.position == 'rope' and (model.d_model // model.num_heads) % 2:
       raise ConfigError('rope needs an even head dimension (d_model / num_heads)')
-    memory = model.memory
-    if memory.num_slots < 0:
-      raise ConfigError(f'model.memory.num_slots={memory.num_slots} must be >= 0')
-    if memory.enabled and memory.num_slots == 0:
-      raise ConfigError('model.memory.num_slots=0 with memory.enabled=True: '
+    memory, slots, delta = model.memory, model.memory.slots, model.memory.delta
+    if slots.num_slots < 0:
+      raise ConfigError(f'model.memory.slots.num_slots={slots.num_slots} must be >= 0')
+    if memory.enabled and memory.kind == 'slots' and slots.num_slots == 0:
+      raise ConfigError('model.memory.slots.num_slots=0 with memory.enabled=True: '
                         'set num_slots >= 1 or memory.enabled=False')
+    for name in ('key_dim', 'value_dim'):
+      if delta[name] < 0:
+        raise ConfigError(f'model.memory.delta.{name}={delta[name]} must be >= 0 '
+                          '(0: the head dimension)')
+    if delta.chunk_size < 1:
+      raise ConfigError(f'model.memory.delta.chunk_size={delta.chunk_size} must be >= 1')
+    if not 0.0 < delta.decay_init < 1.0:
+      raise ConfigError(f'model.memory.delta.decay_init={delta.decay_init} must be in (0, 1)')
+    if (memory.enabled and memory.kind == 'delta' and delta.write_strength == 'pointer'
+        and not model.pointer.enabled):
+      raise ConfigError("model.memory.delta.write_strength='pointer' needs "
+                        'model.pointer.enabled=True')
     if memory.bptt_segments < 0:
       raise ConfigError(f'model.memory.bptt_segments={memory.bptt_segments} must be >= 0')
     if model.pointer.cache_len < 0:
@@ -106,6 +153,7 @@ class ModelConfig:
       raise ConfigError(f'model.init_std={model.init_std} must be > 0')
     if not 0.0 <= model.dropout_rate < 1.0:
       raise ConfigError(f'model.dropout_rate={model.dropout_rate} must be in [0, 1)')
+    head_dim = int(model.d_model) // int(model.num_heads)
     return cls(
         vocab_size=int(vocab_size),
         d_model=int(model.d_model),
@@ -125,11 +173,18 @@ class ModelConfig:
         remat=bool(model.remat),
         bidirectional_prefix=bool(model.bidirectional_prefix),
         memory_enabled=bool(memory.enabled),
-        memory_slots=int(memory.num_slots) if memory.enabled else 0,
+        memory_kind=memory.kind,
         memory_layers=_parse_layers(memory.layers, int(model.num_layers)),
-        memory_gate=memory.gate,
-        memory_gate_bias_init=float(memory.gate_bias_init),
         bptt_segments=int(memory.bptt_segments),
+        slots=SlotsConfig(num_slots=int(slots.num_slots), gate=slots.gate,
+                          gate_bias_init=float(slots.gate_bias_init)),
+        delta=DeltaConfig(
+            key_dim=int(delta.key_dim) or head_dim, value_dim=int(delta.value_dim) or head_dim,
+            feature_map=delta.feature_map, key_shift=bool(delta.key_shift),
+            write_strength=delta.write_strength, decay=delta.decay,
+            decay_init=float(delta.decay_init), read_gate=delta.read_gate,
+            read_gate_bias_init=float(delta.read_gate_bias_init),
+            write_form=delta.write_form, chunk_size=int(delta.chunk_size)),
         pointer_enabled=bool(model.pointer.enabled),
         pointer_heads=int(model.pointer.num_heads),
         pointer_head_dim=int(model.pointer.head_dim),

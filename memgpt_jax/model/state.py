@@ -15,9 +15,17 @@ EMPTY = -1
 
 
 @flax.struct.dataclass
+class DeltaState:
+  """One layer's delta memory (model/delta_memory.py)."""
+  matrix: jax.Array  # [B, H, d_k, d_v] float32: S, per head
+  last_input: jax.Array  # [B, d] float32: the segment's last x, the next key's x_{t-1}
+
+
+@flax.struct.dataclass
 class MemoryState:
   """Carried from segment to segment (the lax.scan carry; also the decoder's)."""
-  memory: tuple[jax.Array, ...]  # one [B, S, d] float32 per memory layer
+  # One per memory layer: the slots [B, S, d] float32, or a DeltaState.
+  memory: tuple[jax.Array | DeltaState, ...]
   memory_doc: jax.Array  # [B] int32: the document the memory holds (FRESH_MEMORY at start)
   pointer_keys: jax.Array  # [B, P, heads, d_p]: final-layer keys of the last P positions
   pointer_tokens: jax.Array  # [B, P] int32: their token ids
@@ -30,7 +38,9 @@ class WindowCache:
   """Per-position buffers of the current segment: empty at each segment's start."""
   keys: tuple[jax.Array, ...]  # one [B, T, H, D] per layer
   values: tuple[jax.Array, ...]  # one [B, T, H, D] per layer
-  hiddens: tuple[jax.Array, ...]  # one [B, T, d] per memory layer: what the write reads
+  # One [B, T, d] per memory layer, what its write reads: the layer's output (slots) or
+  # its normed input (delta).
+  hiddens: tuple[jax.Array, ...]
   pointer_keys: jax.Array  # [B, T, heads, d_p]
   tokens: jax.Array  # [B, T] int32
   docs: jax.Array  # [B, T] int32 document ids

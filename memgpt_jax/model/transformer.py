@@ -21,9 +21,10 @@ import jax.numpy as jnp
 from memgpt_jax.model.block import Block
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import default_init, make_norm
-from memgpt_jax.model.memory import GatedMemory
+from memgpt_jax.model.delta_memory import DeltaMemory
 from memgpt_jax.model.pointer import PointerHeads
 from memgpt_jax.model.positions import AdditivePositions
+from memgpt_jax.model.slot_memory import SlotMemory
 from memgpt_jax.model.attention import window_mask
 from memgpt_jax.model.state import EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, WindowCache
 
@@ -59,7 +60,8 @@ class MemGPT(nn.Module):
     block = nn.remat(Block) if cfg.remat else Block
     self.blocks = [block(cfg, cfg.has_memory(layer), self.deterministic)
                    for layer in range(cfg.num_layers)]
-    self.memories = [GatedMemory(cfg) for _ in cfg.memory_layers] if cfg.memory_enabled else []
+    memory = DeltaMemory if cfg.memory_kind == 'delta' else SlotMemory
+    self.memories = [memory(cfg) for _ in cfg.memory_layers] if cfg.memory_enabled else []
     self.final_norm = make_norm(cfg)
     self.dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     if not cfg.tie_embeddings:
@@ -90,8 +92,8 @@ class MemGPT(nn.Module):
       segment, segment_docs, segment_prefix, index = inputs
       if cfg.bptt_segments:  # truncated BPTT: cut the memory's gradient every B segments
         cut = index % cfg.bptt_segments == 0
-        state = state.replace(memory=tuple(
-            jnp.where(cut, jax.lax.stop_gradient(m), m) for m in state.memory))
+        state = state.replace(memory=jax.tree.map(
+            lambda m: jnp.where(cut, jax.lax.stop_gradient(m), m), state.memory))
       output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch),
                                            segment_docs, segment_prefix)
       return model.end_segment(state, window), output
@@ -137,20 +139,18 @@ class MemGPT(nn.Module):
                        cfg.bidirectional_prefix)  # [B, 1, L, T]
     sees_memory = (state.memory_doc[:, None] == doc_ids) | (
         state.memory_doc[:, None] == FRESH_MEMORY)  # [B, L]
-    slot_mask = jnp.broadcast_to(sees_memory[:, None, :, None],
-                                 (batch, 1, length, cfg.memory_slots))
     x = self.dropout(self.embed(tokens) + self.positions(positions))  # [B, L, d]
     memory_slot = {layer: i for i, layer in enumerate(cfg.memory_layers)}
     keys, values, hiddens = [], [], []
     for layer, block in enumerate(self.blocks):
       slot = memory_slot.get(layer) if cfg.memory_enabled else None
       memory = state.memory[slot] if slot is not None else None
-      x, layer_keys, layer_values = block(
-          x, start, memory, window.keys[layer], window.values[layer], mask, slot_mask)
+      x, layer_keys, layer_values, written = block(
+          x, start, memory, sees_memory, window.keys[layer], window.values[layer], mask)
       keys.append(layer_keys)
       values.append(layer_values)
       if slot is not None:
-        hiddens.append(write(window.hiddens[slot], x))
+        hiddens.append(write(window.hiddens[slot], written))
     hidden = self.final_norm(x)
     logits = self.embed.attend(hidden) if cfg.tie_embeddings else self.lm_head(hidden)
     window = window.replace(keys=tuple(keys), values=tuple(values), hiddens=tuple(hiddens))
@@ -183,7 +183,12 @@ class MemGPT(nn.Module):
     last_doc = window.docs[:, -1]  # [B]
     written = window.docs == last_doc[:, None]  # [B, T]
     continues = (state.memory_doc == last_doc) | (state.memory_doc == FRESH_MEMORY)
-    memory = tuple(write(m, hiddens, written, continues) for write, m, hiddens
+    if self.cfg.memory_kind == 'delta':  # the key of token t also reads token t - 1
+      previous_docs = jnp.concatenate([state.memory_doc[:, None], window.docs[:, :-1]], 1)
+      extra = (previous_docs == window.docs, window.pointer_keys)
+    else:
+      extra = ()
+    memory = tuple(write(m, hiddens, written, continues, *extra) for write, m, hiddens
                    in zip(self.memories, state.memory, window.hiddens))
     state = state.replace(memory=memory, memory_doc=last_doc)
     cache_len = state.pointer_tokens.shape[1]

@@ -1,4 +1,5 @@
-"""The gated memory write of one layer (the read is in attention.py).
+"""The slot memory's gated write for one layer (model.memory.kind='slots'; the read is
+in attention.py).
 
 After a layer has processed a segment, the slots point at the segment's tokens of
 the document that goes on into the next segment (its last token's document):
@@ -24,14 +25,14 @@ from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import default_init, make_norm, residual_init
 
 
-class GatedMemory(nn.Module):
+class SlotMemory(nn.Module):
   cfg: ModelConfig
 
   def setup(self):
     cfg = self.cfg
     self.initial = self.param(
         'initial', nn.with_logical_partitioning(default_init(cfg), ('slots', 'embed')),
-        (cfg.memory_slots, cfg.d_model))
+        (cfg.slots.num_slots, cfg.d_model))
     self.memory_norm = make_norm(cfg)
     self.hidden_norm = make_norm(cfg)
     projection = lambda: nn.DenseGeneral(
@@ -44,10 +45,10 @@ class GatedMemory(nn.Module):
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
         dtype=cfg.compute_dtype)
     bias_init = nn.with_logical_partitioning(
-        nn.initializers.constant(cfg.memory_gate_bias_init), ('embed',))
-    if cfg.memory_gate == 'fixed':
+        nn.initializers.constant(cfg.slots.gate_bias_init), ('embed',))
+    if cfg.slots.gate == 'fixed':
       self.gate_bias = self.param('gate_bias', bias_init, (cfg.d_model,))
-    elif cfg.memory_gate == 'gru':  # [M ; U] (2d) -> d: the input side stays whole
+    elif cfg.slots.gate == 'gru':  # [M ; U] (2d) -> d: the input side stays whole
       self.gate = nn.Dense(
           cfg.d_model, kernel_init=nn.with_logical_partitioning(default_init(cfg), (None, 'embed')),
           bias_init=bias_init)
@@ -70,9 +71,9 @@ class GatedMemory(nn.Module):
     update = jax.nn.dot_product_attention(query, self.key(normed), self.value(normed),
                                           mask=written[:, None, None, :])
     update = self.out(update).astype(jnp.float32)  # [B, S, d]
-    if self.cfg.memory_gate == 'none':
+    if self.cfg.slots.gate == 'none':
       return update
-    if self.cfg.memory_gate == 'fixed':
+    if self.cfg.slots.gate == 'fixed':
       keep = jax.nn.sigmoid(self.gate_bias)
     else:
       keep = jax.nn.sigmoid(self.gate(jnp.concatenate([memory, update], axis=-1)))

@@ -1,0 +1,293 @@
+"""The delta-rule associative memory of one layer (model.memory.kind='delta').
+
+Per head a matrix S in R^{d_k x d_v}, float32, zero at the start of every example
+and every document. x_t is the layer's normed input (what its attention reads).
+
+Read, every token t of segment s, from S as it stood at the end of segment s-1:
+
+    q_t   = normalize(phi(W_q x_t))              r_t = q_t S
+    out_t = g_t r_t + (1 - g_t) attention_t      (per head, before the output projection)
+
+with the read gate g_t = sigmoid(w_g x_t + b_g) ('token'), sigmoid(b_g) ('head'), or
+none (out = attention + r); b_g starts negative so the memory starts as a minority.
+No position rotation: the read matches content only.
+
+Write, after the segment, its tokens in order:
+
+    k_t = normalize(phi(W_k [x_t ; x_{t-1}]))    the key sees the previous token, so a
+                                                 value is filed under the token before it
+    v_t = W_v x_t
+    beta_t = sigmoid(w_b x_t + b)                ('learned'; 'fixed': 1; 'pointer': read
+                                                 off the pointer heads' key of token t)
+    S <- alpha_t S + beta_t k_t (v_t - alpha_t S^T k_t)^T
+
+with alpha_t = 1, or learned (decay='learned': alpha_t = sigmoid(w_a x_t + b_a)), and
+beta_t = 0 for tokens that are not written (another document's). The delta rule
+replaces what S held under k_t instead of adding to it, so pairs filed under different
+keys interfere little, and writing a pair again changes nothing.
+
+The chunked form writes the whole segment at once. With gamma_t = alpha_1 ... alpha_t
+(1 without decay) and Gamma_ti = gamma_t / gamma_i,
+
+    U  = (I + tril_{-1}(diag(beta) (K K^T o Gamma)))^{-1} diag(beta) (V - diag(gamma) K S)
+    S' = gamma_T S + K^T diag(gamma_T / gamma) U
+
+one unit-lower-triangular solve; it equals the token-by-token scan
+(tests/test_delta_memory.py).
+"""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.layers import default_init
+from memgpt_jax.model.state import DeltaState
+
+FEATURE_MAPS = {
+    'silu': jax.nn.silu,
+    'elu_plus_one': lambda x: jax.nn.elu(x) + 1.0,
+    'identity': lambda x: x,
+}
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
+
+
+def delta_rule_scan(
+    matrix: jax.Array,  # [B, H, d_k, d_v] float32
+    keys: jax.Array,  # [B, T, H, d_k], unit norm
+    values: jax.Array,  # [B, T, H, d_v]
+    beta: jax.Array,  # [B, T, H]
+    log_decay: jax.Array | None = None,  # [B, T, H] log alpha_t; None: alpha = 1
+) -> jax.Array:
+  """The delta rule one token at a time: -> S after the last token [B, H, d_k, d_v]."""
+
+  def step(state, inputs):
+    key, value, strength, log_alpha = inputs  # [B, H, d_k], [B, H, d_v], [B, H], [B, H]
+    if log_alpha is not None:
+      state = jnp.exp(log_alpha)[..., None, None] * state
+    error = value - jnp.einsum('bhk,bhkv->bhv', key, state)
+    return state + (strength[..., None] * key)[..., :, None] * error[..., None, :], None
+
+  by_token = lambda x: None if x is None else jnp.moveaxis(x, 1, 0)
+  return jax.lax.scan(step, matrix, (by_token(keys), by_token(values), by_token(beta),
+                                     by_token(log_decay)))[0]
+
+
+def _unit_lower_inverse(lower: jax.Array) -> jax.Array:
+  """(I + lower)^{-1} for a strictly lower-triangular `lower` [..., T, T].
+
+  Blockwise, doubling the block size: inv([[A, 0], [C, B]]) = [[inv A, 0],
+  [-inv B C inv A, inv B]], so log2(T) rounds of batched matmuls, as stable as
+  forward substitution.
+  """
+  length = lower.shape[-1]
+  size = 1 << max(length - 1, 0).bit_length()  # the next power of two
+  batch = lower.shape[:-2]
+  full = jnp.zeros(batch + (size, size), lower.dtype).at[..., :length, :length].set(lower)
+  inverse = jnp.ones(batch + (size, 1, 1), lower.dtype)  # the inverted diagonal blocks
+  block = 1
+  while block < size:
+    count = size // (2 * block)
+    tiles = full.reshape(batch + (count, 2 * block, count, 2 * block))
+    tiles = jnp.moveaxis(jnp.diagonal(tiles, axis1=-4, axis2=-2), -1, -3)  # [.., count, 2b, 2b]
+    first, second = inverse[..., 0::2, :, :], inverse[..., 1::2, :, :]
+    corner = -second @ tiles[..., block:, :block] @ first
+    inverse = jnp.concatenate([
+        jnp.concatenate([first, jnp.zeros_like(first)], axis=-1),
+        jnp.concatenate([corner, second], axis=-1)], axis=-2)
+    block *= 2
+  return inverse[..., 0, :length, :length]
+
+
+@jax.custom_vjp
+def solve_unit_lower(lower: jax.Array, rhs: jax.Array) -> jax.Array:
+  """X = (I + lower)^{-1} rhs for a strictly lower-triangular `lower` [..., T, T] and
+  rhs [..., T, n]. Matmuls only: jax.lax.linalg.triangular_solve calls LAPACK on the
+  CPU, and inside the model's scanned, differentiated step it deadlocked there."""
+  return _unit_lower_inverse(lower) @ rhs
+
+
+def _solve_forward(lower, rhs):
+  inverse = _unit_lower_inverse(lower)
+  solution = inverse @ rhs
+  return solution, (inverse, solution)
+
+
+def _solve_backward(residuals, grad):
+  """With M = I + lower and X = M^{-1} rhs: d rhs = M^{-T} g, d lower = -(d rhs) X^T
+  on the strict lower triangle (the only entries `lower` has)."""
+  inverse, solution = residuals
+  grad_rhs = inverse.swapaxes(-1, -2) @ grad
+  grad_lower = jnp.tril(-grad_rhs @ solution.swapaxes(-1, -2), -1)
+  return grad_lower, grad_rhs
+
+
+solve_unit_lower.defvjp(_solve_forward, _solve_backward)
+
+
+def delta_rule_chunked(
+    matrix: jax.Array,  # [B, H, d_k, d_v] float32
+    keys: jax.Array,  # [B, T, H, d_k], unit norm
+    values: jax.Array,  # [B, T, H, d_v]
+    beta: jax.Array,  # [B, T, H]
+    log_decay: jax.Array | None = None,  # [B, T, H] log alpha_t; None: alpha = 1
+    chunk_size: int = 64,
+) -> jax.Array:
+  """The same update, chunk_size tokens at a time: one unit-lower-triangular solve per
+  head and chunk (the solve's work grows with the square of its length)."""
+  for start in range(0, keys.shape[1], chunk_size):
+    chunk = lambda x: None if x is None else x[:, start:start + chunk_size]
+    matrix = _delta_rule_chunk(matrix, chunk(keys), chunk(values), chunk(beta),
+                               chunk(log_decay))
+  return matrix
+
+
+def _delta_rule_chunk(matrix, keys, values, beta, log_decay):
+  """One chunk of delta_rule_chunked, in closed form."""
+  keys, values = keys.swapaxes(1, 2), values.swapaxes(1, 2)  # [B, H, T, d]
+  beta = beta.swapaxes(1, 2)  # [B, H, T]
+  length = keys.shape[2]
+  below = jnp.tril(jnp.ones((length, length), bool), -1)
+  interactions = jnp.einsum('bhtk,bhik->bhti', keys, keys)  # [B, H, T, T]
+  predicted = jnp.einsum('bhtk,bhkv->bhtv', keys, matrix)  # K S: [B, H, T, d_v]
+  if log_decay is None:
+    to_end = None
+  else:
+    log_gamma = jnp.cumsum(log_decay.swapaxes(1, 2), axis=-1)  # [B, H, T]
+    gaps = log_gamma[..., :, None] - log_gamma[..., None, :]  # log Gamma_ti
+    interactions = interactions * jnp.exp(jnp.where(below, gaps, 0.0))
+    predicted = jnp.exp(log_gamma)[..., None] * predicted
+    to_end = jnp.exp(log_gamma[..., -1:] - log_gamma)  # gamma_T / gamma_t
+  lower = jnp.where(below, beta[..., :, None] * interactions, 0.0)
+  update = solve_unit_lower(lower, beta[..., None] * (values - predicted))  # U
+  if to_end is None:
+    return matrix + jnp.einsum('bhtk,bhtv->bhkv', keys, update)
+  return (jnp.exp(log_gamma[..., -1])[..., None, None] * matrix
+          + jnp.einsum('bhtk,bhtv->bhkv', keys, to_end[..., None] * update))
+
+
+def write_rule(form: str, chunk_size: int):
+  """The delta rule's implementation. 'auto' is the chunked form: on the CPU it trains
+  1.5x faster than the scan (experiments/bench.py), and accelerators favour it more."""
+  if form == 'scan':
+    return delta_rule_scan
+  return functools.partial(delta_rule_chunked, chunk_size=chunk_size)
+
+
+def _heads(cfg: ModelConfig, features: int, name: str) -> nn.DenseGeneral:
+  """x [..., d] -> [..., H, features]."""
+  return nn.DenseGeneral(
+      (cfg.num_heads, features), use_bias=False, dtype=cfg.compute_dtype, name=name,
+      kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')))
+
+
+def _per_head_scalar(cfg: ModelConfig, bias: float, name: str, axis=-1) -> nn.DenseGeneral:
+  """x [..., d] (or the axes `axis`) -> [..., H]: one logit per head, float32."""
+  kernel_axes = ('embed', 'heads') if axis == -1 else (None, 'kv', 'heads')
+  return nn.DenseGeneral(
+      cfg.num_heads, axis=axis, dtype=jnp.float32, name=name,
+      kernel_init=nn.with_logical_partitioning(default_init(cfg), kernel_axes),
+      bias_init=nn.with_logical_partitioning(nn.initializers.constant(bias), ('heads',)))
+
+
+class DeltaRead(nn.Module):
+  """The read, inside the layer's attention: mixes r_t into each head's output."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(
+      self,
+      x: jax.Array,  # [B, L, d], the attention's normed input
+      matrix: jax.Array,  # [B, H, d_k, d_v] float32, the state after the previous segment
+      sees_memory: jax.Array,  # [B, L] bool: the memory holds the token's document
+      attended: jax.Array,  # [B, L, H, D], the local attention's output
+  ) -> jax.Array:
+    """-> [B, L, H, D]: g r + (1 - g) attention per head."""
+    cfg, delta = self.cfg, self.cfg.delta
+    phi = FEATURE_MAPS[delta.feature_map]
+    query = l2_normalize(phi(_heads(cfg, delta.key_dim, 'query')(x).astype(jnp.float32)))
+    read = jnp.einsum('blhk,bhkv->blhv', query, matrix)
+    read = jnp.where(sees_memory[:, :, None, None], read, 0.0)
+    if delta.value_dim != cfg.head_dim:  # per head, d_v -> D
+      to_head = self.param('to_head', nn.with_logical_partitioning(
+          default_init(cfg), ('heads', None, 'kv')),
+                           (cfg.num_heads, delta.value_dim, cfg.head_dim))
+      read = jnp.einsum('blhv,hvd->blhd', read, to_head)
+    read = read.astype(attended.dtype)
+    if delta.read_gate == 'none':
+      return attended + read
+    if delta.read_gate == 'token':
+      gate = jax.nn.sigmoid(_per_head_scalar(cfg, delta.read_gate_bias_init, 'gate')(x))
+    else:
+      gate = jax.nn.sigmoid(self.param(
+          'gate_bias', nn.with_logical_partitioning(
+              nn.initializers.constant(delta.read_gate_bias_init), ('heads',)),
+          (cfg.num_heads,)))
+    gate = gate[..., None].astype(attended.dtype)  # [B, L, H, 1] or [H, 1]
+    return gate * read + (1 - gate) * attended
+
+
+class DeltaMemory(nn.Module):
+  """The write: after a segment, every token of the continuing document in order."""
+  cfg: ModelConfig
+
+  def setup(self):
+    cfg, delta = self.cfg, self.cfg.delta
+    self.key = nn.DenseGeneral(  # [x_t ; x_{t-1}] -> key: one half for each
+        (2 if delta.key_shift else 1, cfg.num_heads, delta.key_dim), use_bias=False,
+        dtype=cfg.compute_dtype, kernel_init=nn.with_logical_partitioning(
+            default_init(cfg), ('embed', None, 'heads', 'kv')))
+    self.value = _heads(cfg, delta.value_dim, 'value')
+    if delta.write_strength == 'learned':
+      self.strength = _per_head_scalar(cfg, 0.0, 'strength')
+    elif delta.write_strength == 'pointer':  # from the pointer keys [.., heads, d_p]
+      self.strength = _per_head_scalar(cfg, 0.0, 'strength', axis=(-2, -1))
+    if delta.decay == 'learned':
+      logit = float(jnp.log(delta.decay_init / (1.0 - delta.decay_init)))
+      self.decay = _per_head_scalar(cfg, logit, 'decay')
+
+  def initial_state(self, batch_size: int) -> DeltaState:
+    cfg = self.cfg
+    return DeltaState(
+        matrix=jnp.zeros((batch_size, cfg.num_heads, cfg.delta.key_dim, cfg.delta.value_dim)),
+        last_input=jnp.zeros((batch_size, cfg.d_model)))
+
+  def __call__(
+      self,
+      state: DeltaState,
+      inputs: jax.Array,  # [B, T, d]: the layer's normed inputs over the segment
+      written: jax.Array,  # [B, T] bool: the tokens to write
+      continues: jax.Array,  # [B] bool: False resets the memory before the write
+      follows: jax.Array,  # [B, T] bool: the token before t is of t's document
+      pointer_keys: jax.Array,  # [B, T, pointer heads, d_p] (write_strength='pointer')
+  ) -> DeltaState:
+    cfg, delta = self.cfg, self.cfg.delta
+    matrix = jnp.where(continues[:, None, None, None], state.matrix, 0.0)
+    # W_k [x_t ; x_{t-1}] = W_k,0 x_t + W_k,1 x_{t-1}: both halves from one projection of
+    # x, the second shifted by a token (x_{-1}: the previous segment's last token).
+    projected = self.key(inputs)  # [B, T, 1 or 2, H, d_k]
+    key = projected[:, :, 0]
+    if delta.key_shift:
+      before = self.key(state.last_input[:, None].astype(inputs.dtype))[:, :, 1]
+      previous = jnp.concatenate([before, projected[:, :-1, 1]], axis=1)
+      key = key + jnp.where(follows[..., None, None], previous, 0)
+    phi = FEATURE_MAPS[delta.feature_map]
+    keys = l2_normalize(phi(key.astype(jnp.float32)))  # [B, T, H, d_k]
+    values = self.value(inputs).astype(jnp.float32)  # [B, T, H, d_v]
+    if delta.write_strength == 'fixed':
+      beta = jnp.ones(written.shape + (cfg.num_heads,))
+    else:
+      source = pointer_keys if delta.write_strength == 'pointer' else inputs
+      beta = jax.nn.sigmoid(self.strength(source))
+    beta = jnp.where(written[..., None], beta, 0.0)  # [B, T, H]
+    log_decay = None
+    if delta.decay == 'learned':
+      log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(self.decay(inputs)), 0.0)
+    matrix = write_rule(delta.write_form, delta.chunk_size)(matrix, keys, values, beta,
+                                                            log_decay)
+    return DeltaState(matrix=matrix, last_input=inputs[:, -1].astype(jnp.float32))
