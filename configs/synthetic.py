@@ -77,6 +77,12 @@ def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
   task.num_queries = 3  # recall, induction: queries per block
   task.num_keys = 32  # recall: ids 0..31 are keys
   task.num_values = 16  # recall: the next 16 ids are values (chance 1/16)
+  # recall: the pairs are spread over this many segments (distances count from the last)
+  task.context_segments = 1
+  # The row layout, if not the model's (0): a plain GPT over the whole row keeps the
+  # segments its MemGPT lays the task out in (config_lib.plain_gpt sets these).
+  task.segment_len = 0
+  task.num_segments = 0
   task.passkey_len = 5  # passkey: digits (chance 1/10)
   task.copy_tokens = 6  # copy: symbols scattered in the region (chance 1/num_symbols)
   task.copy_region = 16

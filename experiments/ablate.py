@@ -1,6 +1,7 @@
 """Trains an ablation grid, evaluates it per distance, writes results tables and plots.
 
-  python experiments/ablate.py --grid=quick|core|curriculum|full|tiny [--out=experiments/results]
+  python experiments/ablate.py --grid=quick|core|capacity|text|full|curriculum|tiny
+                               [--out=experiments/results]
                                [--workdir=runs/ablate] [--name=NAME] [--only=recall/,...]
                                [--seeds=0,1] [--set=train.num_steps=8000 --set=train.batch_size=64 ...]
 
@@ -40,6 +41,7 @@ from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import make_partitioner
+from memgpt_jax.provenance import provenance
 from memgpt_jax.training import evaluation, pretrained, trainer
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.optimizer import make_optimizer
@@ -48,8 +50,6 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_GRID = flags.DEFINE_enum('grid', 'quick', ['tiny', 'quick', 'core', 'curriculum', 'full'],
-                          'Which grid to run.')
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _WORKDIR = flags.DEFINE_string('workdir', str(ROOT / 'runs' / 'ablate'), 'Training runs.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default: the grid name).')
@@ -132,6 +132,26 @@ _SLOT_KNOBS = ('slots,gru', 'slots,overwrite', 'slots,slots_8', 'slots,slots_32'
 # Core recall is also scored at 16x the trained rows (D = 63: 64 segments).
 _LONG_EVAL = {'data.task.eval_distances': (0, 1, 2, 4, 7, 15, 63)}
 
+
+
+def _capacity(pairs: tuple[int, ...], steps: int) -> tuple[Run, ...]:
+  """Recall against the number of pairs: the context spread over 4 segments (the memory
+  must accumulate it), queries 2 segments after it. Delta with d_k = 64, 64 slots, no
+  memory, and a plain GPT attending over the whole row (the upper bound)."""
+  runs = []
+  for count in pairs:
+    task = {'data.source': 'recall', 'train.num_steps': steps, 'model.num_segments': 6,
+            'data.task.num_pairs': count, 'data.task.num_queries': min(count, 8),
+            'data.task.num_keys': 128, 'data.task.context_segments': 4,
+            'data.task.train_distances': (1, 2), 'data.task.eval_distances': (2,)}
+    runs += [_variant(f'recall/pairs_{count}_delta', 'wide_keys', task),
+             _variant(f'recall/pairs_{count}_slots', 'slots',
+                      task | {'model.memory.slots.num_slots': 64}),
+             _variant(f'recall/pairs_{count}_memory_off', 'memory_off', task),
+             _variant(f'recall/pairs_{count}_full_attention', '', task, plain_gpt=True)]
+  return tuple(runs)
+
+
 GRIDS = {
     # Seconds: the driver end to end in the tests.
     'tiny': Grid(
@@ -178,6 +198,16 @@ GRIDS = {
                        {'data.source': 'recall', 'train.num_steps': 7500})),
         seeds=(0, 1, 2),
         overrides={}),
+    # Text at the default config (make train's model and budget): MemGPT with each
+    # memory kind against the plain GPT of the delta MemGPT's parameters, three seeds.
+    'text': Grid(
+        runs=(Run('text/memgpt_delta', 'configs/default.py'),
+              Run('text/memgpt_slots', 'configs/default.py', {'model.memory.kind': 'slots'}),
+              Run('text/plain_gpt', 'configs/default.py', plain_gpt=True)),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # Capacity: accuracy against the number of key-value pairs, three seeds.
+    'capacity': Grid(runs=_capacity((6, 16, 32, 64), 1500), seeds=(0, 1, 2), overrides={}),
     # The whole grid, three seeds: every knob of both memories on recall, passkey and
     # selective copying across segments, and the core pointer and text rows.
     'full': Grid(
@@ -189,6 +219,10 @@ GRIDS = {
         seeds=(0, 1, 2),
         overrides={}),
 }
+
+
+_GRID = flags.DEFINE_enum('grid', 'quick', list(GRIDS),
+                          'Which grid to run.')
 
 
 def make_config(run: Run, grid: Grid, seed: int, data_dir: pathlib.Path):
@@ -214,8 +248,8 @@ def _num_answers(config, split: str) -> int:
   """Answers the Evaluator scores on `split` (its first eval_batches * batch_size rows)."""
   task = config.data.task
   rows = min(task.num_eval, config.train.eval_batches * config.train.batch_size)
-  example = synthetic.make_example(config.data.source, task, config.model.segment_len,
-                                   config.model.num_segments, split, 0)
+  example = synthetic.make_example(config.data.source, task, *builders.row_layout(config),
+                                   split, 0)
   return rows * int(example['answers'][1:].sum())
 
 
@@ -348,16 +382,17 @@ def _steps_to_99(steps: list) -> str:
   return ', '.join('not reached' if s is None else str(s) for s in steps)
 
 
-def markdown(name: str, grid_name: str, rows: list[dict], wall_seconds: float,
-             settings: dict | None = None) -> str:
+def markdown(report: dict) -> str:
   """The results page: one table per task (accuracy in %, mean ± std over seeds)."""
+  name, rows, settings = report['name'], report['summary'], report['settings']
   seeds = rows[0]['seeds'] if rows else []
   lines = [f'# Ablation results: {name}', '',
-           f'Grid `{grid_name}`, seeds {seeds}, {wall_seconds / 60:.1f} min wall time on '
-           f'{jax.devices()[0].platform.upper()} ({len(jax.devices())} device(s)). '
-           'Written by experiments/ablate.py; accuracy counts answer positions only, '
+           f'`{report["command"]}` at commit {report["commit"]}: grid `{report["grid"]}`, '
+           f'seeds {seeds}, {report["wall_seconds"] / 60:.1f} min wall time on '
+           f'{report["platform"].upper()}. Accuracy counts answer positions only, '
            'in %, mean ± std over seeds. Distance D: queries D segments after the '
-           'context (a row of D + 1 segments). Leak check: memory off and no pointer '
+           'context (a row of D + 1 segments; a context over C segments: D counts from '
+           'its last, a row of C + D). Leak check: memory off and no pointer '
            f'cache must be at chance for D >= 1 (> {LEAK_STANDARD_ERRORS:g} binomial '
            'standard errors above it fails).', '']
   if settings:
@@ -488,14 +523,20 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
                                f'seed{seed}', workdir / 'tfds'))
   wall_seconds = time.perf_counter() - start
   rows = summarize(results)
-  report = {'name': name, 'grid': grid_name, 'seeds': list(grid.seeds),
+  report = {'name': name, 'grid': grid_name, **provenance(), 'seeds': list(grid.seeds),
             'wall_seconds': wall_seconds, 'platform': jax.devices()[0].platform,
             'settings': settings or {},
             'summary': rows, 'runs': results}
-  (out / f'{name}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{name}.md').write_text(markdown(name, grid_name, rows, wall_seconds, settings))
-  plot(name, results, rows, out)
+  write_report(report, out)
   return report
+
+
+def write_report(report: dict, out: pathlib.Path):
+  """<name>.json (every number), .md (the tables) and the two plots."""
+  name = report['name']
+  (out / f'{name}.json').write_text(json.dumps(report, indent=1) + '\n')
+  (out / f'{name}.md').write_text(markdown(report))
+  plot(name, report['runs'], report['summary'], out)
 
 
 def found_leaks(report: dict) -> list[str]:

@@ -58,9 +58,13 @@ def apply_variants(config: ml_collections.ConfigDict, names: str | None,
 
 
 def plain_gpt(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The baseline of a config: memory and pointer off, one segment spanning the example."""
+  """The baseline of a config: memory and pointer off, one segment spanning the example.
+  A synthetic task keeps its row layout (data.task.segment_len, num_segments)."""
   config = config.copy_and_resolve_references()
   model = config.model
+  if 'task' in config.data and 'segment_len' in config.data.task:
+    config.data.task.segment_len, config.data.task.num_segments = (
+        model.segment_len, model.num_segments)
   model.segment_len, model.num_segments = model.segment_len * model.num_segments, 1
   model.memory.enabled = False
   model.pointer.enabled = False

@@ -70,7 +70,7 @@ def _solve(source: str, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize('source', synthetic.TASKS)
 @pytest.mark.parametrize('split', ['train', 'distance_0', 'distance_4'])
 def test_answers_recoverable_and_placed_by_distance(source, split):
-  segments, distances = synthetic.split_layout(_config().data.task, split, K)
+  segments, distances = synthetic.split_layout('recall', _config().data.task, split, K)
   for index in range(4):
     example = _example(source, split, index)
     tokens, answers = example['tokens'], example['answers']
@@ -78,6 +78,25 @@ def test_answers_recoverable_and_placed_by_distance(source, split):
     np.testing.assert_array_equal(_solve(source, tokens, answers), tokens[answers])
     # An answer at p is predicted at input position p - 1, in a query block's segment.
     assert set(np.flatnonzero(answers[1:]) // T) == set(distances)
+
+
+def test_recall_context_spread_over_segments():
+  """context_segments = 2: the pairs open segments 0 and 1, and distance D counts from
+  segment 1 (an evaluation row of 2 + D segments)."""
+  task = _config().data.task
+  task.num_pairs, task.context_segments = 8, 2
+  assert synthetic.split_layout('recall', task, 'distance_1', K) == (3, (1,))
+  assert synthetic.split_layout('passkey', task, 'distance_1', K) == (2, (1,))
+  example = _example('recall', 'distance_1', 3, task)
+  tokens, answers = example['tokens'], example['answers']
+  assert len(tokens) == 3 * T + 1
+  keys = tokens[[0, 2, 4, 6, T, T + 2, T + 4, T + 6]]  # four pairs open each segment
+  assert len(set(keys)) == 8 and keys.max() < task.num_keys
+  np.testing.assert_array_equal(_solve('recall', tokens, answers), tokens[answers])
+  assert set(np.flatnonzero(answers[1:]) // T) == {2}
+  task.train_distances = (0, 1, 2)
+  with pytest.raises(DataError, match='after 2 context segments exceed'):
+    synthetic.validate('recall', task, T, K)
 
 
 def test_chance_accuracy():
@@ -152,3 +171,22 @@ def test_nothing_crosses_segments_without_memory(memory):
   assert beyond.sum() > 0
   same = np.array_equal(log_p[0, beyond], log_p[1, beyond])
   assert same != memory
+
+
+def test_a_passkey_stream_is_made_a_slice_at_a_time():
+  """Any slicing gives the same row: the key after DELIM at the start, the query and
+  its answers ending the last segment, filler text in between."""
+  task = _config(source='passkey').data.task
+  stream = synthetic.passkey_stream(task, T, 40, 0)
+  whole = stream.tokens(0, stream.length)
+  pieces = np.concatenate([stream.tokens(a, min(a + 7 * T + 3, stream.length))
+                           for a in range(0, stream.length, 7 * T + 3)])
+  np.testing.assert_array_equal(pieces, whole)
+  assert whole[0] == synthetic.DELIM and whole[stream.answers[0] - 1] == synthetic.QUERY
+  np.testing.assert_array_equal(whole[stream.answers], stream.key)
+  np.testing.assert_array_equal(whole[1:1 + task.passkey_len], stream.key)
+  assert stream.answers[-1] == 40 * T - 1  # the last answer ends segment 39
+  filler = whole[1 + task.passkey_len:stream.answers[0] - 1]
+  assert not np.isin(filler, synthetic._DIGITS).any()
+  assert synthetic.passkey_stream(task, T, 40, 1).key.tolist() != stream.key.tolist() or (
+      synthetic.passkey_stream(task, T, 40, 1).offset != stream.offset)

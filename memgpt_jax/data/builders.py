@@ -292,6 +292,15 @@ def _check_tfds_prepared(builder: tfds.core.DatasetBuilder, name: str) -> None:
         '--out_file_format=array_record`')
 
 
+def row_layout(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(segment_len, num_segments) a synthetic task lays its rows out in: the model's,
+  unless data.task.segment_len / num_segments name another (a plain GPT baseline keeps
+  the layout of the MemGPT it is compared with)."""
+  task = config.data.get('task') or {}
+  return (task.get('segment_len') or config.model.segment_len,
+          task.get('num_segments') or config.model.num_segments)
+
+
 def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
                  num_segments: int = 0) -> tfds.core.DatasetBuilder:
   """Returns the (maybe not yet prepared) builder that `config.data` names.

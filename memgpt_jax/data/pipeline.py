@@ -162,7 +162,7 @@ def _examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
 
 
 def _prepare(config: ml_collections.ConfigDict):
-  return builders.prepare(config.data, config.model.segment_len, config.model.num_segments)
+  return builders.prepare(config.data, *builders.row_layout(config))
 
 
 def task_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:

@@ -2,13 +2,16 @@
 
 Every example has a context block at the start of segment 0 and query blocks at the
 END of later segments: a query block at distance D sits in segment D (D = 0: after
-the context, in the same segment). Between them lie distractor or filler tokens that
-carry no information about the answers. Each example is
+the context, in the same segment). A recall context may span the first C =
+task.context_segments segments (its pairs split evenly, each part at the start of its
+segment), so the memory must accumulate it; distances then count from segment C - 1.
+Between blocks lie distractor or filler tokens that carry no information about the
+answers. Each example is
   tokens  int32 [N + 1]  byte-range ids (0..255), N = segments * segment_len
   answers bool  [N + 1]  True where the token is an answer (the loss counts only those)
 Rows of a split have one length: training rows have `num_segments` segments and a
 query block at each of task.train_distances; the evaluation split of distance D has
-D + 1 segments and one query block, in segment D.
+C + D segments and one query block, in segment C - 1 + D.
 
 An example depends only on (task.seed, split, index): any machine, any order.
 """
@@ -27,7 +30,7 @@ TASKS = ('recall', 'passkey', 'copy', 'induction')
 # these, so changing one rebuilds the data and nothing else does.
 COMMON_FIELDS = ('seed', 'num_train', 'num_eval', 'train_distances', 'eval_distances')
 TASK_FIELDS = {
-    'recall': ('num_pairs', 'num_queries', 'num_keys', 'num_values'),
+    'recall': ('num_pairs', 'num_queries', 'num_keys', 'num_values', 'context_segments'),
     'passkey': ('passkey_len',),
     'copy': ('copy_tokens', 'copy_region', 'num_symbols'),
     'induction': ('num_pairs', 'num_queries', 'vocab'),
@@ -43,8 +46,9 @@ _SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
 
 @dataclasses.dataclass
 class Blocks:
-  """One example's parts: the context, one query block per distance, filler."""
-  context: np.ndarray
+  """One example's parts: the context (one part per context segment), one query block
+  per distance, filler."""
+  context: list[np.ndarray]
   queries: list[np.ndarray]
   query_answers: list[np.ndarray]
   filler: Callable[[int], np.ndarray]
@@ -56,10 +60,12 @@ def _check(condition: bool, message: str):
 
 
 def _recall(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
-  """k1 v1 .. kP vP; each query block asks num_queries distinct keys: ? k v."""
+  """k1 v1 .. kP vP (over context_segments parts); each query block asks num_queries
+  distinct keys: ? k v."""
   keys = rng.choice(task.num_keys, task.num_pairs, replace=False)
   values = task.num_keys + rng.integers(0, task.num_values, task.num_pairs)
-  context = np.stack([keys, values], 1).reshape(-1)
+  pairs = np.stack([keys, values], 1)
+  context = [part.reshape(-1) for part in np.array_split(pairs, task.context_segments)]
   distractor_low = task.num_keys + task.num_values
   queries, answers = [], []
   for _ in range(num_blocks):
@@ -81,7 +87,7 @@ def _passkey(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   def filler(n: int) -> np.ndarray:
     start = rng.integers(len(_FILLER_TEXT))
     return np.resize(np.roll(_FILLER_TEXT, -start), n)
-  return Blocks(context, [query] * num_blocks,
+  return Blocks([context], [query] * num_blocks,
                 [answers] * num_blocks, filler)
 
 
@@ -92,7 +98,7 @@ def _copy(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   context[np.sort(rng.choice(task.copy_region, task.copy_tokens, replace=False))] = symbols
   query = np.concatenate([[DELIM], symbols])
   answers = np.concatenate([[False], np.ones(task.copy_tokens, bool)])
-  return Blocks(context, [query] * num_blocks,
+  return Blocks([context], [query] * num_blocks,
                 [answers] * num_blocks, lambda n: np.full(n, BLANK))
 
 
@@ -109,7 +115,7 @@ def _induction(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
     block = np.stack([filler(task.num_queries), triggers[asked], successors[asked]], 1)
     queries.append(block.reshape(-1))
     answers.append(np.tile([False, False, True], task.num_queries))
-  return Blocks(context, queries, answers, filler)
+  return Blocks([context], queries, answers, filler)
 
 
 _GENERATORS = {'recall': _recall, 'passkey': _passkey, 'copy': _copy,
@@ -156,6 +162,11 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(1 <= task.num_queries <= task.num_pairs, 'need 1 <= num_queries <= num_pairs')
   if task_name == 'recall':
     _check(task.num_pairs <= task.num_keys, 'num_pairs > num_keys')
+    _check(1 <= task.context_segments <= task.num_pairs,
+           'need 1 <= context_segments <= num_pairs')
+    _check(all(task.context_segments - 1 + d < num_segments for d in task.train_distances),
+           f'train_distances {tuple(task.train_distances)} after {task.context_segments} '
+           f'context segments exceed num_segments {num_segments}')
     _check(task.num_keys + task.num_values < 200, 'num_keys + num_values must be < 200')
   if task_name == 'induction':
     _check(task.num_pairs + 2 <= task.vocab <= 200, 'need num_pairs + 2 <= vocab <= 200')
@@ -163,7 +174,8 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(task.copy_tokens <= task.copy_region, 'copy_tokens > copy_region')
     _check(task.num_symbols <= 200, 'num_symbols must be <= 200')
   blocks = _GENERATORS[task_name](task, np.random.default_rng(0), 1)
-  context, query = len(blocks.context), len(blocks.queries[0])
+  context, query = len(blocks.context[-1]), len(blocks.queries[0])
+  context = max(context, *(len(part) for part in blocks.context))
   _check(context + query <= segment_len or 0 not in tuple(task.train_distances) + tuple(
       task.eval_distances), f'context ({context}) + query ({query}) tokens exceed '
          f'segment_len {segment_len} at distance 0')
@@ -189,28 +201,67 @@ def split_size(task: ml_collections.ConfigDict, split: str) -> int:
   return task.num_train if split == 'train' else task.num_eval
 
 
-def split_layout(task: ml_collections.ConfigDict, split: str,
+def split_layout(task_name: str, task: ml_collections.ConfigDict, split: str,
                  num_segments: int) -> tuple[int, tuple[int, ...]]:
   """(segments per row, distances of the query blocks) of a split's rows."""
   if split in _SPLIT_IDS:
     return num_segments, tuple(sorted(task.train_distances))
   distance = int(split.removeprefix('distance_'))
-  return distance + 1, (distance,)
+  context = task.context_segments if task_name == 'recall' else 1
+  return context + distance, (distance,)
+
+
+@dataclasses.dataclass(frozen=True)
+class PasskeyStream:
+  """A passkey row of any length, made a slice at a time (a row of a million tokens is
+  never held whole): DELIM d1..dL at the start, filler text, QUERY d1..dL ending the
+  last segment, as make_example lays out the distance split of `segments - 1`."""
+  key: np.ndarray  # [passkey_len] the digits
+  offset: int  # where in the filler text the row starts
+  length: int  # N + 1 tokens
+
+  @property
+  def answers(self) -> np.ndarray:
+    """Positions of the answers (the query's digits) in the row."""
+    return np.arange(self.length - 1 - len(self.key), self.length - 1)
+
+  def tokens(self, start: int, stop: int) -> np.ndarray:
+    """Tokens start .. stop - 1 of the row, int32."""
+    positions = np.arange(start, stop)
+    tokens = _FILLER_TEXT[(self.offset + positions) % len(_FILLER_TEXT)]
+    context = np.concatenate([[DELIM], self.key])
+    query_start = self.length - 2 - len(self.key)
+    query = np.concatenate([[QUERY], self.key])
+    for begin, block in ((0, context), (query_start, query)):
+      inside = (positions >= begin) & (positions < begin + len(block))
+      tokens = np.where(inside, block[np.clip(positions - begin, 0, len(block) - 1)], tokens)
+    return tokens.astype(np.int32)
+
+
+def passkey_stream(task: ml_collections.ConfigDict, segment_len: int, segments: int,
+                   index: int) -> PasskeyStream:
+  """Example `index` of the long passkey rows of `segments` segments (own seeds)."""
+  rng = np.random.default_rng([task.seed, zlib.crc32(b'passkey_stream'), segments, index])
+  return PasskeyStream(key=rng.choice(_DIGITS, task.passkey_len),
+                       offset=int(rng.integers(len(_FILLER_TEXT))),
+                       length=segments * segment_len + 1)
 
 
 def make_example(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
                  num_segments: int, split: str, index: int) -> dict[str, np.ndarray]:
   """Example `index` of `split`: {'tokens': int32 [N+1], 'answers': bool [N+1]}."""
-  segments, distances = split_layout(task, split, num_segments)
+  segments, distances = split_layout(task_name, task, split, num_segments)
   seed = [task.seed, zlib.crc32(task_name.encode()), _split_id(split), index]
   rng = np.random.default_rng(seed)
   blocks = _GENERATORS[task_name](task, rng, len(distances))
   length = segments * segment_len + 1
   tokens = np.asarray(blocks.filler(length), np.int32)
   answers = np.zeros(length, bool)
-  tokens[:len(blocks.context)] = blocks.context
+  for segment, part in enumerate(blocks.context):
+    tokens[segment * segment_len:segment * segment_len + len(part)] = part
+  last_context = len(blocks.context) - 1
   for distance, query, answer in zip(distances, blocks.queries, blocks.query_answers):
-    end = (distance + 1) * segment_len  # the block ends its segment
+    end = (last_context + distance + 1) * segment_len  # the block ends its segment
     tokens[end - len(query):end] = query
     answers[end - len(query):end] = answer
   return {'tokens': tokens, 'answers': answers}

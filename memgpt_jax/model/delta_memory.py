@@ -37,6 +37,7 @@ one unit-lower-triangular solve; it equals the token-by-token scan
 """
 
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -248,7 +249,7 @@ class DeltaMemory(nn.Module):
     elif delta.write_strength == 'pointer':  # from the pointer keys [.., heads, d_p]
       self.strength = _per_head_scalar(cfg, 0.0, 'strength', axis=(-2, -1))
     if delta.decay == 'learned':
-      logit = float(jnp.log(delta.decay_init / (1.0 - delta.decay_init)))
+      logit = math.log(delta.decay_init / (1.0 - delta.decay_init))
       self.decay = _per_head_scalar(cfg, logit, 'decay')
 
   def initial_state(self, batch_size: int) -> DeltaState:

@@ -1,7 +1,7 @@
 """MemGPT: a causal Transformer run over K segments of T tokens with a carried memory.
 
-    state = initial_state()                       # learned memory, empty pointer cache
-    for each segment (lax.scan, static shapes):
+    state = initial_state()                       # empty memory and pointer cache
+    for each segment (lax.scan, static shapes; run_segments):
       output, window = process_chunk(segment, start=0, state, empty window)
       state = end_segment(state, window)          # memory write + pointer cache push
 
@@ -78,6 +78,18 @@ class MemGPT(nn.Module):
       prefix: jax.Array | None = None,  # [B, N] bool; None: no seq2seq inputs
   ) -> SegmentOutput:
     """-> outputs laid out [B, K, T, ...]."""
+    return self.run_segments(tokens, self.initial_state(tokens.shape[0]), doc_ids, prefix)[1]
+
+  def run_segments(
+      self,
+      tokens: jax.Array,  # [B, N] with N a multiple of T
+      state: MemoryState,  # where the rows stand: initial_state() for fresh rows
+      doc_ids: jax.Array | None = None,
+      prefix: jax.Array | None = None,
+  ) -> tuple[MemoryState, SegmentOutput]:
+    """The segment scan from `state`: -> (the state after the last segment, outputs
+    [B, K, T, ...]). A stream too long for one call runs as consecutive calls, each
+    from the state the one before returned."""
     cfg = self.cfg
     batch, length = tokens.shape
     if length % cfg.segment_len:
@@ -100,10 +112,10 @@ class MemGPT(nn.Module):
 
     scan = nn.scan(step, variable_broadcast='params',
                    split_rngs={'params': False, 'dropout': True})
-    _, outputs = scan(self, self.initial_state(batch),
-                      (by_segment(tokens), by_segment(doc_ids), by_segment(prefix),
-                       jnp.arange(num_segments)))
-    return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
+    state, outputs = scan(self, state,
+                          (by_segment(tokens), by_segment(doc_ids), by_segment(prefix),
+                           jnp.arange(num_segments)))
+    return state, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), outputs)
 
   def initial_state(self, batch_size: int) -> MemoryState:
     cfg = self.cfg
@@ -178,18 +190,22 @@ class MemGPT(nn.Module):
     """After T tokens: write every memory layer, push the segment into the pointer cache.
 
     The memory goes on with the document of the segment's last token: it writes that
-    document's tokens only, onto the initial memory if it held another document.
+    document's tokens only, onto an empty (initial) memory if it held another one.
     """
     last_doc = window.docs[:, -1]  # [B]
     written = window.docs == last_doc[:, None]  # [B, T]
     continues = (state.memory_doc == last_doc) | (state.memory_doc == FRESH_MEMORY)
-    if self.cfg.memory_kind == 'delta':  # the key of token t also reads token t - 1
+    if self.cfg.memory_kind == 'delta':
+      # The key of token t also reads token t - 1, when that is of t's document (the
+      # token before a segment is of memory_doc, the previous segment's last).
       previous_docs = jnp.concatenate([state.memory_doc[:, None], window.docs[:, :-1]], 1)
-      extra = (previous_docs == window.docs, window.pointer_keys)
+      write = lambda memory, state_l, hiddens: memory(
+          state_l, hiddens, written, continues, previous_docs == window.docs,
+          window.pointer_keys)
     else:
-      extra = ()
-    memory = tuple(write(m, hiddens, written, continues, *extra) for write, m, hiddens
-                   in zip(self.memories, state.memory, window.hiddens))
+      write = lambda memory, state_l, hiddens: memory(state_l, hiddens, written, continues)
+    memory = tuple(write(*layer) for layer in zip(self.memories, state.memory,
+                                                  window.hiddens))
     state = state.replace(memory=memory, memory_doc=last_doc)
     cache_len = state.pointer_tokens.shape[1]
     if cache_len == 0:
