@@ -26,6 +26,7 @@ VARIANTS = {
     'pointer_off': {'model.pointer.enabled': False},
     'bptt_truncated': {'model.memory.bptt_segments': 1},  # cut at every segment
     'one_layer': {'model.memory.layers': '1'},  # memory in the second layer only
+    'first_layer': {'model.memory.layers': '0'},  # memory in the first layer only
     # The slot memory (fixed gate, 16 slots) and its own variants (after 'slots').
     'slots': {'model.memory.kind': 'slots'},
     'gru': {'model.memory.slots.gate': 'gru'},
@@ -43,6 +44,8 @@ VARIANTS = {
     'head_gate': {_DELTA + 'read_gate': 'head'},
     'no_gate': {_DELTA + 'read_gate': 'none'},
     'wide_keys': {_DELTA + 'key_dim': 64},
+    'sparse_beta': {_DELTA + 'write_strength': 'sparse'},  # exact zeros: no write
+    'write_cost': {'train.write_cost': 0.1},  # charge the loss for mean beta
 }
 
 

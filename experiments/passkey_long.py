@@ -1,6 +1,6 @@
 """Passkey retrieval far past the trained length: 10K, 100K and 1M tokens of filler.
 
-  python experiments/passkey_long.py [--kinds=delta,slots] [--seeds=0,1,2]
+  python experiments/passkey_long.py [--model=delta --model=slots ...] [--seeds=0,1,2]
       [--lengths=10000,100000,1000000] [--rows=32] [--steps=1500]
       [--workdir=runs/passkey_long] [--out=experiments/results] [--name=passkey_long]
 
@@ -33,8 +33,9 @@ from memgpt_jax.data import synthetic
 from memgpt_jax.training import trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_KINDS = flags.DEFINE_list('kinds', ['delta'], 'Memory kinds (configs/synthetic.py variants; '
-                           "'delta' is the base config).")
+_MODELS = flags.DEFINE_multi_string(
+    'model', ['delta'], "Models to train and score: 'delta' (configs/synthetic.py) or its "
+    "variants, e.g. --model=slots --model=wide_keys,first_layer; repeatable.")
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Training seeds.')
 _LENGTHS = flags.DEFINE_list('lengths', ['10000', '100000', '1000000'],
                              'Filler tokens between the key and the query.')
@@ -49,10 +50,10 @@ _SCORE = flags.DEFINE_string('score', None, 'Workdir to score (runs in a child p
 _FILLER = flags.DEFINE_integer('filler', 0, 'With --score: filler tokens.')
 
 
-def train_config(kind: str, seed: int, steps: int, data_dir: pathlib.Path):
+def train_config(variants: str, seed: int, steps: int, data_dir: pathlib.Path):
   """configs/synthetic.py on the passkey task: rows of 4 segments, queries at D = 0..3."""
   path = ROOT / 'configs' / 'synthetic.py'
-  config = config_lib.load_config(path if kind == 'delta' else f'{path}:{kind}')
+  config = config_lib.load_config(path if variants == 'delta' else f'{path}:{variants}')
   config.data.source = 'passkey'
   config.train.num_steps = steps
   config.seed = config.data.shuffle_seed = seed
@@ -151,10 +152,10 @@ def main(argv):
   start = time.perf_counter()
   workdir, lengths = pathlib.Path(_WORKDIR.value), [int(n) for n in _LENGTHS.value]
   results = {}
-  for kind in _KINDS.value:
+  for kind in _MODELS.value:
     results[kind] = []
     for seed in (int(s) for s in _SEEDS.value):
-      run_dir = workdir / kind / f'seed{seed}'
+      run_dir = workdir / kind.replace(',', '+') / f'seed{seed}'
       config = train_config(kind, seed, _STEPS.value, workdir / 'tfds')
       print(f'[passkey_long] training {kind} seed {seed}', flush=True)
       trainer.train_and_evaluate(config, run_dir)

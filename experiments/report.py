@@ -35,26 +35,118 @@ def _source(report: dict, name: str) -> str:
           f'{report["platform"].upper()}, seeds {report["seeds"]}')
 
 
-def recall_table() -> str:
-  """Core recall (6 pairs) per distance, each memory kind and none."""
-  report = _load('core_recall')
+def _distance_table(report: dict, names: dict[str, str], title: str) -> list[str]:
+  """One row per run label: answer accuracy at each evaluation distance."""
   rows = _rows(report)
-  names = {'recall/delta': 'delta memory', 'recall/slots': 'slot memory, fixed gate',
-           'recall/slots_gru': 'slot memory, gru gate',
-           'recall/memory_off': 'memory off (leak check: chance)'}
-  distances = list(next(iter(rows.values()))['distances'])
-  lines = ['| recall, answer accuracy % | params | '
-           + ' | '.join(f'D={d}' for d in distances) + ' | chance |',
-           '|---|---|' + '---|' * (len(distances) + 1)]
+  distances = list(rows[next(iter(names))]['distances'])
+  lines = [f'| {title} | params | ' + ' | '.join(f'D={d}' for d in distances)
+           + ' | chance |', '|---|---|' + '---|' * (len(distances) + 1)]
   for label, name in names.items():
     row = rows[label]
     cells = [_pct(row['distances'][d]['accuracy']) for d in distances]
     lines.append(f'| {name} | {row["params"]:,} | ' + ' | '.join(cells)
                  + f' | {100 * row["chance"]:.1f} |')
+  return lines
+
+
+def recall_table() -> str:
+  """Core recall (6 pairs) per distance, each memory kind and none."""
+  report = _load('core_recall')
+  names = {'recall/delta': 'delta memory', 'recall/slots': 'slot memory, fixed gate',
+           'recall/slots_gru': 'slot memory, gru gate',
+           'recall/memory_off': 'memory off (leak check: chance)'}
+  lines = _distance_table(report, names, 'recall (6 pairs), answer accuracy %')
   return '\n'.join(lines + ['', _source(report, 'core_recall')])
 
 
-TABLES = {'recall': recall_table}
+def capacity_table() -> str:
+  """Recall at D = 2 against the number of pairs, per memory."""
+  report = _load('capacity')
+  rows = _rows(report)
+  counts = sorted({int(label.split('_')[1]) for label in rows})
+  names = {'delta': 'delta memory (d_k = 64)', 'slots': 'slot memory (64 slots)',
+           'memory_off': 'memory off', 'full_attention': 'plain GPT attending over the row'}
+  lines = ['| recall at D=2, answer accuracy % | ' + ' | '.join(f'{n} pairs' for n in counts)
+           + ' |', '|---|' + '---|' * len(counts)]
+  for key, name in names.items():
+    cells = [_pct(rows[f'recall/pairs_{n}_{key}']['distances']['2']['accuracy'])
+             for n in counts]
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines + ['', _source(report, 'capacity')])
+
+
+def passkey_table() -> str:
+  """Passkey accuracy at each filler length, one row per model of each results file,
+  and the evaluations' time and memory."""
+  files = {'passkey_long': {'delta': 'delta memory (learned beta)'},
+           'passkey_long_sparse': {'sparse_beta,write_cost':
+                                   'delta memory, sparse beta + train.write_cost 0.1'}}
+  reports = {name: _load(name) for name in files}
+  lengths = [str(n) for n in reports['passkey_long']['lengths']]
+  lines = ['| passkey, answer accuracy % (worst seed) | ' + ' | '.join(f'{int(n):,} filler tokens'
+                                                       for n in lengths) + ' |',
+           '|---|' + '---|' * len(lengths)]
+  every = []
+  for name, models in files.items():
+    for model, label in models.items():
+      seeds = reports[name]['results'][model]
+      every += seeds
+      scores = [[seed[n]['accuracy'] for seed in seeds] for n in lengths]
+      cells = [f'{_pct(_mean_std(s))} ({100 * min(s):.1f})' for s in scores]
+      lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+  seconds = [sum(seed[n]['seconds'] for seed in every) / len(every) for n in lengths]
+  memory = [max(seed[n]['peak_rss_mib'] for seed in every) for n in lengths]
+  lines.append('| one evaluation, seconds (mean) | '
+               + ' | '.join(f'{t:.0f}' for t in seconds) + ' |')
+  lines.append('| one evaluation, peak resident memory MiB (max) | '
+               + ' | '.join(f'{m:.0f}' for m in memory) + ' |')
+  return '\n'.join(lines + ['', '\n\n'.join(_source(reports[n], n) for n in files)])
+
+
+def text_table() -> str:
+  """Validation bits per byte on the built-in corpus at the default config."""
+  report = _load('text')
+  names = {'text/memgpt_delta': 'MemGPT, delta memory',
+           'text/memgpt_slots': 'MemGPT, slot memory',
+           'text/plain_gpt': 'plain GPT, one 512-token segment (MLP widened to equal params)'}
+  lines = ['| stdlib text, default config | params | steps | bits per byte | copy share |',
+           '|---|---|---|---|---|']
+  for label, name in names.items():
+    row = _rows(report)[label]
+    copy = '' if row['copy_share'] is None else _num(row['copy_share'], 3)
+    lines.append(f'| {name} | {row["params"]:,} | {row["steps"]} | '
+                 f'{_num(row["bits_per_byte"], 3)} | {copy} |')
+  return '\n'.join(lines + ['', _source(report, 'text')])
+
+
+def speed_table() -> str:
+  """Training step of each model in one bench run (experiments/bench.py)."""
+  report = _load('bench_cpu')
+  models = report['models']
+  slots = models['memgpt_slots']['tokens_per_second']
+  lines = ['| model (default config) | params | step ms | tokens/s | / plain GPT | '
+           '/ slot memory |', '|---|---|---|---|---|---|']
+  for name, r in models.items():
+    lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
+                 f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.2f} | '
+                 f'{r["tokens_per_second"] / slots:.2f} |')
+  source = (f'[`bench_cpu`](experiments/results/bench_cpu.md): `{report["command"]}`, '
+            f'commit {report["commit"]}, {report["device"]}; median of {report["rounds"]} '
+            f'rounds of {report["steps"]} steps, the models taking turns')
+  return '\n'.join(lines + ['', source])
+
+
+def _mean_std(values: list) -> tuple[float, float]:
+  mean = sum(values) / len(values)
+  return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def _num(stat, digits: int) -> str:
+  return '—' if stat is None else f'{stat[0]:,.{digits}f} ± {stat[1]:,.{digits}f}'
+
+
+TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
+          'text': text_table, 'speed': speed_table}
 
 
 def render(readme: str) -> str:

@@ -89,6 +89,9 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
     raise ConfigError(f'train.learning_rate={train.learning_rate} must be positive')
   if train.warmup_steps < 0:
     raise ConfigError(f'train.warmup_steps={train.warmup_steps} must be >= 0')
+  for name in ('z_loss', 'coverage_loss', 'write_cost'):
+    if train[name] < 0:
+      raise ConfigError(f'train.{name}={train[name]} must be >= 0')
   if not 0.0 <= config.data.validation_fraction < 1.0:
     raise ConfigError(f'data.validation_fraction={config.data.validation_fraction} '
                       'must be in [0, 1)')

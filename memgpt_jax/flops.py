@@ -55,7 +55,7 @@ def _delta_memory_flops(cfg: ModelConfig) -> float:
     read += 2 * d * heads
   write = 2 * (2 * d if delta.key_shift else d) * heads * dk + 2 * d * heads * dv
   write += 4 * heads * dk * dv
-  if delta.write_strength == 'learned':
+  if delta.write_strength in ('learned', 'sparse'):
     write += 2 * d * heads
   elif delta.write_strength == 'pointer':
     write += 2 * cfg.pointer_heads * cfg.pointer_head_dim * heads

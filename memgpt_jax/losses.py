@@ -55,9 +55,11 @@ def coverage_loss(output: SegmentOutput, mask: jax.Array, prefix: jax.Array) -> 
 
 
 def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float,
-               coverage_weight: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+               coverage_weight: float = 0.0,
+               write_cost: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Mean masked cross-entropy (+ z_loss * mean log Z^2, + coverage_weight * the
-  pointer's coverage loss) and per-step metrics."""
+  pointer's coverage loss, + write_cost * the delta memory's mean write strength) and
+  per-step metrics."""
   flat_mask = batch['mask']
   mask = _by_segment(flat_mask, output).astype(jnp.float32)
   num_tokens = jnp.maximum(mask.sum(), 1.0)
@@ -71,6 +73,9 @@ def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float
     if coverage_weight and 'prefix' in batch:
       metrics['coverage_loss'] = coverage_loss(output, flat_mask, batch['prefix'])
       total = total + coverage_weight * metrics['coverage_loss']
+  if output.write_strength is not None:
+    metrics['write_strength'] = jnp.mean(output.write_strength)
+    total = total + write_cost * metrics['write_strength']
   return total, metrics
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny model configs that compile in seconds on a 2-core CPU."""
 
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -43,6 +44,15 @@ def pytest_unconfigure(config):
   del config
   for folder in _made_cache:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_module(path: str):
+  """The module of a script that is not in a package, e.g. 'experiments/ablate.py'."""
+  path = ROOT / path
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def load_config(name: str = 'tiny') -> ml_collections.ConfigDict:

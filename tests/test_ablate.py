@@ -1,25 +1,18 @@
 """The ablation driver end to end on a tiny grid: results files, plots, the leak check."""
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 
+from conftest import load_module
 from memgpt_jax.errors import ConfigError
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _ablate():
-  spec = importlib.util.spec_from_file_location('ablate', ROOT / 'experiments' / 'ablate.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-ablate = _ablate()
+ablate = load_module('experiments/ablate.py')
 
 
 def test_leak_threshold():
@@ -44,9 +37,7 @@ def test_every_config_variant_changes_one_thing():
   place, and a slot-memory knob (applied after 'slots') in one place beyond it."""
   from memgpt_jax import config_lib  # pylint: disable=import-outside-toplevel
   path = ROOT / 'configs' / 'synthetic.py'
-  spec = importlib.util.spec_from_file_location('synthetic_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = load_module('configs/synthetic.py')
   base = _flat(config_lib.load_config(path).to_dict())
   slots = _flat(config_lib.load_config(f'{path}:slots').to_dict())
   for name in module.VARIANTS:
@@ -87,9 +78,9 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert '`train.log_every=1`' in (tmp_path / 'results' / 'tiny.md').read_text()
   for run in saved['runs']:
     assert [step for step, _ in run['loss_curve']] == list(range(1, run['steps'] + 1))
-  assert set(rows) == {'recall/delta', 'recall/memory_off', 'text/plain_gpt'}
-  # recall/delta went through a one-stage curriculum: trained there first, then from it.
-  stage = tmp_path / 'runs' / 'tiny' / 'recall' / 'delta' / 'seed0' / 'stage0'
+  assert set(rows) == {'recall/memory_off', 'text/plain_gpt'}
+  # recall/memory_off went through a one-stage curriculum: trained there first, then from it.
+  stage = tmp_path / 'runs' / 'tiny' / 'recall' / 'memory_off' / 'seed0' / 'stage0'
   assert (stage / 'checkpoints' / '2').is_dir()
   saved_config = json.loads((stage.parent / 'config.json').read_text())
   assert saved_config['init_from'] == str(stage)

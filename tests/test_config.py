@@ -48,6 +48,7 @@ def test_baseline_is_the_default_without_memory_and_pointer():
     ('model.init_std', 0.0, 'init_std=0.0 must be > 0'),
     ('train.batch_size', 0, 'batch_size=0 must be at least 1'),
     ('train.warmup_steps', -1, 'warmup_steps=-1 must be >= 0'),
+    ('train.write_cost', -0.1, 'write_cost=-0.1 must be >= 0'),
     ('data.validation_fraction', 1.5, 'validation_fraction=1.5'),
 ])
 def test_bad_values_raise_one_line_errors(key, value, message):

@@ -1,6 +1,5 @@
 """Data pipeline: tokenizer, TFDS builders (array_record, no TensorFlow), Grain iterators."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -10,6 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from conftest import load_config
 from memgpt_jax.data import builders
 from memgpt_jax.data import pipeline
 from memgpt_jax.data.errors import DataError
@@ -20,16 +20,10 @@ N = 16  # segment_len 8 x num_segments 2
 UNICODE = 'héllo wörld — 日本語 🎉 done'
 
 
-def _default_config() -> ml_collections.ConfigDict:
-  path = pathlib.Path(__file__).parents[1] / 'configs' / 'default.py'
-  spec = importlib.util.spec_from_file_location('default_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def _config(tmp_path, **data) -> ml_collections.ConfigDict:
-  config = _default_config()
+  config = load_config('default')
   config.data.tfds_data_dir = str(tmp_path / 'tfds')
   config.data.update(data)
   config.model.segment_len = 8
@@ -91,7 +85,7 @@ def test_stream_decoder_emits_whole_characters():
 
 
 def test_make_tokenizer():
-  config = _default_config()
+  config = load_config('default')
   assert make_tokenizer(config.data).vocab_size == 258
   config.data.tokenizer = 'wordpiece'
   with pytest.raises(DataError, match="unknown data.tokenizer 'wordpiece'"):

@@ -83,11 +83,11 @@ def test_the_key_of_a_segments_first_token_sees_the_previous_segments_last():
       state.replace(last_input=last), inputs, written, continues,
       jnp.ones((1, cfg.segment_len), bool).at[0, 0].set(follows_first), None)
   params = nn.unbox(module.init(jax.random.key(2), *args(True, state.last_input)))
-  matrix = lambda *a: module.apply(params, *args(*a)).matrix
+  matrix = lambda *a: module.apply(params, *args(*a))[0].matrix
   other = state.last_input + 1.0
   assert float(jnp.abs(matrix(True, state.last_input) - matrix(True, other)).max()) > 1e-4
   np.testing.assert_array_equal(matrix(False, state.last_input), matrix(False, other))
-  new = module.apply(params, *args(True, other))
+  new, _ = module.apply(params, *args(True, other))
   np.testing.assert_allclose(new.last_input, inputs[:, -1])
 
 
@@ -99,20 +99,18 @@ def test_memory_starts_as_a_minority_of_the_read():
   assert jax.nn.sigmoid(cfg.delta.read_gate_bias_init) < 0.2
 
 
-@pytest.mark.parametrize('knob', [
-    {'memory.delta.key_shift': False},
-    {'memory.delta.feature_map': 'elu_plus_one'},
-    {'memory.delta.feature_map': 'identity'},
-    {'memory.delta.write_strength': 'fixed'},
-    {'memory.delta.write_strength': 'pointer'},
-    {'memory.delta.decay': 'learned'},
-    {'memory.delta.read_gate': 'head'},
-    {'memory.delta.read_gate': 'none'},
-    {'memory.delta.key_dim': 12, 'memory.delta.value_dim': 8},
-    {'memory.delta.write_form': 'scan'},
+# Every knob of model.memory.delta away from its default, in three models.
+@pytest.mark.parametrize('knobs', [
+    {'memory.delta.key_shift': False, 'memory.delta.feature_map': 'elu_plus_one',
+     'memory.delta.write_strength': 'fixed', 'memory.delta.read_gate': 'head'},
+    {'memory.delta.feature_map': 'identity', 'memory.delta.write_strength': 'pointer',
+     'memory.delta.decay': 'learned', 'memory.delta.read_gate': 'none',
+     'memory.delta.key_dim': 12, 'memory.delta.value_dim': 8},
+    {'memory.delta.write_form': 'scan', 'memory.delta.chunk_size': 5,
+     'memory.delta.write_strength': 'sparse'},
 ])
-def test_every_delta_knob_builds_a_causal_model_that_carries_memory(knob):
-  model, cfg = tiny_model(**{'pointer.cache_len': 0, **knob})
+def test_every_delta_knob_builds_a_causal_model_that_carries_memory(knobs):
+  model, cfg = tiny_model(**{'pointer.cache_len': 0, **knobs})
   params = init_params(model)
   tokens = jax.random.randint(jax.random.key(3), (2, cfg.seq_len), 0, VOCAB)
   changed_at = 2  # in the first segment
@@ -123,3 +121,24 @@ def test_every_delta_knob_builds_a_causal_model_that_carries_memory(knob):
   # Only the memory carries the edit into the last segment (no pointer cache).
   last = slice(2 * cfg.segment_len, None)
   assert float(jnp.abs(before[:, last] - after[:, last]).max()) > 1e-6
+
+
+def test_a_sparse_write_strength_priced_out_writes_nothing_and_the_loss_pays_for_beta():
+  model, cfg = tiny_model(**{'pointer.cache_len': 0, 'memory.delta.write_strength': 'sparse'})
+  params = init_params(model)
+  tokens = jax.random.randint(jax.random.key(4), (2, cfg.seq_len), 0, VOCAB)
+  edited = tokens.at[:, 2].set((tokens[:, 2] + 1) % VOCAB)
+  batch = {'targets': tokens, 'mask': jnp.ones(tokens.shape)}
+  output = model.apply(params, tokens)
+  assert 0.0 < float(output.write_strength.mean()) < 1.0  # [B, K, T]
+  free, metrics = losses.train_loss(output, batch, z_loss=0.0)
+  charged, _ = losses.train_loss(output, batch, z_loss=0.0, write_cost=0.5)
+  np.testing.assert_allclose(charged - free, 0.5 * metrics['write_strength'], rtol=1e-6)
+  # Every beta pushed below zero: the memory stays empty, so nothing crosses segments.
+  closed = jax.tree_util.tree_map_with_path(
+      lambda path, x: x - 100.0 if 'strength' in jax.tree_util.keystr(path)
+      and 'bias' in jax.tree_util.keystr(path) else x, params)
+  forward = lambda t: losses.next_token_log_probs(model.apply(closed, t))
+  assert float(model.apply(closed, tokens).write_strength.max()) == 0.0
+  last = slice(2 * cfg.segment_len, None)
+  np.testing.assert_array_equal(forward(tokens)[:, last], forward(edited)[:, last])

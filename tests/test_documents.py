@@ -122,6 +122,7 @@ def test_left_padding_does_not_change_greedy_targets():
   np.testing.assert_array_equal(together[0], alone[0])
 
 
+@pytest.mark.parametrize('memgpt', ['delta'], indirect=True)  # pointer only
 def test_pointer_attention_by_absolute_position(memgpt):
   """Segment k's candidates land at positions k*T - P + c: every query's copy mass
   (1 - gate) sits on earlier positions, within reach of the cache."""

@@ -35,6 +35,7 @@ def test_causal_across_segments_with_memory_and_pointer(memgpt):
   assert diff[2 * model.cfg.segment_len:].min() > 1e-6
 
 
+@pytest.mark.parametrize('memgpt', ['delta'], indirect=True)  # pointer only
 def test_pointer_mixture_is_a_distribution(memgpt):
   model, params = memgpt
   tokens = random_tokens((2, model.cfg.seq_len), seed=1)

@@ -15,7 +15,7 @@ _CHOICES = {
     'memory.kind': ('delta', 'slots'),
     'memory.slots.gate': ('fixed', 'gru', 'none'),
     'memory.delta.feature_map': ('silu', 'elu_plus_one', 'identity'),
-    'memory.delta.write_strength': ('learned', 'fixed', 'pointer'),
+    'memory.delta.write_strength': ('learned', 'sparse', 'fixed', 'pointer'),
     'memory.delta.decay': ('none', 'learned'),
     'memory.delta.read_gate': ('token', 'head', 'none'),
     'memory.delta.write_form': ('auto', 'scan', 'chunked'),

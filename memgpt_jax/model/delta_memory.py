@@ -17,14 +17,19 @@ Write, after the segment, its tokens in order:
     k_t = normalize(phi(W_k [x_t ; x_{t-1}]))    the key sees the previous token, so a
                                                  value is filed under the token before it
     v_t = W_v x_t
-    beta_t = sigmoid(w_b x_t + b)                ('learned'; 'fixed': 1; 'pointer': read
+    beta_t = sigmoid(w_b x_t + b)                ('learned'; 'sparse': clip(w_b x_t + b,
+                                                 0, 1), exactly 0 for tokens not worth
+                                                 keeping; 'fixed': 1; 'pointer': read
                                                  off the pointer heads' key of token t)
     S <- alpha_t S + beta_t k_t (v_t - alpha_t S^T k_t)^T
 
 with alpha_t = 1, or learned (decay='learned': alpha_t = sigmoid(w_a x_t + b_a)), and
 beta_t = 0 for tokens that are not written (another document's). The delta rule
 replaces what S held under k_t instead of adding to it, so pairs filed under different
-keys interfere little, and writing a pair again changes nothing.
+keys interfere little, and writing a pair again changes nothing. Every write still
+moves S along its key, so over a long stream a memory that writes everything forgets;
+train.write_cost charges for mean beta, and with 'sparse' the tokens it prices out
+write exactly nothing however long the stream.
 
 The chunked form writes the whole segment at once. With gamma_t = alpha_1 ... alpha_t
 (1 without decay) and Gamma_ti = gamma_t / gamma_i,
@@ -246,6 +251,8 @@ class DeltaMemory(nn.Module):
     self.value = _heads(cfg, delta.value_dim, 'value')
     if delta.write_strength == 'learned':
       self.strength = _per_head_scalar(cfg, 0.0, 'strength')
+    elif delta.write_strength == 'sparse':  # starts at beta = 1/2, as sigmoid(0)
+      self.strength = _per_head_scalar(cfg, 0.5, 'strength')
     elif delta.write_strength == 'pointer':  # from the pointer keys [.., heads, d_p]
       self.strength = _per_head_scalar(cfg, 0.0, 'strength', axis=(-2, -1))
     if delta.decay == 'learned':
@@ -266,7 +273,8 @@ class DeltaMemory(nn.Module):
       continues: jax.Array,  # [B] bool: False resets the memory before the write
       follows: jax.Array,  # [B, T] bool: the token before t is of t's document
       pointer_keys: jax.Array,  # [B, T, pointer heads, d_p] (write_strength='pointer')
-  ) -> DeltaState:
+  ) -> tuple[DeltaState, jax.Array]:
+    """-> (the state after the segment, beta [B, T, H])."""
     cfg, delta = self.cfg, self.cfg.delta
     matrix = jnp.where(continues[:, None, None, None], state.matrix, 0.0)
     # W_k [x_t ; x_{t-1}] = W_k,0 x_t + W_k,1 x_{t-1}: both halves from one projection of
@@ -282,6 +290,8 @@ class DeltaMemory(nn.Module):
     values = self.value(inputs).astype(jnp.float32)  # [B, T, H, d_v]
     if delta.write_strength == 'fixed':
       beta = jnp.ones(written.shape + (cfg.num_heads,))
+    elif delta.write_strength == 'sparse':
+      beta = jnp.clip(self.strength(inputs), 0.0, 1.0)
     else:
       source = pointer_keys if delta.write_strength == 'pointer' else inputs
       beta = jax.nn.sigmoid(self.strength(source))
@@ -291,4 +301,4 @@ class DeltaMemory(nn.Module):
       log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(self.decay(inputs)), 0.0)
     matrix = write_rule(delta.write_form, delta.chunk_size)(matrix, keys, values, beta,
                                                             log_decay)
-    return DeltaState(matrix=matrix, last_input=inputs[:, -1].astype(jnp.float32))
+    return DeltaState(matrix=matrix, last_input=inputs[:, -1].astype(jnp.float32)), beta

@@ -54,3 +54,6 @@ class SegmentOutput:
   log_gate: jax.Array | None = None  # [..., L] log g: the sentinel's share
   log_attn: jax.Array | None = None  # [..., L, heads, C] log a over the candidates
   proposals: jax.Array | None = None  # [..., C] the token each candidate proposes
+  # [..., T] the delta memory's write strength beta per token, mean over memory layers
+  # and heads (the full forward only: what train.write_cost charges for).
+  write_strength: jax.Array | None = None

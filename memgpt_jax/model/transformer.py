@@ -108,7 +108,8 @@ class MemGPT(nn.Module):
             lambda m: jnp.where(cut, jax.lax.stop_gradient(m), m), state.memory))
       output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch),
                                            segment_docs, segment_prefix)
-      return model.end_segment(state, window), output
+      state, write_strength = model.write_segment(state, window)
+      return state, output.replace(write_strength=write_strength)
 
     scan = nn.scan(step, variable_broadcast='params',
                    split_rngs={'params': False, 'dropout': True})
@@ -192,24 +193,33 @@ class MemGPT(nn.Module):
     The memory goes on with the document of the segment's last token: it writes that
     document's tokens only, onto an empty (initial) memory if it held another one.
     """
+    return self.write_segment(state, window)[0]
+
+  def write_segment(self, state: MemoryState,
+                    window: WindowCache) -> tuple[MemoryState, jax.Array | None]:
+    """end_segment, and the delta memory's write strength [B, T] (None for slots)."""
     last_doc = window.docs[:, -1]  # [B]
     written = window.docs == last_doc[:, None]  # [B, T]
     continues = (state.memory_doc == last_doc) | (state.memory_doc == FRESH_MEMORY)
+    layers = tuple(zip(self.memories, state.memory, window.hiddens))
+    write_strength = None
     if self.cfg.memory_kind == 'delta':
       # The key of token t also reads token t - 1, when that is of t's document (the
       # token before a segment is of memory_doc, the previous segment's last).
       previous_docs = jnp.concatenate([state.memory_doc[:, None], window.docs[:, :-1]], 1)
-      write = lambda memory, state_l, hiddens: memory(
-          state_l, hiddens, written, continues, previous_docs == window.docs,
-          window.pointer_keys)
+      written_layers = [memory(state_l, hiddens, written, continues,
+                               previous_docs == window.docs, window.pointer_keys)
+                        for memory, state_l, hiddens in layers]
+      memory = tuple(layer_state for layer_state, _ in written_layers)
+      if written_layers:  # [B, T]: mean over layers and heads
+        write_strength = jnp.mean(jnp.stack([beta for _, beta in written_layers]), (0, -1))
     else:
-      write = lambda memory, state_l, hiddens: memory(state_l, hiddens, written, continues)
-    memory = tuple(write(*layer) for layer in zip(self.memories, state.memory,
-                                                  window.hiddens))
+      memory = tuple(slots(state_l, hiddens, written, continues)
+                     for slots, state_l, hiddens in layers)
     state = state.replace(memory=memory, memory_doc=last_doc)
     cache_len = state.pointer_tokens.shape[1]
     if cache_len == 0:
-      return state
+      return state, write_strength
     keep_last = lambda old, new: jnp.concatenate([old, new], axis=1)[:, -cache_len:]
     return state.replace(
         pointer_keys=keep_last(state.pointer_keys,
@@ -217,4 +227,4 @@ class MemGPT(nn.Module):
         pointer_tokens=keep_last(state.pointer_tokens, window.tokens),
         pointer_docs=keep_last(state.pointer_docs, window.docs),
         pointer_prefix=keep_last(state.pointer_prefix, window.prefix),
-    )
+    ), write_strength

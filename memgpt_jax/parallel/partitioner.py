@@ -45,7 +45,7 @@ class JitPartitioner:
     self._init = jax.jit(lambda: nn.unbox(init()), out_shardings=self.state_shardings)
     self._step = self._compile(functools.partial(
         steps.train_step, model=model, optimizer=optimizer, z_loss=config.train.z_loss,
-        coverage_loss=config.train.coverage_loss))
+        coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost))
 
   def _compile(self, step):
     replicated = NamedSharding(self.mesh, PartitionSpec())

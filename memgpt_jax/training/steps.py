@@ -51,7 +51,7 @@ def abstract_train_state(config: ml_collections.ConfigDict, vocab_size: int,
 
 def train_step(state: TrainState, batch: dict, *, model: MemGPT,
                optimizer: optax.GradientTransformation, z_loss: float,
-               coverage_loss: float = 0.0,
+               coverage_loss: float = 0.0, write_cost: float = 0.0,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
   """One optimizer update on the mean loss over the batch's tokens.
 
@@ -70,7 +70,7 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
   def loss_fn(params):
     output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
                          batch.get('prefix'), rngs={'dropout': dropout_rng})
-    return losses.train_loss(output, batch, z_loss, coverage_loss)
+    return losses.train_loss(output, batch, z_loss, coverage_loss, write_cost)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   if axis_name is not None:
