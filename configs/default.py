@@ -108,6 +108,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.sentencepiece.model_file = ''
   config.data.sentencepiece.character_coverage = 1.0  # share of characters given own pieces
   config.data.shuffle_seed = 0
+  # Training rows mix the corpus: causal-LM documents are read into windows of at least
+  # this many tokens (one document at least), cut into pieces of at most N + 1 tokens
+  # from a random offset, and packed in a random order: new cuts and order every epoch.
+  # A window holds ~6 bytes per token. 0: documents whole, in the order of the records.
+  config.data.shuffle_window_tokens = 1_000_000
   # Several tasks in one run: {name: {'rate': r, <data.* overrides>}}; rows of each
   # task are drawn in proportion to r and every task is evaluated on its own.
   config.data.mixture = ml_collections.ConfigDict()
@@ -126,7 +131,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.adam_b1 = 0.9
   config.train.adam_b2 = 0.95
   config.train.grad_clip_norm = 1.0
-  config.train.grad_accum_steps = 1  # optimizer update every this many batches
+  config.train.grad_accum_steps = 1  # the batch is differentiated in this many micro-batches
   config.train.z_loss = 1e-4
   # seq2seq with the pointer: weight of the coverage loss (See et al. 2017) that
   # discourages pointing at an input again; 0 turns it off.

@@ -18,10 +18,24 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   path = pathlib.Path(path)
   if not path.is_file():
     raise ConfigError(f'config file {str(path)!r} does not exist')
+  module = _config_module(path)
+  if not callable(getattr(module, 'get_config', None)):
+    raise ConfigError(f'config file {str(path)!r} has no get_config(): define one that '
+                      'returns an ml_collections.ConfigDict')
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def _config_module(path: pathlib.Path):
+  """Runs a config file as a module; a syntax error in it (or in a file it imports)
+  is the user's to fix, so it becomes a ConfigError naming the file and line."""
   spec = importlib.util.spec_from_file_location(f'memgpt_config_{path.stem}', path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  try:
+    spec.loader.exec_module(module)
+  except SyntaxError as error:
+    raise ConfigError(f'config file {str(path)!r} is not valid Python: {error.msg} '
+                      f'({error.filename}, line {error.lineno})') from None
+  return module
 
 
 def has_key(config: ml_collections.ConfigDict, key: str) -> bool:
@@ -80,6 +94,10 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
                'checkpoint_every', 'keep_checkpoints', 'grad_accum_steps'):
     if train[name] < 1:
       raise ConfigError(f'train.{name}={train[name]} must be at least 1')
+  if train.batch_size % train.grad_accum_steps:
+    raise ConfigError(f'train.batch_size={train.batch_size} is not divisible by '
+                      f'train.grad_accum_steps={train.grad_accum_steps}: the batch is '
+                      'split into that many equal micro-batches')
   if train.batch_size % num_processes:
     raise ConfigError(f'train.batch_size={train.batch_size} is not divisible by the '
                       f'{num_processes} processes')

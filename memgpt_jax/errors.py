@@ -1,9 +1,21 @@
-"""User-facing errors: the command-line programs print these as one line, no traceback."""
+"""Errors the command-line programs report as one line, no traceback, each with its
+own exit status (README "Exit statuses")."""
 
 
 class UserError(ValueError):
   """Bad input from the user (config, paths, workdir, prompt)."""
+  exit_status = 2
 
 
 class ConfigError(UserError):
   """A config key or value that does not exist or does not fit."""
+
+
+class Preempted(Exception):
+  """SIGTERM or Ctrl-C: the run saved a checkpoint at its current step; rerun to resume."""
+  exit_status = 3
+
+
+class Diverged(Exception):
+  """The loss or gradient norm stopped being finite; no checkpoint holds what it made."""
+  exit_status = 4

@@ -97,7 +97,10 @@ def eval_sums(output: SegmentOutput, targets: jax.Array,
   if output.log_gate is not None:
     gate = jnp.exp(output.log_gate)
     log_p_vocab = target_log_probs(output.vocab_logits, targets)
-    copied = 1.0 - gate * jnp.exp(log_p_vocab - log_p)  # share of p(y) from copying
+    # 1 - g p_vocab(y) / p(y), the share of p(y) from copying, in log space: as
+    # g * exp(log p_vocab - log p) it is 0 * inf = NaN where g underflows and y cannot be
+    # copied, and a NaN off the mask (times 0) still makes the sum NaN.
+    copied = -jnp.expm1(output.log_gate + log_p_vocab - log_p)
     sums['pointer_gate'] = (gate * mask).sum()
     sums['copy_share'] = (copied * mask).sum()
   return sums

@@ -1,13 +1,17 @@
 """Restore a trained model from its workdir and sample text from it, streaming; and
 greedy seq2seq generation for task metrics."""
 
+import math
 import pathlib
 import sys
 from typing import TextIO
 
 import jax
+import ml_collections
 import numpy as np
 
+from memgpt_jax.data import records
+from memgpt_jax.data.pipeline import task_configs
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.decode import Decoder, generate
 from memgpt_jax.errors import UserError
@@ -16,23 +20,74 @@ from memgpt_jax.training.steps import abstract_train_state
 
 
 def load_decoder(workdir: str | pathlib.Path):
-  """-> (Decoder, tokenizer, config) from the latest checkpoint and the config saved
-  with it. Reads the parameters only, not the optimizer state."""
+  """-> (Decoder, tokenizer, config) from the newest checkpoint that restores and the
+  config saved with it (damaged or non-finite newer ones are skipped with a warning).
+  Reads the parameters only, not the optimizer state."""
   workdir = pathlib.Path(workdir)
-  if not (workdir / 'checkpoints').is_dir():
+  if not pretrained.has_checkpoint(workdir):
     raise UserError(f'{workdir} holds no checkpoint to sample from: train first with '
                     f'memgpt-train --workdir={workdir}')
-  config = pretrained.saved_config(workdir)
-  tokenizer = make_tokenizer(config.data, workdir)
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  model, abstract = abstract_train_state(config, tokenizer.vocab_size, device)
-  params = pretrained.load_params(workdir, abstract.params)
-  return Decoder(model, {'params': params}), tokenizer, config
+
+  def restore(step_dir: pathlib.Path):
+    config = pretrained.read_config(step_dir)
+    tokenizer = make_tokenizer(config.data, workdir)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    model, abstract = abstract_train_state(config, tokenizer.vocab_size, device)
+    params = pretrained.read_params(step_dir, abstract.params)
+    return Decoder(model, {'params': params}), tokenizer, config
+
+  return pretrained.restore_newest(workdir, restore)[1]
 
 
 def _prompt_ids(tokenizer, text: str, seq2seq: bool) -> np.ndarray:
   ids = tokenizer.encode(text)
   return np.append(ids, np.int32(tokenizer.eos_id)) if seq2seq else ids
+
+
+def prompt_text(prompt: str | None, prompt_file: str | None, inputs: str | None) -> str:
+  """The text memgpt-sample continues, from exactly one of --prompt, --prompt_file and
+  --inputs; checked before the model loads, so a mistake costs no wait."""
+  given = [value for value in (prompt, prompt_file, inputs) if value is not None]
+  if len(given) != 1:
+    raise UserError('give exactly one of --prompt=TEXT, --prompt_file=FILE and --inputs=TEXT')
+  text = given[0] if prompt_file is None else _read_prompt_file(pathlib.Path(prompt_file))
+  if not text:
+    raise UserError('the prompt is empty: give --prompt=TEXT or a non-empty --prompt_file')
+  return text
+
+
+def _read_prompt_file(path: pathlib.Path) -> str:
+  """The tokenizer takes text: a file in another encoding is refused, not garbled."""
+  if not path.is_file():
+    raise UserError(f'--prompt_file {path} does not exist')
+  try:
+    return path.read_text(encoding='utf-8')
+  except UnicodeDecodeError as error:
+    raise UserError(f'--prompt_file {path} is not UTF-8 text ({error.reason} at byte '
+                    f'{error.start}): convert it, e.g. with iconv -t UTF-8') from None
+
+
+def check_takes_inputs(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+  """--inputs is a seq2seq source: a causal LM was never trained to answer one."""
+  if not any(records.is_seq2seq(task.data) for task in task_configs(config).values()):
+    raise UserError(f'--inputs is for seq2seq models; {workdir} holds a causal LM '
+                    '(use --prompt)')
+
+
+def _check_settings(vocab_size: int, max_new_tokens: int, num_samples: int,
+                    temperature: float, top_k: int, top_p: float):
+  """UserError naming the first memgpt-sample flag whose value cannot sample. NaN
+  passes no comparison, so the float checks say what is allowed, not what is not."""
+  for name, value in (('max_new_tokens', max_new_tokens), ('num_samples', num_samples)):
+    if value < 1:
+      raise UserError(f'--{name}={value} must be at least 1')
+  if not 0 <= temperature < math.inf:
+    raise UserError(f'--temperature={temperature} must be a finite number >= 0 (0: greedy)')
+  if not 0 <= top_k <= vocab_size:
+    raise UserError(f'--top_k={top_k} must be in [0, {vocab_size}], the vocabulary size '
+                    '(0: all tokens)')
+  if not 0 < top_p <= 1:
+    raise UserError(f'--top_p={top_p} must be in (0, 1] (1: all tokens)')
 
 
 def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: int = 0,
@@ -47,10 +102,8 @@ def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: 
   """
   if not prompt:
     raise UserError('the prompt is empty: give --prompt=TEXT or a non-empty --prompt_file')
-  if max_new_tokens < 1 or num_samples < 1:
-    raise UserError('--max_new_tokens and --num_samples must be at least 1')
-  if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
-    raise UserError('need temperature >= 0, 0 < top_p <= 1 and top_k >= 0')
+  _check_settings(decoder.model.cfg.vocab_size, max_new_tokens, num_samples, temperature,
+                  top_k, top_p)
   ids = _prompt_ids(tokenizer, prompt, seq2seq)
   prompts = np.tile(ids[None, :], (num_samples, 1)).astype(np.int32)
   steps = generate(decoder, prompts, max_new_tokens, jax.random.PRNGKey(seed),

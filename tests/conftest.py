@@ -60,6 +60,33 @@ def load_config(name: str = 'tiny') -> ml_collections.ConfigDict:
   return config_lib.load_config(ROOT / 'configs' / f'{name}.py')
 
 
+def tiny_train_config(data_dir: str, **train) -> ml_collections.ConfigDict:
+  """configs/tiny.py for 8 logged steps, a checkpoint every 4, data under `data_dir`;
+  `train` overrides train.* settings."""
+  config = load_config('tiny')
+  config.data.tfds_data_dir = data_dir
+  config.train.num_steps = 8
+  config.train.log_every = 1
+  config.train.eval_every = 8
+  config.train.checkpoint_every = 4
+  config.train.eval_batches = 1
+  for key, value in train.items():
+    config.train[key] = value
+  return config
+
+
+def train_losses(workdir) -> dict[int, float]:
+  """{step: training loss} from a workdir's metrics.jsonl."""
+  from memgpt_jax.training.metrics_writer import read_metrics  # pylint: disable=g-import-not-at-top
+  return {r['step']: r['loss'] for r in read_metrics(workdir, 'train')}
+
+
+def snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]]:
+  """Every file under `directory` with its size and mtime: equal snapshots, nothing written."""
+  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+          for p in directory.rglob('*') if p.is_file()}
+
+
 MEMORY_KINDS = ('delta', 'slots')
 
 

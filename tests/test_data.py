@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import string
 import sys
 
 import ml_collections
@@ -206,6 +207,8 @@ def test_text_config_changes_with_the_files(tmp_path):
     (dict(source='text', paths='{tmp}/latin1.txt'), "'.*latin1.txt' is not UTF-8 text"),
     (dict(source='text', paths='{tmp}/ok.txt', validation_fraction=1.0),
      r'data.validation_fraction 1.0 is not in \[0, 1\)'),
+    (dict(source='text', paths='{tmp}/ok.txt', shuffle_window_tokens=-1),
+     r'data.shuffle_window_tokens -1 must be >= 0'),
 ])
 def test_bad_data_settings_raise_one_line(tmp_path, data, message):
   (tmp_path / 'empty1.txt').write_text('')
@@ -236,9 +239,10 @@ def test_pipeline_setting_errors(tmp_path):
 
 @pytest.fixture
 def docs_config(tmp_path):
+  """20 small documents packed whole, in the records' order (the shuffle window off)."""
   texts = _write_docs(tmp_path / 'docs', 20)
   config = _config(tmp_path, source='text', paths=f'{tmp_path}/docs/*.txt',
-                   validation_fraction=0.0)
+                   validation_fraction=0.0, shuffle_window_tokens=0)
   return config, texts
 
 
@@ -269,16 +273,20 @@ def test_train_batches_are_packed_shifted_documents(docs_config):
   assert first != second  # in a new order.
 
 
-def test_train_iterator_resumes_exactly_from_json_state(docs_config):
+@pytest.mark.parametrize('window_tokens', [0, 40])
+def test_train_iterator_resumes_exactly_from_json_state(docs_config, window_tokens):
   config, _ = docs_config
+  config.data.shuffle_window_tokens = window_tokens  # 40: about 3 documents a window.
   first_batch = next(pipeline.make_train_iterator(config, TOK, 0, 1))
-  offsets = set()
+  offsets, window_positions = set(), set()
   for k in [0, 1, 2, 3, 5, 13]:  # About 4 batches an epoch: several epochs deep.
     it = pipeline.make_train_iterator(config, TOK, 0, 1)
     for _ in range(k):
       next(it)
     state = json.loads(json.dumps(it.get_state()))  # As Orbax saves it.
     offsets.add(state['offset'])
+    if window_tokens:
+      window_positions.add(state['doc']['position'])
     expected = [next(it) for _ in range(6)]
     resumed = pipeline.make_train_iterator(config, TOK, 0, 1)
     resumed.set_state(state)
@@ -287,6 +295,8 @@ def test_train_iterator_resumes_exactly_from_json_state(docs_config):
         np.testing.assert_array_equal(got[key], want[key])
     assert k == 0 or not np.array_equal(expected[0]['inputs'], first_batch['inputs'])
   assert 0 in offsets and len(offsets) > 2  # Resumed at a document start and inside documents.
+  if window_tokens:
+    assert len(window_positions - {0}) > 2  # and in the middle of windows.
 
 
 def test_hosts_read_disjoint_shards_that_cover_the_data(docs_config):
@@ -317,7 +327,133 @@ def test_eval_batches_are_fixed_padded_and_process_independent(tmp_path):
   first, again = list(train), list(train)
   assert len(first) == 3  # train.eval_batches
   hosts = [list(pipeline.make_eval_iterator(config, TOK, 'train', p, 2)) for p in range(2)]
-  for b, b_again, b0, b1 in zip(first, again, *hosts):
+  config.data.shuffle_window_tokens = 0  # Evaluation packs whole documents in order anyway.
+  unshuffled = list(pipeline.make_eval_iterator(config, TOK, 'train', 0, 1))
+  for b, b_again, b_unshuffled, b0, b1 in zip(first, again, unshuffled, *hosts):
     for key in b:
       np.testing.assert_array_equal(b[key], b_again[key])
+      np.testing.assert_array_equal(b[key], b_unshuffled[key])
       np.testing.assert_array_equal(b[key], np.concatenate([b0[key], b1[key]]))
+
+
+# Training rows mix the corpus: pieces of documents, cut and ordered anew every window.
+
+ROW = N + 1  # tokens of a packed row: its inputs and the last target
+
+
+def _row_parts(batches) -> list[list[np.ndarray]]:
+  """Each training row's N + 1 tokens, split where a new document or piece starts."""
+  rows = []
+  for b in batches:
+    for inputs, targets, docs, mask in zip(b['inputs'], b['targets'], b['doc_ids'], b['mask']):
+      tokens = np.append(inputs, targets[-1])
+      docs = np.append(docs, docs[-1] + (mask[-1] == 0))  # The last target's document.
+      rows.append(np.split(tokens, np.flatnonzero(np.diff(docs)) + 1))
+  return rows
+
+
+def _place(text: str, part: np.ndarray) -> int | None:
+  """Where the part's text is in `text`, when it occurs there exactly once."""
+  piece = TOK.decode(part)
+  at = text.find(piece)
+  return at if piece and at == text.rfind(piece) else None
+
+
+def _single_file_rows(tmp_path, batches: int) -> tuple[str, list[list[np.ndarray]]]:
+  """One file of random characters (71 rows an epoch) in windows of one document."""
+  rng = np.random.default_rng(0)
+  text = ''.join(rng.choice(list(string.ascii_letters + string.digits + string.punctuation),
+                            71 * ROW - 1))  # With its eos, one epoch fills 71 rows.
+  (tmp_path / 'one.txt').write_text(text)
+  config = _config(tmp_path, source='text', paths=str(tmp_path / 'one.txt'),
+                   validation_fraction=0.0, shuffle_window_tokens=1)
+  it = pipeline.make_train_iterator(config, TOK, 0, 1)
+  return text, _row_parts([next(it) for _ in range(batches)])
+
+
+def test_rows_of_a_batch_are_windows_from_all_over_a_single_file(tmp_path):
+  text, rows = _single_file_rows(tmp_path, 18)
+  for row in rows:
+    for part in row:  # Every piece is a stretch of the file; only its end has the eos.
+      assert TOK.decode(part) in text
+      assert TOK.eos_id not in part[:-1]
+      assert part[-1] != TOK.eos_id or text.endswith(TOK.decode(part))
+  for batch in zip(*[iter(rows)] * 4):
+    places = [at for row in batch for part in row if (at := _place(text, part)) is not None]
+    # In file order a batch would be one stretch of 4 rows.
+    assert max(places) - min(places) > 4 * ROW
+
+
+def test_every_epoch_cuts_and_orders_a_single_file_anew(tmp_path):
+  text, rows = _single_file_rows(tmp_path, 36)
+  doc = np.append(TOK.encode(text), TOK.eos_id)
+  epochs = [rows[:71], rows[71:142]]
+  cuts, order = [], []
+  for epoch in epochs:  # Every token of the file once per epoch,
+    tokens = np.concatenate([part for row in epoch for part in row])
+    np.testing.assert_array_equal(np.sort(tokens), np.sort(doc))
+    cuts.append({_place(text, part) for row in epoch for part in row[1:]} - {None, 0})
+    order.append(np.argsort([_place(text, max(row, key=len)) for row in epoch]))
+  assert cuts[0] and cuts[1] and cuts[0] != cuts[1]  # cut at other places
+  assert not np.array_equal(order[0], order[1])  # and packed in another order.
+
+
+def _write_letter_docs(directory: pathlib.Path, count: int) -> list[str]:
+  """`count` documents of 100 to 121 tokens, each one letter repeated; returns the letters."""
+  directory.mkdir(parents=True, exist_ok=True)
+  letters = string.ascii_uppercase[:count]
+  for i, letter in enumerate(letters):
+    (directory / f'{letter}.txt').write_text(letter * (100 + 3 * i))
+  return list(letters)
+
+
+def _letters(rows: list[list[np.ndarray]]) -> list[set[str]]:
+  return [set(TOK.decode(np.concatenate(row))) for row in rows]
+
+
+def test_rows_of_a_batch_come_from_different_documents(tmp_path):
+  _write_letter_docs(tmp_path / 'docs', 8)  # Whole, a document would fill 6 to 8 rows.
+  config = _config(tmp_path, source='text', paths=f'{tmp_path}/docs/*.txt',
+                   validation_fraction=0.0, shuffle_window_tokens=400)
+  it = pipeline.make_train_iterator(config, TOK, 0, 1)
+  rows = _row_parts([next(it) for _ in range(30)])
+  for row in rows:
+    assert all(len(set(TOK.decode(part))) <= 1 for part in row)  # A piece is of one document.
+  per_batch = [len(set.union(*batch)) for batch in zip(*[iter(_letters(rows))] * 4)]
+  assert min(per_batch) >= 2 and np.mean(per_batch) >= 3
+
+
+def test_hosts_shuffle_pieces_of_their_own_documents(tmp_path):
+  letters = _write_letter_docs(tmp_path / 'docs', 8)
+  config = _config(tmp_path, source='text', paths=f'{tmp_path}/docs/*.txt',
+                   validation_fraction=0.0, shuffle_window_tokens=400)
+  shards = []
+  for process_index in range(2):
+    it = pipeline.make_train_iterator(config, TOK, process_index, 2)
+    shards.append(set.union(*_letters(_row_parts([next(it) for _ in range(40)]))))
+  assert not shards[0] & shards[1]
+  assert shards[0] | shards[1] == set(letters)
+
+
+def test_pieces_cover_every_document_once_per_epoch(tmp_path):
+  """Six documents of distinct characters; windows of 96 tokens are one epoch each."""
+  chars = (string.ascii_letters + string.digits + string.punctuation)[:90]
+  texts = [chars[i:i + 15] for i in range(0, 90, 15)]
+  (tmp_path / 'docs').mkdir()
+  for i, text in enumerate(texts):
+    (tmp_path / 'docs' / f'{i}.txt').write_text(text)
+  config = _config(tmp_path, source='text', paths=f'{tmp_path}/docs/*.txt',
+                   validation_fraction=0.0, shuffle_window_tokens=96)
+  it = pipeline.make_train_iterator(config, TOK, 0, 1)
+  rows = _row_parts([next(it) for _ in range(15)])  # 60 rows of 17: 10 epochs of 96 tokens.
+  stream = np.concatenate([part for row in rows for part in row])
+  corpus = np.sort(np.concatenate([np.append(TOK.encode(t), TOK.eos_id) for t in texts]))
+  for epoch in range(10):
+    np.testing.assert_array_equal(np.sort(stream[96 * epoch:96 * (epoch + 1)]), corpus)
+  cut_inside = 0
+  for row in rows:
+    for index, piece in enumerate(TOK.decode(part) for part in row):
+      if piece:  # Not a lone eos.
+        (text,) = [t for t in texts if piece in t]  # A stretch of one document.
+        cut_inside += index > 0 and not text.startswith(piece)
+  assert cut_inside > 10  # Pieces start inside documents, not only at their start.

@@ -10,6 +10,7 @@ import pytest
 from conftest import MEMORY_KINDS, VOCAB, init_params, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.model.pointer import target_log_probs
+from memgpt_jax.model.state import SegmentOutput
 
 
 def full_log_probs(model, params, tokens):
@@ -66,6 +67,18 @@ def test_pointer_copy_mass_goes_to_successors():
   log_p3 = target_log_probs(vocab_logits, jnp.array([[3]]), log_gate, log_attn, successors)
   np.testing.assert_allclose(jnp.exp(log_p7), 0.25 / 10 + 0.75, rtol=1e-6)
   np.testing.assert_allclose(jnp.exp(log_p3), 0.25 / 10, rtol=1e-5)
+
+
+def test_copy_share_where_the_gate_underflows():
+  """Position 0: a confident pointer (g = e^-200, 0 in float32) at a target it cannot
+  copy, off the mask: the share there is 0, not NaN, and the sum stays finite.
+  Position 1: g = 1/4, p_vocab(y) = 1/4, copies 3/4: the share is 0.75 / 0.8125."""
+  output = SegmentOutput(
+      vocab_logits=jnp.zeros((1, 1, 2, 4)), log_gate=jnp.array([[[-200.0, jnp.log(0.25)]]]),
+      log_attn=jnp.log(jnp.array([[[[[1.0, 0.0]], [[0.75, 0.0]]]]])),  # [B, K, T, heads, C]
+      proposals=jnp.array([[[1, 3]]]))
+  sums = losses.eval_sums(output, targets=jnp.array([[2, 1]]), mask=jnp.array([[0.0, 1.0]]))
+  np.testing.assert_allclose(sums['copy_share'], 0.75 / (0.25 / 4 + 0.75), rtol=1e-5)
 
 
 def test_pointer_is_finite_in_bfloat16():

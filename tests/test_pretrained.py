@@ -10,7 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import VOCAB, load_config, tiny_model
+from conftest import VOCAB, load_config, snapshot, tiny_model
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import steps
 from memgpt_jax.training.checkpointing import Checkpointer
@@ -19,11 +19,6 @@ from memgpt_jax.training.pretrained import load_params, saved_config
 from memgpt_jax.training.steps import abstract_train_state
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-
-
-def snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]]:
-  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
-          for p in directory.rglob('*')}
 
 
 @pytest.fixture(scope='module')

@@ -1,46 +1,23 @@
-"""End to end on tiny data: train, stop, resume exactly; refuse a foreign checkpoint;
-restore for sampling."""
+"""End to end on tiny data: train, stop, resume exactly; restore for sampling.
+(What goes wrong on the way: tests/test_reliability.py.)"""
 
 import io
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import snapshot, tiny_train_config as tiny_config, train_losses
 from memgpt_jax import sampling
+from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.training.checkpointing import Checkpointer
-from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.trainer import train_and_evaluate
 
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
-
-
-def tiny_config(data_dir: str, **train):
-  config = load_config('tiny')
-  config.data.tfds_data_dir = data_dir
-  config.train.num_steps = 8
-  config.train.log_every = 1
-  config.train.eval_every = 8
-  config.train.checkpoint_every = 4
-  config.train.eval_batches = 1
-  for key, value in train.items():
-    config.train[key] = value
-  return config
-
-
-def train_losses(workdir) -> dict[int, float]:
-  return {r['step']: r['loss'] for r in read_metrics(workdir, 'train')}
-
-
-def snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]]:
-  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
-          for p in directory.rglob('*') if p.is_file()}
 
 
 @pytest.fixture(scope='module')
@@ -57,7 +34,9 @@ def test_training_writes_metrics_and_checkpoints(uninterrupted):
   assert np.isfinite(list(metrics.values())).all()
   losses = train_losses(workdir)
   assert sorted(losses) == list(range(1, 9))
-  assert losses[8] < losses[1]  # it learns something even in 8 steps
+  # It learns something even in 8 steps: held-out loss below the uniform guess's log(V)
+  # (where the small initialisation starts; one batch's loss is too noisy to compare).
+  assert metrics['loss'] < np.log(ByteTokenizer.vocab_size) - 0.5
   assert Checkpointer(workdir).latest_step() == 8
   assert (workdir / 'config.json').is_file()
   assert any((workdir / 'tensorboard').iterdir())
@@ -85,16 +64,6 @@ def test_resuming_a_finished_run_only_evaluates(uninterrupted, data_dir):
   again = train_and_evaluate(tiny_config(data_dir), workdir)
   assert again['loss'] == pytest.approx(metrics['loss'], rel=1e-6)
   assert snapshot(workdir / 'checkpoints') == before
-
-
-def test_checkpoint_of_another_model_shape_is_refused(uninterrupted, data_dir):
-  workdir, _ = uninterrupted
-  before = snapshot(workdir)
-  config = tiny_config(data_dir)
-  config.model.d_model = 48
-  with pytest.raises(UserError, match=r'another model shape \(model\.d_model=32 there, 48'):
-    train_and_evaluate(config, workdir)
-  assert snapshot(workdir) == before  # nothing in the workdir was touched
 
 
 def test_sampling_restores_and_streams(uninterrupted):

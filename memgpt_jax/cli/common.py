@@ -8,27 +8,34 @@ from absl import logging
 from absl import flags
 
 from memgpt_jax import config_lib
-from memgpt_jax.errors import UserError
+from memgpt_jax.errors import Diverged, Preempted, UserError
 
 
-def fail(program: str, message: str):
-  print(f'{program}: error: {message}', file=sys.stderr)
-  sys.exit(2)
+# 0 finished, 2 bad input (UserError), 3 preempted (Preempted), 4 diverged (Diverged),
+# 130 interrupted by a second Ctrl-C or before training started (the shell's 128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
-def _unknown_override(argv: list[str]) -> str | None:
-  """The first --config.a.b=v whose key the config file does not have."""
+def fail(program: str, message: str, label: str = 'error',
+         status: int = UserError.exit_status):
+  print(f'{program}: {label}: {message}', file=sys.stderr)
+  sys.exit(status)
+
+
+def config_problem(argv: list[str]) -> str | None:
+  """What is wrong with --config=FILE in argv, in words: the file, its get_config(), or
+  the first --config.a.b=v whose key it lacks. The flags parser reports these as
+  tracebacks, or (a missing file) not until the config is first read."""
   path = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
   if path is None:
     return None
-  config = config_lib.load_config(path)
-  for arg in argv:
-    if not arg.startswith('--config.'):
-      continue
-    key = arg[len('--config.'):].split('=', 1)[0]
-    if not config_lib.has_key(config, key):
-      return key
-  return None
+  try:
+    config = config_lib.load_config(path)
+  except UserError as error:
+    return str(error)
+  keys = (a[len('--config.'):].split('=', 1)[0] for a in argv if a.startswith('--config.'))
+  unknown = next((key for key in keys if not config_lib.has_key(config, key)), None)
+  return None if unknown is None else f'unknown config key {unknown!r}'
 
 
 def _drop_tfds_config_notice(record) -> bool:
@@ -40,14 +47,11 @@ def run_main(program: str, main: Callable[[list[str]], None]):
   """app.run with flag and user errors reported on one line (exit status 2)."""
 
   def parse(argv):
+    problem = config_problem(argv)
+    if problem:
+      fail(program, problem)
     try:
       return flags.FLAGS(argv)
-    except (KeyError, AttributeError) as error:
-      try:
-        unknown = _unknown_override(argv)
-      except UserError as user_error:
-        fail(program, str(user_error))
-      fail(program, f'unknown config key {unknown!r}' if unknown else str(error))
     except (flags.Error, OSError) as error:
       fail(program, str(error).replace('\n', ' ').strip())
 
@@ -56,9 +60,11 @@ def run_main(program: str, main: Callable[[list[str]], None]):
     logging.get_absl_logger().addFilter(_drop_tfds_config_notice)
     try:
       main(argv)
-    except UserError as error:
-      fail(program, str(error))
+    except (UserError, Preempted, Diverged) as error:
+      label = 'error' if isinstance(error, UserError) else type(error).__name__.lower()
+      fail(program, str(error), label, error.exit_status)
     except KeyboardInterrupt:
-      fail(program, 'interrupted')
+      fail(program, 'interrupted before anything could be saved', 'interrupted',
+           EXIT_INTERRUPTED)
 
   app.run(guarded, flags_parser=parse)

@@ -5,15 +5,10 @@ Restores the latest checkpoint's parameters and the config saved beside it, feed
 the prompt segment by segment (memory carried), and streams the continuation.
 """
 
-import pathlib
-
 from absl import flags
 
 from memgpt_jax import sampling
 from memgpt_jax.cli.common import run_main
-from memgpt_jax.data import records
-from memgpt_jax.data.pipeline import task_configs
-from memgpt_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A workdir written by memgpt-train.')
 _PROMPT = flags.DEFINE_string('prompt', None, 'Text to continue.')
@@ -29,29 +24,13 @@ _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1, 'Samples decoded as one ba
 flags.mark_flag_as_required('workdir')
 
 
-def _prompt() -> str:
-  given = [f.value for f in (_PROMPT, _PROMPT_FILE, _INPUTS) if f.value is not None]
-  if len(given) != 1:
-    raise UserError('give exactly one of --prompt=TEXT, --prompt_file=FILE and --inputs=TEXT')
-  if _PROMPT_FILE.value is None:
-    return given[0]
-  path = pathlib.Path(_PROMPT_FILE.value)
-  if not path.is_file():
-    raise UserError(f'--prompt_file {path} does not exist')
-  return path.read_text(encoding='utf-8')
-
-
 def main(argv):
   del argv
-  prompt = _prompt()
-  if not prompt:
-    raise UserError('the prompt is empty: give --prompt=TEXT or a non-empty --prompt_file')
+  prompt = sampling.prompt_text(_PROMPT.value, _PROMPT_FILE.value, _INPUTS.value)
   decoder, tokenizer, config = sampling.load_decoder(_WORKDIR.value)
   seq2seq = _INPUTS.value is not None
-  if seq2seq and not any(records.is_seq2seq(task.data)
-                         for task in task_configs(config).values()):
-    raise UserError(f'--inputs is for seq2seq models; {_WORKDIR.value} holds a causal LM '
-                    '(use --prompt)')
+  if seq2seq:
+    sampling.check_takes_inputs(config, _WORKDIR.value)
   sampling.sample(decoder, tokenizer, prompt, _MAX_NEW_TOKENS.value, seed=_SEED.value,
                   temperature=_TEMPERATURE.value, top_k=_TOP_K.value, top_p=_TOP_P.value,
                   num_samples=_NUM_SAMPLES.value, seq2seq=seq2seq)

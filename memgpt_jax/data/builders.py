@@ -187,6 +187,11 @@ class TextFiles(tfds.core.GeneratorBasedBuilder):
       if split_at < size:
         pieces['validation'].append((path, split_at, size))
       start += size
+    if config.validation_fraction and not all(pieces.values()):
+      raise DataError(f'data.paths: {start} bytes of text are too short to give both a '
+                      'train and a validation split at data.validation_fraction='
+                      f'{config.validation_fraction}: give more text, or set '
+                      "data.validation_fraction=0 and data.eval_split='train'")
     return {split: self._generate_examples(p) for split, p in pieces.items() if p}
 
   def _generate_examples(self, pieces):

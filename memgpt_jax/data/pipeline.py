@@ -13,8 +13,16 @@ A causal-LM document may run on into the next row; a seq2seq example never does
 (memgpt_jax/data/synthetic.py) are not packed: each row is one example of N + 1
 tokens and the mask is 1 only where the target is an answer; their evaluation
 splits per distance may have other lengths (any multiple of segment_len).
-With data.mixture, each task is packed on its own and the rows are interleaved
-deterministically in proportion to the tasks' rates.
+
+Training rows mix the corpus, like windows drawn at random from it: documents are
+read into windows of at least data.shuffle_window_tokens tokens, each causal-LM
+document is cut into pieces of at most N + 1 tokens from a random offset, and the
+window's pieces are packed in a random order. The rows of a batch then come from
+different documents and places, cut and ordered anew every epoch, a single text
+file too. A piece is a document of its own to the packer: its own id, so attention,
+memory and pointer start afresh in it. Seq2seq examples stay whole; evaluation packs
+whole documents in order. With data.mixture, each task is packed on its own and the
+rows are interleaved deterministically in proportion to the tasks' rates.
 """
 
 import functools
@@ -104,6 +112,92 @@ class _PackIterDataset(grain.IterDataset):
     return _PackIterator(self._parent.__iter__(), *self._args)
 
 
+def _pieces(doc: dict[str, np.ndarray], piece_len: int,
+            head: int) -> list[dict[str, np.ndarray]]:
+  """Cuts a document into [0:head), then pieces of `piece_len` tokens (the last shorter).
+
+  A random head moves every boundary: each occurrence of a document is cut elsewhere."""
+  length = len(doc['tokens'])
+  starts = np.concatenate([[0], np.arange(head, length, piece_len)])
+  ends = np.append(starts[1:], length)
+  return [{name: doc[name][a:b] for name in _FIELDS} for a, b in zip(starts, ends)]
+
+
+def _shuffled_pieces(docs: list[dict[str, np.ndarray]], piece_len: int,
+                     rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
+  """The pieces of all `docs`, each cut from a head in [1, piece_len], in random order."""
+  heads = rng.integers(1, piece_len + 1, size=len(docs))
+  pieces = [piece for doc, head in zip(docs, heads) for piece in _pieces(doc, piece_len, head)]
+  return [pieces[i] for i in rng.permutation(len(pieces))]
+
+
+class _WindowShuffleIterator(grain.DatasetIterator):
+  """Reads documents into windows and yields each window's pieces in random order.
+
+  A window is the next documents holding at least `window_tokens` tokens (one
+  document at least). data.shuffle_seed and the window's index seed its cuts and
+  order: every epoch is cut and ordered anew, and a restore draws the same again.
+  The state is (parent state at the window's start, window index, pieces yielded):
+  plain ints, as _PackIterator needs; a restore reads the window again and skips the
+  pieces yielded.
+  """
+
+  def __init__(self, parent: grain.DatasetIterator, window_tokens: int, piece_len: int,
+               seed: int):
+    super().__init__(parent)
+    self._window_tokens = window_tokens
+    self._piece_len = piece_len
+    self._seed = seed
+    self._start = parent.get_state()
+    self._window = 0
+    self._position = 0
+    self._queue = None  # The window's pieces once read.
+
+  def _read_window(self) -> list[dict[str, np.ndarray]]:
+    docs, tokens = [], 0
+    while not docs or tokens < self._window_tokens:
+      try:
+        doc = next(self._parent)
+      except StopIteration:
+        if docs:
+          break  # The end of a finite stream: a shorter last window.
+        raise
+      docs.append(doc)
+      tokens += len(doc['tokens'])
+    rng = np.random.default_rng([self._seed, self._window])
+    return _shuffled_pieces(docs, self._piece_len, rng)
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._queue is None:
+      self._queue = self._read_window()
+    piece = self._queue[self._position]
+    self._position += 1
+    if self._position == len(self._queue):
+      self._start, self._window, self._position, self._queue = (
+          self._parent.get_state(), self._window + 1, 0, None)
+    return piece
+
+  def get_state(self) -> dict[str, Any]:
+    return {'window_start': self._start, 'window': self._window, 'position': self._position}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self._parent.set_state(state['window_start'])
+    self._start, self._window = state['window_start'], state['window']
+    self._position = state['position']
+    self._queue = self._read_window() if self._position else None
+
+
+class _WindowShuffleIterDataset(grain.IterDataset):
+
+  def __init__(self, parent: grain.IterDataset, window_tokens: int, piece_len: int,
+               seed: int):
+    super().__init__(parent)
+    self._args = (window_tokens, piece_len, seed)
+
+  def __iter__(self) -> _WindowShuffleIterator:
+    return _WindowShuffleIterator(self._parent.__iter__(), *self._args)
+
+
 def _document(record: dict[str, Any], data_config: ml_collections.ConfigDict, tokenizer,
               max_len: int) -> dict[str, np.ndarray]:
   """A record's tokens, each document ended by eos.
@@ -134,15 +228,19 @@ def _to_example(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
-                     tokenizer) -> grain.IterDataset:
-  """Tokenizes documents in reader threads (order kept) and packs them into examples."""
+                     tokenizer, window_tokens: int) -> grain.IterDataset:
+  """Tokenizes documents in reader threads (order kept), shuffles causal-LM pieces
+  within windows of `window_tokens` tokens (0: documents whole, in order) and packs
+  them into examples."""
   read = grain.ReadOptions(num_threads=config.data.read_threads,
                            prefetch_buffer_size=_PREFETCH_DOCS)
   chunk_len = config.model.segment_len * config.model.num_segments + 1
   docs = docs.map(functools.partial(_document, data_config=config.data, tokenizer=tokenizer,
                                     max_len=chunk_len)).to_iter_dataset(read)
-  chunks = _PackIterDataset(docs, chunk_len, tokenizer.pad_id,
-                            split_docs=not records.is_seq2seq(config.data))
+  seq2seq = records.is_seq2seq(config.data)
+  if window_tokens and not seq2seq:  # A seq2seq example stays whole: its records are shuffled.
+    docs = _WindowShuffleIterDataset(docs, window_tokens, chunk_len, config.data.shuffle_seed)
+  chunks = _PackIterDataset(docs, chunk_len, tokenizer.pad_id, split_docs=not seq2seq)
   return chunks.map(_to_example)
 
 
@@ -154,11 +252,12 @@ def _row_example(record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
           'prefix': np.zeros(len(tokens) - 1, bool)}
 
 
-def _examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
-              tokenizer) -> grain.IterDataset:
+def _examples(docs: grain.MapDataset, config: ml_collections.ConfigDict, tokenizer,
+              window_tokens: int = 0) -> grain.IterDataset:
+  """Model examples; `window_tokens` 0 (evaluation) packs whole documents in order."""
   if builders.is_synthetic(config.data):
     return docs.map(_row_example).to_iter_dataset()
-  return _packed_examples(docs, config, tokenizer)
+  return _packed_examples(docs, config, tokenizer, window_tokens)
 
 
 def _prepare(config: ml_collections.ConfigDict):
@@ -201,15 +300,24 @@ def _host_batch_size(config: ml_collections.ConfigDict, process_count: int) -> i
   return config.train.batch_size // process_count
 
 
+def _window_tokens(data_config: ml_collections.ConfigDict) -> int:
+  tokens = data_config.shuffle_window_tokens
+  if tokens < 0:
+    raise DataError(f'data.shuffle_window_tokens {tokens} must be >= 0 (0: documents whole, '
+                    'in order)')
+  return tokens
+
+
 def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index: int,
                     process_count: int) -> grain.IterDataset:
+  window_tokens = _window_tokens(config.data)
   source = builders.split_source(_prepare(config), config.data.train_split)
   shard = grain.MapDataset.source(source)[process_index::process_count]
   if not len(shard):
     raise DataError(f'the {config.data.train_split!r} split has {len(source)} records: '
                     f'too few for {process_count} processes')
   docs = shard.shuffle(seed=config.data.shuffle_seed).repeat()
-  return _examples(docs, config, tokenizer)
+  return _examples(docs, config, tokenizer, window_tokens)
 
 
 def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
@@ -218,7 +326,9 @@ def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
   """Endless training batches from this host's shard of the train split(s).
 
   Order: shard the records by host, shuffle with data.shuffle_seed (a new order
-  every epoch), repeat, tokenize, pack; then mix the tasks of a mixture.
+  every epoch), repeat, tokenize, cut causal-LM documents into pieces at random
+  offsets and shuffle them within windows of data.shuffle_window_tokens tokens,
+  pack; then mix the tasks of a mixture.
   `get_state()` is JSON-serializable and `set_state()` on a fresh iterator
   continues with exactly the same batches.
   """

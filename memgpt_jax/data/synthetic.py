@@ -54,6 +54,10 @@ class Blocks:
   filler: Callable[[int], np.ndarray]
 
 
+# Why a task needs answer tokens: without them nothing is trained or scored.
+_ANSWERS_ONLY = 'the loss and accuracy count answer tokens only'
+
+
 def _check(condition: bool, message: str):
   if not condition:
     raise DataError(f'data.task: {message}')
@@ -167,12 +171,18 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(all(task.context_segments - 1 + d < num_segments for d in task.train_distances),
            f'train_distances {tuple(task.train_distances)} after {task.context_segments} '
            f'context segments exceed num_segments {num_segments}')
+    _check(task.num_values >= 1, 'num_values must be >= 1: every key is answered by a value')
     _check(task.num_keys + task.num_values < 200, 'num_keys + num_values must be < 200')
   if task_name == 'induction':
     _check(task.num_pairs + 2 <= task.vocab <= 200, 'need num_pairs + 2 <= vocab <= 200')
+  if task_name == 'passkey':
+    _check(task.passkey_len >= 1,
+           f'passkey_len must be >= 1: its digits are the answers and {_ANSWERS_ONLY}')
   if task_name == 'copy':
+    _check(task.copy_tokens >= 1,
+           f'copy_tokens must be >= 1: the copied symbols are the answers and {_ANSWERS_ONLY}')
     _check(task.copy_tokens <= task.copy_region, 'copy_tokens > copy_region')
-    _check(task.num_symbols <= 200, 'num_symbols must be <= 200')
+    _check(1 <= task.num_symbols <= 200, 'need 1 <= num_symbols <= 200')
   blocks = _GENERATORS[task_name](task, np.random.default_rng(0), 1)
   context, query = len(blocks.context[-1]), len(blocks.queries[0])
   context = max(context, *(len(part) for part in blocks.context))

@@ -53,14 +53,15 @@ def describe(mesh: Mesh) -> str:
   return ' x '.join(f'{axis}={size}' for axis, size in mesh.shape.items())
 
 
-def check_batch(batch_size: int, sharding: NamedSharding):
-  """ConfigError unless the batch splits evenly over its devices and every row lives
-  on one process (each process feeds only the rows its own data shard reads)."""
+def check_batch(batch_size: int, sharding: NamedSharding, what: str = 'train.batch_size'):
+  """ConfigError unless the batch (or `what` has `batch_size` rows) splits evenly over
+  its devices and every row lives on one process (each process feeds only the rows its
+  own data shard reads)."""
   shape = (batch_size, 1)  # [B, N] token arrays; only the rows matter here
   splits = math.prod(sharding.mesh.shape[axis] for axis in axes_of(sharding.spec[0]))
   if batch_size % splits:
     axes = ' x '.join(f'mesh.{axis}' for axis in axes_of(sharding.spec[0]))
-    raise ConfigError(f'train.batch_size={batch_size} is not divisible by {axes} = '
+    raise ConfigError(f'{what}={batch_size} is not divisible by {axes} = '
                       f'{splits}: every device takes an equal share of the rows')
   owners: dict[tuple, set[int]] = {}
   for device, index in sharding.devices_indices_map(shape).items():

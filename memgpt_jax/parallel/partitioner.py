@@ -36,6 +36,9 @@ class JitPartitioner:
     self.rules = sharding_lib.logical_rules(config.mesh)
     self.batch_sharding = sharding_lib.batch_sharding(self.mesh, self.rules)
     mesh_lib.check_batch(config.train.batch_size, self.batch_sharding)
+    mesh_lib.check_batch(config.train.batch_size // config.train.grad_accum_steps,
+                         self.batch_sharding, 'a micro-batch (train.batch_size / '
+                         'train.grad_accum_steps)')
     init = functools.partial(steps.init_train_state, model, optimizer, config.seed, 1)
     boxed = jax.eval_shape(init)
     self.state_shardings = sharding_lib.tree_shardings(boxed, self.mesh, self.rules)
@@ -45,7 +48,8 @@ class JitPartitioner:
     self._init = jax.jit(lambda: nn.unbox(init()), out_shardings=self.state_shardings)
     self._step = self._compile(functools.partial(
         steps.train_step, model=model, optimizer=optimizer, z_loss=config.train.z_loss,
-        coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost))
+        coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
+        grad_accum_steps=config.train.grad_accum_steps))
 
   def _compile(self, step):
     replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -88,10 +92,12 @@ class PmapPartitioner(JitPartitioner):
                         'device: set mesh.fsdp=1 and mesh.tensor=1 (or use jit)')
     super().__init__(config, model, optimizer)
     local = jax.local_device_count()
-    if (config.train.batch_size // jax.process_count()) % local:
+    rows = config.train.batch_size // jax.process_count()
+    if rows % (local * config.train.grad_accum_steps):
       raise ConfigError(f'train.batch_size={config.train.batch_size} does not split into '
                         f'equal rows for the {local} local devices of each of the '
-                        f'{jax.process_count()} processes')
+                        f'{jax.process_count()} processes and their '
+                        f'train.grad_accum_steps={config.train.grad_accum_steps} micro-batches')
 
   def _compile(self, step):
     return jax.pmap(functools.partial(step, axis_name=_PMAP_AXIS), axis_name=_PMAP_AXIS,

@@ -8,18 +8,28 @@ any number of processes (give the new shardings); iterator positions only onto
 as many processes as wrote them, since each process reads its own shard of the data.
 """
 
+import json
 import pathlib
+from collections.abc import Callable
+from typing import TypeVar
 
+from absl import logging
 import grain.checkpoint
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from memgpt_jax.errors import UserError
+from memgpt_jax.training import workdir as workdir_lib
+
+Restored = TypeVar('Restored')
 
 
 class Checkpointer:
   """One workdir's CheckpointManager: async saves, keep-N, latest-step restore."""
 
   def __init__(self, workdir: str | pathlib.Path, keep: int = 3, async_save: bool = True):
-    self.directory = pathlib.Path(workdir).resolve() / 'checkpoints'
+    self.directory = pathlib.Path(workdir).resolve() / workdir_lib.CHECKPOINTS
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -29,6 +39,29 @@ class Checkpointer:
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def set_aside_after(self, step: int) -> list[pathlib.Path]:
+    """Renames the step directories after `step` (ones that did not restore) to
+    <step>.unrestorable, kept for inspection: the run saves those steps again."""
+    moved = []
+    for later in (s for s in self.all_steps() if s > step):
+      source = self.directory / str(later)
+      target = source.with_name(f'{later}.unrestorable')
+      suffix = 0
+      while target.exists():
+        suffix += 1
+        target = source.with_name(f'{later}.unrestorable.{suffix}')
+      source.rename(target)
+      moved.append(target)
+    self.reload()
+    return moved
+
+  def reload(self):
+    """Reads the step list again (after another process changed it)."""
+    self._manager.reload()
 
   def save(self, step: int, state, data_iterator, config: ml_collections.ConfigDict,
            topology: dict):
@@ -69,6 +102,49 @@ class Checkpointer:
     self._manager.close()
 
 
+def all_finite(tree) -> bool:
+  """Whether every array of `tree` holds only finite values (works on sharded arrays)."""
+  leaves = [x for x in jax.tree.leaves(tree) if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact)]
+  return bool(jax.jit(lambda xs: jax.numpy.all(jax.numpy.stack(
+      [jax.numpy.isfinite(x).all() for x in xs])))(leaves)) if leaves else True
+
+
+def _reason(error: Exception) -> str:
+  """An exception as a short phrase: its first line, at most 120 characters."""
+  text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return text if len(text) <= 120 else text[:117] + '...'
+
+
+def newest_that_restores(steps: list[int], restore: Callable[[int], Restored],
+                         where: str) -> tuple[int, Restored]:
+  """(step, restore(step)) for the newest of `steps` whose restore succeeds.
+
+  A step that fails to restore (a truncated or missing file, a garbage manifest,
+  non-finite parameters) is skipped with a warning naming it; a UserError (a
+  refusal, not damage) ends the search. UserError if no step restores.
+  """
+  skipped = []
+  for step in sorted(steps, reverse=True):
+    try:
+      restored = restore(step)
+    except UserError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except; any damage: try an older one
+      skipped.append(f'step {step} ({_reason(error)})')
+      continue
+    if skipped:
+      logging.warning('%s: skipped checkpoints that do not restore: %s', where,
+                      '; '.join(skipped))
+    return step, restored
+  if not skipped:
+    raise UserError(f'{where} holds no checkpoint')
+  raise UserError(f'{where}: no checkpoint restores: {"; ".join(skipped)}')
+
+
+class NonFinite(ValueError):
+  """Parameters holding NaN or inf: a checkpoint not worth restoring."""
+
+
 def _flatten(value, prefix: str = '') -> dict:
   if isinstance(value, dict):
     return {k: v for key, sub in value.items()
@@ -76,11 +152,24 @@ def _flatten(value, prefix: str = '') -> dict:
   return {prefix.rstrip('.'): value}
 
 
-def first_difference(saved: ml_collections.ConfigDict,
-                     current: ml_collections.ConfigDict) -> str:
-  """'model.d_model=256 there, 128 here' for the first setting where two configs differ."""
-  old, new = _flatten(saved.to_dict()), _flatten(current.to_dict())
+# Settings a resume may change: how long to train (the cosine is stretched to the new
+# num_steps from the current step on), how often to log, evaluate and save, how the
+# batch is laid out on devices and in micro-batches (the same update), where data is
+# read from and what is sampled. Everything else changes what is trained.
+RESUMABLE = ('train.num_steps', 'train.stop_at_step', 'train.log_every', 'train.eval_every',
+             'train.eval_batches', 'train.checkpoint_every', 'train.keep_checkpoints',
+             'train.async_checkpointing', 'train.grad_accum_steps', 'train.generate_examples',
+             'train.generate_max_tokens', 'data.read_threads', 'data.tfds_data_dir',
+             'data.task_metrics', 'parallelism', 'mesh.', 'sample.', 'init_from')
+
+
+def resume_conflict(saved: ml_collections.ConfigDict,
+                    current: ml_collections.ConfigDict) -> str | None:
+  """'train.learning_rate=0.002 there, 0.01 here' for the first setting that differs
+  between a checkpoint's config and this run's and may not change on resume; or None."""
+  old, new = (_flatten(json.loads(json.dumps(c.to_dict(), default=str)))
+              for c in (saved, current))  # as JSON has them: tuples are lists
   for key in sorted(old.keys() | new.keys()):
-    if key.startswith(('model.', 'data.tokenizer')) and old.get(key) != new.get(key):
+    if not key.startswith(RESUMABLE) and old.get(key) != new.get(key):
       return f'{key}={old.get(key)!r} there, {new.get(key)!r} here'
-  return 'the parameter shapes differ'
+  return None

@@ -22,11 +22,10 @@ def _decays(params):
 
 
 def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  optimizer = optax.chain(
+  """One update per train step; gradient accumulation happens inside the step
+  (memgpt_jax.training.steps), so the schedule counts optimizer updates."""
+  return optax.chain(
       optax.clip_by_global_norm(train.grad_clip_norm),
       optax.adamw(learning_rate_schedule(train), b1=train.adam_b1, b2=train.adam_b2,
                   weight_decay=train.weight_decay, mask=_decays),
   )
-  if train.grad_accum_steps > 1:
-    optimizer = optax.MultiSteps(optimizer, every_k_schedule=train.grad_accum_steps)
-  return optimizer

@@ -8,6 +8,7 @@ number of processes. Nothing is written to the source checkpoint.
 
 import pathlib
 import shutil
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -15,6 +16,8 @@ import orbax.checkpoint as ocp
 
 from memgpt_jax.data.tokenizer import MODEL_FILENAME
 from memgpt_jax.errors import UserError
+from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.training.checkpointing import NonFinite, Restored, all_finite, newest_that_restores
 
 
 def _finished_steps(directory: pathlib.Path) -> list[int]:
@@ -25,24 +28,37 @@ def _finished_steps(directory: pathlib.Path) -> list[int]:
           if p.name.isdigit()]
 
 
-def step_directory(path: str | pathlib.Path) -> pathlib.Path:
-  """The step directory `path` names: a workdir or its checkpoints/ (their latest
-  step), or one step (checkpoints/<step>)."""
+def _checkpoint_steps(path: str | pathlib.Path) -> tuple[pathlib.Path, list[int]]:
+  """(checkpoints directory, steps) that `path` names: a workdir or its checkpoints/
+  (all their steps), or one step (checkpoints/<step>)."""
   path = pathlib.Path(path).expanduser().resolve()
-  for directory in (path / 'checkpoints', path):
+  for directory in (path / workdir_lib.CHECKPOINTS, path):
     if steps := _finished_steps(directory):
-      return directory / str(max(steps))
+      return directory, steps
   if path.name.isdigit() and int(path.name) in _finished_steps(path.parent):
-    return path
+    return path.parent, [int(path.name)]
   raise UserError(f'--config.init_from {path} holds no checkpoint: give a workdir, '
                   'its checkpoints/ or one checkpoints/<step> of a finished save')
 
 
-def saved_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """The config that made the checkpoint: it rebuilds the model the params fit."""
-  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(
-      step_directory(path) / 'config')
+def restore_newest(path: str | pathlib.Path,
+                   restore: Callable[[pathlib.Path], Restored]) -> tuple[pathlib.Path, Restored]:
+  """(step directory, restore(step directory)) for the newest checkpoint at `path`
+  (see _checkpoint_steps) that restores; older ones are tried when newer are damaged."""
+  directory, steps = _checkpoint_steps(path)
+  step, restored = newest_that_restores(steps, lambda s: restore(directory / str(s)), str(path))
+  return directory / str(step), restored
+
+
+def read_config(step_dir: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config saved in one step directory: it rebuilds the model the params fit."""
+  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(step_dir / 'config')
   return ml_collections.ConfigDict(config)
+
+
+def saved_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """The config of the newest checkpoint at `path` whose config reads."""
+  return restore_newest(path, read_config)[1]
 
 
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
@@ -64,49 +80,58 @@ def _first_mismatch(saved, wanted) -> str | None:
   return None
 
 
-def params_mismatch(path: str | pathlib.Path, abstract_params) -> str | None:
-  """The first parameter whose name or shape differs between the checkpoint at `path`
-  and `abstract_params` (read from the checkpoint's metadata), or None."""
+def params_mismatch(step_dir: pathlib.Path, abstract_params) -> str | None:
+  """The first parameter whose name or shape differs between the checkpoint in
+  `step_dir` and `abstract_params` (read from the checkpoint's metadata), or None."""
   handler = ocp.PyTreeCheckpointHandler()
   try:
-    saved = handler.metadata(step_directory(path) / 'state').tree['params']
+    saved = handler.metadata(step_dir / 'state').tree['params']
   finally:
     handler.close()
   return _first_mismatch(saved, abstract_params)
 
 
-def load_params(path: str | pathlib.Path, abstract_params):
-  """The saved params, laid out as `abstract_params` says (ShapeDtypeStructs with
-  the shardings the new run wants; numpy arrays where a leaf has no sharding);
-  refuses params of another model shape, naming the first parameter that differs."""
-  state_dir = step_directory(path) / 'state'
-  mismatch = params_mismatch(path, abstract_params)
+def read_params(step_dir: pathlib.Path, abstract_params):
+  """The params saved in one step directory, laid out as `abstract_params` says
+  (ShapeDtypeStructs with the shardings the new run wants; numpy arrays where a leaf
+  has no sharding). UserError for params of another model shape, naming the first
+  parameter that differs; NonFinite for params holding NaN or inf."""
+  mismatch = params_mismatch(step_dir, abstract_params)
+  if mismatch:
+    raise UserError(f'init_from: {mismatch} (from {step_dir}): the model '
+                    'settings must match the ones it was trained with')
   handler = ocp.PyTreeCheckpointHandler()
   try:
-    if mismatch:
-      raise UserError(f'init_from: {mismatch} (from {state_dir.parent}): the model '
-                      'settings must match the ones it was trained with')
     # partial_restore: the handler trims the saved tree to `item` before reading,
     # so opt_state, step and rng are never read.
     item = {'params': abstract_params}
-    restored = handler.restore(state_dir, args=ocp.args.PyTreeRestore(
+    restored = handler.restore(step_dir / 'state', args=ocp.args.PyTreeRestore(
         item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
         partial_restore=True))
   finally:
     handler.close()
+  if not all_finite(restored['params']):
+    raise NonFinite('its parameters hold NaN or inf')
   return restored['params']
+
+
+def load_params(path: str | pathlib.Path, abstract_params):
+  """The params of the newest checkpoint at `path` that restores (see read_params)."""
+  return restore_newest(path, lambda step_dir: read_params(step_dir, abstract_params))[1]
 
 
 def has_checkpoint(workdir: str | pathlib.Path) -> bool:
   """Whether a run in `workdir` resumes (a finished save exists) rather than starts."""
-  return bool(_finished_steps(pathlib.Path(workdir).expanduser().resolve() / 'checkpoints'))
+  return bool(_finished_steps(pathlib.Path(workdir).expanduser().resolve() /
+                              workdir_lib.CHECKPOINTS))
 
 
 def inherit_tokenizer(path: str | pathlib.Path, workdir: str | pathlib.Path) -> None:
   """Fine-tuning keeps the pretrained model's vocabulary: copies the SentencePiece model
   of the run that wrote the checkpoint at `path` into a new `workdir` (a new one would
   be trained on the fine-tuning data and give the same ids other meanings)."""
-  source = step_directory(path).parents[1] / MODEL_FILENAME
+  directory, _ = _checkpoint_steps(path)
+  source = directory.parent / MODEL_FILENAME
   target = pathlib.Path(workdir) / MODEL_FILENAME
   if not source.is_file():
     raise UserError(f'--config.init_from {path}: its run has no {MODEL_FILENAME} to fine-tune '

@@ -49,35 +49,65 @@ def abstract_train_state(config: ml_collections.ConfigDict, vocab_size: int,
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
 
 
+def _micro_batches(batch: dict, count: int) -> dict:
+  """[B, ...] -> [count, B / count, ...]: micro-batch j takes rows j, j + count, ...,
+  so where the rows are split over devices every micro-batch is split the same way."""
+  return jax.tree.map(
+      lambda x: x.reshape(x.shape[0] // count, count, *x.shape[1:]).swapaxes(0, 1), batch)
+
+
 def train_step(state: TrainState, batch: dict, *, model: MemGPT,
                optimizer: optax.GradientTransformation, z_loss: float,
                coverage_loss: float = 0.0, write_cost: float = 0.0,
+               grad_accum_steps: int = 1,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
   """One optimizer update on the mean loss over the batch's tokens.
 
   `batch`: inputs, targets, mask, and optionally doc_ids and prefix
   (memgpt_jax/data/pipeline.py); without them a row is one document, no prefix.
 
-  Under pmap, `axis_name` is the device axis: each device differentiates its own
-  rows, then the devices average gradients and metrics weighted by their share of
-  the tokens (a pmean when the shares are equal), so the update is the one a
+  With `grad_accum_steps` k > 1 the batch is differentiated k micro-batches at a time
+  (activation memory of B / k rows) and their gradients and metrics summed, each
+  weighted by its share of the batch's tokens: the update of one pass over the
+  batch. Under pmap, `axis_name` is the device axis and the devices combine theirs
+  the same way (a pmean when the shares are equal), so the update is the one a
   single device would make on the whole batch.
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
   if axis_name is not None:  # independent dropout masks on every device
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
-
-  def loss_fn(params):
-    output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
-                         batch.get('prefix'), rngs={'dropout': dropout_rng})
-    return losses.train_loss(output, batch, z_loss, coverage_loss, write_cost)
-
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  tokens = batch['mask'].sum()
   if axis_name is not None:
-    tokens = batch['mask'].sum()
-    share = tokens / jax.numpy.maximum(jax.lax.psum(tokens, axis_name), 1.0)
-    grads, metrics = jax.lax.psum(jax.tree.map(lambda x: share * x, (grads, metrics)),
-                                  axis_name)
+    tokens = jax.lax.psum(tokens, axis_name)
+  tokens = jax.numpy.maximum(tokens, 1.0)
+
+  def weighted_grads(micro_batch: dict, rng: jax.Array):
+    def loss_fn(params):
+      output = model.apply({'params': params}, micro_batch['inputs'],
+                           micro_batch.get('doc_ids'), micro_batch.get('prefix'),
+                           rngs={'dropout': rng})
+      return losses.train_loss(output, micro_batch, z_loss, coverage_loss, write_cost)
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    share = micro_batch['mask'].sum() / tokens
+    return jax.tree.map(lambda x: share * x, (grads, metrics))
+
+  if grad_accum_steps == 1:
+    grads, metrics = weighted_grads(batch, dropout_rng)
+  else:
+    def accumulate(total, inputs):
+      index, micro_batch = inputs
+      part = weighted_grads(micro_batch, jax.random.fold_in(dropout_rng, index))
+      return jax.tree.map(jax.numpy.add, total, part), None
+
+    micro_batches = _micro_batches(batch, grad_accum_steps)
+    first = jax.tree.map(lambda x: x[0], micro_batches)
+    zeros = jax.tree.map(jax.numpy.zeros_like,
+                         jax.eval_shape(weighted_grads, first, dropout_rng))
+    (grads, metrics), _ = jax.lax.scan(
+        accumulate, zeros, (jax.numpy.arange(grad_accum_steps), micro_batches))
+  if axis_name is not None:
+    grads, metrics = jax.lax.psum((grads, metrics), axis_name)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['grad_norm'] = optax.tree.norm(grads)

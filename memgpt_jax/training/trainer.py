@@ -19,61 +19,85 @@ import tqdm
 from memgpt_jax import config_lib
 from memgpt_jax.data.pipeline import make_train_iterator
 from memgpt_jax.data.tokenizer import make_tokenizer
-from memgpt_jax.errors import UserError
+from memgpt_jax.errors import Diverged, Preempted, UserError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.mesh import describe
 from memgpt_jax.parallel.partitioner import JitPartitioner, make_partitioner
 from memgpt_jax.training import pretrained, steps
-from memgpt_jax.training.checkpointing import Checkpointer, first_difference
+from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.training.checkpointing import (Checkpointer, NonFinite, all_finite,
+                                               newest_that_restores, resume_conflict)
 from memgpt_jax.training.evaluation import TaskEvaluators
 from memgpt_jax.training.metrics_writer import MetricsWriter
 from memgpt_jax.training.optimizer import learning_rate_schedule, make_optimizer
 
 
 class _StopSignal:
-  """SIGTERM (preemption) asks the loop to checkpoint and stop after the current step.
+  """SIGTERM (preemption) or Ctrl-C asks the loop to checkpoint and stop after the
+  current step; a second Ctrl-C interrupts at once.
 
   Many processes must stop at the same step: there, jax's preemption service
-  (started by jax.distributed) catches the signal and agrees on the step.
+  (started by jax.distributed) catches SIGTERM and agrees on the step.
   """
 
   def __init__(self):
     self._multiprocess = jax.process_count() > 1
-    self._requested = False
+    self.received = None  # the name of the signal that asked to stop
+    self._previous = {}
     if not self._multiprocess:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self._requested = True
+    del frame
+    if self.received == 'SIGINT' and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.received = signal.Signals(signum).name
 
   def reached(self, step: int) -> bool:
-    if self._multiprocess:
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self._requested
+    if self._multiprocess and multihost_utils.reached_preemption_sync_point(step):
+      self.received = 'SIGTERM'
+    return self.received is not None
 
   def restore(self):
-    if not self._multiprocess:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
 
 
-def restore_compatible(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
-                       partitioner: JitPartitioner, workdir: pathlib.Path,
-                       train_data) -> steps.TrainState:
-  """The latest checkpoint in the partitioner's global layout, whatever mesh and
-  processes wrote it; refuses one made by another model shape. `train_data`
-  continues from its saved position when as many processes wrote it."""
-  abstract = partitioner.abstract_state
-  if pretrained.params_mismatch(workdir, abstract.params):
-    raise UserError(f'{workdir} holds a checkpoint of another model shape '
-                    f'({first_difference(checkpointer.restore_config(), config)}): use a '
-                    'new --workdir or the same model settings')
-  saved_processes = checkpointer.restore_topology()['process_count']
+def restore_run(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
+                partitioner: JitPartitioner, workdir: pathlib.Path,
+                train_data) -> steps.TrainState:
+  """The newest checkpoint that restores, in the partitioner's global layout, whatever
+  mesh and processes wrote it. Refuses (UserError, naming the key) a checkpoint whose
+  config differs in a setting a resume may not change (checkpointing.RESUMABLE).
+  `train_data` continues from its saved position when as many processes wrote it.
+  Newer checkpoints that did not restore are set aside (renamed, not deleted)."""
+
+  def restore(step: int):
+    conflict = resume_conflict(checkpointer.restore_config(step), config)
+    if conflict:
+      raise UserError(f'{workdir} holds a run with {conflict}: a resume may change only '
+                      'the settings README "Resuming" lists; use a new --workdir (or '
+                      f'--config.init_from={workdir} to fine-tune from it)')
+    saved_processes = checkpointer.restore_topology(step)['process_count']
+    data = train_data if saved_processes == jax.process_count() else None
+    state = checkpointer.restore(partitioner.abstract_state, data, step)
+    if not all_finite(state.params):
+      raise NonFinite('its parameters hold NaN or inf')
+    return state, saved_processes
+
+  step, (state, saved_processes) = newest_that_restores(checkpointer.all_steps(), restore,
+                                                        str(workdir))
   if saved_processes != jax.process_count():
     _log(f'{workdir}: checkpoint written by {saved_processes} processes, restored on '
          f'{jax.process_count()}; each process reads its data shard from the start')
-    train_data = None
-  return checkpointer.restore(abstract, train_data)
+  if jax.process_index() == 0:
+    for path in checkpointer.set_aside_after(step):
+      _log(f'set aside {path.name} (did not restore); training continues from step {step}')
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('checkpoints set aside')
+    checkpointer.reload()
+  return state
 
 
 def _log(message: str):
@@ -86,11 +110,31 @@ def _format(metrics: dict[str, float]) -> str:
   return ' '.join(f'{k}={v:.4g}' for k, v in metrics.items())
 
 
+def _first_non_finite(logged: list[tuple[int, dict]]) -> str | None:
+  """'step 12: loss=nan grad_norm=inf' for the first step whose loss or gradient norm
+  is not finite, of (step, metrics) pairs; None if all are."""
+  for step, metrics in jax.device_get(logged):
+    watched = {k: float(metrics[k]) for k in ('loss', 'grad_norm')}
+    if not all(np.isfinite(v) for v in watched.values()):
+      return f'step {step}: {_format(watched)}'
+  return None
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-  """Trains (or resumes) in `workdir`; returns the last evaluation's metrics."""
+  """Trains (or resumes) in `workdir`; returns the last evaluation's metrics.
+
+  Raises Preempted after checkpointing on SIGTERM or Ctrl-C, Diverged (no checkpoint
+  written) when the loss or gradient norm stops being finite, UserError on bad input
+  (before anything in the workdir is written).
+  """
   workdir = pathlib.Path(workdir)
   if workdir.exists() and not workdir.is_dir():
     raise UserError(f'--workdir {workdir} exists and is not a directory')
+  with workdir_lib.locked(workdir, active=jax.process_index() == 0):
+    return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   resuming = pretrained.has_checkpoint(workdir)
   if (config.init_from and not resuming and config.data.tokenizer == 'sentencepiece'
       and not config.data.sentencepiece.model_file):
@@ -106,62 +150,103 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   partitioner = make_partitioner(config, model, optimizer)
   train_data = make_train_iterator(config, tokenizer)
   evaluator = TaskEvaluators(config, tokenizer, eval_model, partitioner)
-  if config.init_from and not resuming:
+  init_params = None
+  if config.init_from and not resuming:  # read before the checkpointer makes its directory
     init_params = pretrained.load_params(config.init_from, partitioner.abstract_state.params)
   checkpointer = Checkpointer(workdir, keep=train.keep_checkpoints,
                               async_save=train.async_checkpointing)
+  try:
+    return _loop(config, workdir, resuming, init_params, partitioner, train_data, evaluator,
+                 checkpointer, tokens_per_step=train.batch_size * model_config.seq_len)
+  finally:
+    checkpointer.wait()
+    checkpointer.close()
+
+
+def _start_state(config, workdir: pathlib.Path, resuming: bool, init_params,
+                 partitioner: JitPartitioner, train_data,
+                 checkpointer: Checkpointer) -> steps.TrainState:
+  """One precedence: this run's newest checkpoint that restores, else `init_params`
+  (those of config.init_from: fine-tuning, with a new optimizer state, data and step
+  count), else step 0."""
   if resuming:
-    state = restore_compatible(checkpointer, config, partitioner, workdir, train_data)
-  else:
-    state = partitioner.init_state()
-    if config.init_from:  # fine-tuning: new optimizer state, data and step count
-      state = state.replace(params=init_params)
-      _log(f'initialised the parameters from {config.init_from}')
+    state = restore_run(checkpointer, config, partitioner, workdir, train_data)
+    _log(f'resuming from step {int(state.step)} of {workdir}')
+    return state
+  state = partitioner.init_state()
+  if init_params is not None:
+    state = state.replace(params=init_params)
+    _log(f'initialised the parameters from {config.init_from}')
+  return state
+
+
+def _loop(config, workdir: pathlib.Path, resuming: bool, init_params,
+          partitioner: JitPartitioner, train_data, evaluator: TaskEvaluators,
+          checkpointer: Checkpointer, tokens_per_step: int) -> dict:
+  train = config.train
+  state = _start_state(config, workdir, resuming, init_params, partitioner, train_data,
+                       checkpointer)
   step = int(state.step)
   state = partitioner.from_global(state)
   topology = {'process_count': jax.process_count(), 'parallelism': config.parallelism,
               'mesh': dict(partitioner.mesh.shape)}
   if jax.process_index() == 0:
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+    (workdir / workdir_lib.CONFIG).write_text(config.to_json_best_effort(indent=2) + '\n')
   _log(f'{config.parallelism} on mesh {describe(partitioner.mesh)}: '
        f'{jax.device_count()} device(s), {jax.process_count()} process(es)')
 
   schedule = learning_rate_schedule(train)
-  writer = MetricsWriter(workdir)
+  writer = MetricsWriter(workdir, resume_step=step if resuming else None)
   stop = _StopSignal()
-  tokens_per_step = train.batch_size * model_config.seq_len
   progress = tqdm.tqdm(total=train.num_steps, initial=step, unit='step', dynamic_ncols=True,
                        disable=jax.process_index() != 0)
   eval_metrics, pending, timer = {}, [], None
+  saved_step = step if resuming else None
   try:
     while step < train.num_steps:
       state, metrics = partitioner.train_step(state, next(train_data))
       step += 1
-      pending.append(metrics)
+      pending.append((step, metrics))
       if timer is None:  # the first step compiles: time from its end
         jax.block_until_ready(metrics)
         timer = (time.perf_counter(), step)
-      if step % train.log_every == 0 or step == train.num_steps:
-        means = {k: float(np.mean([m[k] for m in jax.device_get(pending)]))
-                 for k in pending[0]}
-        means['learning_rate'] = float(schedule(step - 1))
-        (start_time, start_step), now = timer, time.perf_counter()
-        if step > start_step:
-          means['tokens_per_second'] = (step - start_step) * tokens_per_step / (now - start_time)
-          progress.set_postfix(loss=f'{means["loss"]:.3f}',
-                               tok_s=f'{means["tokens_per_second"]:.0f}')
-        writer.write(step, 'train', means)
-        timer, pending = (now, step), []
+      preempted = stop.reached(step)  # read once: a signal may arrive at any moment
+      stopping = preempted or step == train.stop_at_step
+      saving = step % train.checkpoint_every == 0 or step == train.num_steps or stopping
+      if step % train.log_every == 0 or saving:
+        # Every step's loss is checked before a checkpoint can hold what it made.
+        if diverged := _first_non_finite(pending):
+          raise Diverged(f'{diverged} is not finite; nothing after step {saved_step} was '
+                         f'saved (lower train.learning_rate or train.grad_clip_norm)')
+        if step % train.log_every == 0 or step == train.num_steps:
+          means = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)]))
+                   for k in pending[0][1]}
+          means['learning_rate'] = float(schedule(step - 1))
+          (start_time, start_step), now = timer, time.perf_counter()
+          if step > start_step:
+            means['tokens_per_second'] = (step - start_step) * tokens_per_step / (
+                now - start_time)
+            progress.set_postfix(loss=f'{means["loss"]:.3f}',
+                                 tok_s=f'{means["tokens_per_second"]:.0f}')
+          writer.write(step, 'train', means)
+          timer, pending = (now, step), []
       progress.update(1)
       pause_start = time.perf_counter()  # eval and checkpoint time is not training time
       if step % train.eval_every == 0 or step == train.num_steps:
         eval_metrics = evaluator(partitioner.to_global(state).params)
         writer.write(step, 'validation', eval_metrics)
         _log(f'step {step} validation: {_format(eval_metrics)}')
-      stopping = stop.reached(step) or step == train.stop_at_step
-      if step % train.checkpoint_every == 0 or step == train.num_steps or stopping:
-        checkpointer.save(step, partitioner.to_global(state), train_data, config, topology)
+      if saving:
+        global_state = partitioner.to_global(state)
+        if not all_finite(global_state.params):
+          raise Diverged(f'step {step}: the parameters hold NaN or inf; nothing after step '
+                         f'{saved_step} was saved (lower train.learning_rate)')
+        checkpointer.save(step, global_state, train_data, config, topology)
+        saved_step = step
       timer = (timer[0] + time.perf_counter() - pause_start, timer[1])
+      if preempted:
+        raise Preempted(f'{stop.received} at step {step}: checkpoint saved; run again on '
+                        f'{workdir} to resume')
       if stopping:
         _log(f'stopped at step {step}; run again on {workdir} to resume')
         break
@@ -170,7 +255,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   finally:
     progress.close()
     stop.restore()
-    checkpointer.wait()
-    checkpointer.close()
     writer.close()
   return eval_metrics

@@ -1,0 +1,247 @@
+"""Nothing lost: divergence, damaged checkpoints, two trainers, accumulation, what a
+resume may change, logs without repeats. Tiny config, in-process."""
+
+import json
+import logging
+import os
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import snapshot, tiny_train_config, train_losses
+from memgpt_jax import config_lib, sampling
+from memgpt_jax.data.tokenizer import make_tokenizer
+from memgpt_jax.errors import Diverged, UserError
+from memgpt_jax.training import pretrained
+from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.training.checkpointing import Checkpointer, all_finite
+from memgpt_jax.training.metrics_writer import MetricsWriter, read_metrics
+from memgpt_jax.training.steps import abstract_train_state
+from memgpt_jax.training.trainer import train_and_evaluate
+
+DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+def four_steps(data_dir: str, **train):
+  """4 updates, each logged; checkpoints at steps 2 and 4."""
+  return tiny_train_config(data_dir, **{'num_steps': 4, 'checkpoint_every': 2,
+                                        'eval_every': 4, **train})
+
+
+@pytest.fixture(scope='module')
+def finished(data_dir, tmp_path_factory):
+  """A finished run: checkpoints 2 and 4, and its parameters at each."""
+  workdir = tmp_path_factory.mktemp('finished')
+  train_and_evaluate(four_steps(data_dir), workdir)
+  return workdir, {step: step_params(workdir, step) for step in (2, 4)}
+
+
+def step_params(workdir: pathlib.Path, step: int):
+  """The parameters saved at `step` (NonFinite if they hold NaN or inf)."""
+  step_dir = workdir / 'checkpoints' / str(step)
+  config = pretrained.read_config(step_dir)
+  vocab_size = make_tokenizer(config.data, workdir).vocab_size
+  _, abstract = abstract_train_state(config, vocab_size, DEVICE)
+  return pretrained.read_params(step_dir, abstract.params)
+
+
+def assert_same_params(a, b, rtol=0.0):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=rtol * 1e-3)
+
+
+def copy_run(finished, tmp_path) -> pathlib.Path:
+  workdir, _ = finished
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  return copy
+
+
+def _truncate(step_dir: pathlib.Path):
+  for path in (step_dir / 'state').rglob('d/*'):
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def _delete_a_file(step_dir: pathlib.Path):
+  for path in (step_dir / 'state').rglob('d/*'):
+    path.unlink()
+
+
+def _garbage_manifest(step_dir: pathlib.Path):
+  for path in (step_dir / 'state').rglob('manifest.ocdbt'):
+    path.write_bytes(b'not a manifest')
+
+
+def _no_metadata(step_dir: pathlib.Path):
+  (step_dir / 'state' / '_METADATA').unlink()
+
+
+def _empty(step_dir: pathlib.Path):
+  shutil.rmtree(step_dir)
+  step_dir.mkdir()
+
+
+DAMAGE = {'truncated': _truncate, 'deleted file': _delete_a_file,
+          'garbage manifest': _garbage_manifest, 'no metadata': _no_metadata,
+          'empty': _empty}
+
+
+@pytest.mark.parametrize('damage', DAMAGE)
+def test_readers_take_the_newest_checkpoint_that_restores(finished, tmp_path, damage, caplog):
+  _, params = finished
+  workdir = copy_run(finished, tmp_path)
+  DAMAGE[damage](workdir / 'checkpoints' / '4')
+  with caplog.at_level(logging.WARNING):
+    decoder, _, _ = sampling.load_decoder(workdir)
+  assert_same_params(decoder.params['params'], params[2])
+  assert 'skipped checkpoints that do not restore: step 4 (' in caplog.text
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params[2])
+  assert_same_params(pretrained.load_params(workdir, abstract), params[2])  # init_from
+
+  DAMAGE[damage](workdir / 'checkpoints' / '2')
+  for restore in (lambda: sampling.load_decoder(workdir),
+                  lambda: pretrained.load_params(workdir, abstract)):
+    with pytest.raises(UserError, match='no checkpoint restores: step 4 .*; step 2') as error:
+      restore()
+    assert '\n' not in str(error.value)
+
+
+def test_resume_past_a_damaged_checkpoint_repeats_no_log_line(finished, data_dir, tmp_path,
+                                                              capsys):
+  """The newest checkpoint is empty (a crash mid-save): the run resumes from step 2,
+  sets the empty one aside, ends where the uninterrupted run ended, and logs every
+  step once. A lock file left by a dead trainer does not stop it."""
+  original, params = finished
+  workdir = copy_run(finished, tmp_path)
+  _empty(workdir / 'checkpoints' / '4')
+  (workdir / workdir_lib.LOCK).write_text('{"host": "gone", "pid": 1, "since": "then"}')
+  train_and_evaluate(four_steps(data_dir), workdir)
+  assert 'resuming from step 2 of' in capsys.readouterr().out
+  assert (workdir / 'checkpoints' / '4.unrestorable').is_dir()
+  assert_same_params(step_params(workdir, 4), params[4], rtol=1e-5)
+  records = [(r['step'], r['split']) for r in read_metrics(workdir)]
+  assert records == [(1, 'train'), (2, 'train'), (3, 'train'), (4, 'train'),
+                     (4, 'validation')]
+  np.testing.assert_allclose(list(train_losses(workdir).values()),
+                             list(train_losses(original).values()), rtol=1e-6)
+  assert not (workdir / workdir_lib.LOCK).exists()
+
+
+def test_no_checkpoint_that_restores_is_one_line(finished, data_dir, tmp_path):
+  workdir = copy_run(finished, tmp_path)
+  for step in (2, 4):
+    _garbage_manifest(workdir / 'checkpoints' / str(step))
+  before = snapshot(workdir)
+  with pytest.raises(UserError, match='no checkpoint restores') as error:
+    train_and_evaluate(four_steps(data_dir), workdir)
+  assert '\n' not in str(error.value)
+  assert snapshot(workdir) == before
+
+
+def test_a_diverged_run_stops_and_keeps_its_last_finite_checkpoint(data_dir, tmp_path):
+  config = tiny_train_config(data_dir, num_steps=12, learning_rate=1e4, grad_clip_norm=1e9,
+                             checkpoint_every=1, keep_checkpoints=2, log_every=4,
+                             eval_every=100)
+  with pytest.raises(Diverged, match=r'step (\d+): loss=\S+ grad_norm=\S+ is not finite'):
+    train_and_evaluate(config, tmp_path)
+  kept = Checkpointer(tmp_path).all_steps()
+  assert kept, 'the first steps (warmup from 0) are finite'
+  for step in kept:
+    assert all_finite(step_params(tmp_path, step))
+  for line in (tmp_path / 'metrics.jsonl').read_text().splitlines():
+    json.loads(line, parse_constant=pytest.fail)  # strict JSON: no NaN
+  # Resuming diverges again at the same step; rotation keeps the finite checkpoints.
+  with pytest.raises(Diverged):
+    train_and_evaluate(config, tmp_path)
+  assert Checkpointer(tmp_path).all_steps() == kept
+
+
+def test_metrics_are_strict_json(tmp_path):
+  writer = MetricsWriter(tmp_path)
+  writer.write(1, 'train', {'loss': float('nan'), 'grad_norm': float('inf'), 'lr': 0.5})
+  writer.close()
+  line = (tmp_path / 'metrics.jsonl').read_text()
+  assert json.loads(line, parse_constant=pytest.fail) == {
+      'step': 1, 'split': 'train', 'loss': None, 'grad_norm': None, 'lr': 0.5}
+
+
+def test_a_second_trainer_is_refused_while_readers_go_on(finished, data_dir, tmp_path):
+  workdir = copy_run(finished, tmp_path)
+  before = snapshot(workdir)
+  with workdir_lib.locked(workdir):
+    with pytest.raises(UserError, match=f'in use by process {os.getpid()} on host '):
+      train_and_evaluate(four_steps(data_dir, num_steps=6), workdir)
+    sampling.load_decoder(workdir)  # sampling only reads: no lock
+    assert {k: v for k, v in snapshot(workdir).items() if k != workdir_lib.LOCK} == before
+  assert snapshot(workdir) == before
+
+
+def _unwritable_directory(tmp_path: pathlib.Path) -> pathlib.Path | None:
+  """A directory where creating a file fails: a read-only one, or (root writes there
+  anyway) one of the kernel's."""
+  read_only = tmp_path / 'read_only'
+  read_only.mkdir(mode=0o500)
+  for directory in (read_only, pathlib.Path('/sys/kernel'), pathlib.Path('/proc/sys')):
+    try:
+      (directory / 'probe').touch()
+    except OSError:
+      return directory
+    (directory / 'probe').unlink()
+  return None
+
+
+def test_an_unwritable_workdir_is_one_line(data_dir, tmp_path):
+  target = _unwritable_directory(tmp_path)
+  if target is None:
+    pytest.skip('no unwritable directory to try')
+  with pytest.raises(UserError, match=f'--workdir {target} is not writable'):
+    train_and_evaluate(four_steps(data_dir), target)
+
+
+@pytest.mark.parametrize('changes,key', [
+    ({'train.learning_rate': 0.01}, 'train.learning_rate'),
+    ({'train.batch_size': 8}, 'train.batch_size'),
+    ({'model.d_model': 48}, 'model.d_model'),
+    ({'model.segment_len': 4}, 'model.segment_len'),
+    ({'data.shuffle_seed': 7}, 'data.shuffle_seed'),
+    ({'data.source': 'text', 'data.paths': __file__}, 'data.paths'),
+    ({'seed': 3}, 'seed')])
+def test_a_resume_refuses_changes_to_what_is_trained(finished, data_dir, changes, key):
+  workdir, _ = finished
+  before = snapshot(workdir)
+  config = four_steps(data_dir)
+  for name, value in changes.items():
+    config_lib.set_dotted(config, name, value)
+  with pytest.raises(UserError, match=rf'holds a run with {key}=\S+ there, \S+ here: a resume '):
+    train_and_evaluate(config, workdir)
+  assert snapshot(workdir) == before
+
+
+def test_accumulated_micro_batches_make_the_update_of_one_batch(finished, data_dir, tmp_path):
+  """batch 4 in 2 micro-batches of 2 rows = batch 4 at once: losses, learning rates,
+  parameters; num_steps counts updates, so the schedule is the same."""
+  original, params = finished
+  train_and_evaluate(four_steps(data_dir, grad_accum_steps=2), tmp_path)
+  for split in ('train',):
+    got, want = read_metrics(tmp_path, split), read_metrics(original, split)
+    assert [r['step'] for r in got] == [r['step'] for r in want] == [1, 2, 3, 4]
+    for name in ('loss', 'grad_norm', 'learning_rate'):
+      np.testing.assert_allclose([r[name] for r in got], [r[name] for r in want], rtol=2e-5)
+  assert_same_params(step_params(tmp_path, 4), params[4], rtol=1e-4)
+
+
+def test_a_resume_may_extend_the_run_and_change_the_micro_batches(finished, data_dir,
+                                                                  tmp_path):
+  workdir = copy_run(finished, tmp_path)
+  config = four_steps(data_dir, num_steps=6, grad_accum_steps=2, log_every=2)
+  train_and_evaluate(config, workdir)
+  assert sorted(train_losses(workdir)) == [1, 2, 3, 4, 6]
+  assert Checkpointer(workdir).latest_step() == 6
