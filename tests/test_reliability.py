@@ -9,6 +9,7 @@ import shutil
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import snapshot, tiny_train_config, train_losses
@@ -89,9 +90,18 @@ def _empty(step_dir: pathlib.Path):
   step_dir.mkdir()
 
 
+def _non_finite(step_dir: pathlib.Path):
+  """The parameters NaN, the rest as saved: what a diverged run without the guard wrote."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    state = checkpointer.restore(step_dir / 'state')
+    state['params'] = jax.tree.map(lambda x: np.full_like(x, np.nan), state['params'])
+    shutil.rmtree(step_dir / 'state')
+    checkpointer.save(step_dir / 'state', state)
+
+
 DAMAGE = {'truncated': _truncate, 'deleted file': _delete_a_file,
           'garbage manifest': _garbage_manifest, 'no metadata': _no_metadata,
-          'empty': _empty}
+          'empty': _empty, 'non-finite parameters': _non_finite}
 
 
 @pytest.mark.parametrize('damage', DAMAGE)
