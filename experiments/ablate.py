@@ -19,7 +19,6 @@ chance (4 standard errors of a binomial) is reported as a LEAK and the driver ex
 
 import ast
 import dataclasses
-import json
 import math
 import pathlib
 import shutil
@@ -41,7 +40,7 @@ from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import make_partitioner
-from memgpt_jax.provenance import provenance
+from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import evaluation, pretrained, trainer
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.optimizer import make_optimizer
@@ -543,10 +542,8 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
 
 def write_report(report: dict, out: pathlib.Path):
   """<name>.json (every number), .md (the tables) and the two plots."""
-  name = report['name']
-  (out / f'{name}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{name}.md').write_text(markdown(report))
-  plot(name, report['runs'], report['summary'], out)
+  write_results(out, report['name'], report, markdown(report))
+  plot(report['name'], report['runs'], report['summary'], out)
 
 
 def found_leaks(report: dict) -> list[str]:

@@ -13,7 +13,6 @@ stretches of it, the next batch the stretch after) and with the default window
 split. Writes <out>/<name>.md and .json.
 """
 
-import json
 import pathlib
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ import numpy as np
 
 from memgpt_jax import config_lib
 from memgpt_jax.data import builders
-from memgpt_jax.provenance import provenance
+from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import trainer
 from memgpt_jax.training.metrics_writer import read_metrics
 
@@ -156,11 +155,8 @@ def main(argv):
                        'last': paths[-1],
                        'validation_fraction': config.data.validation_fraction},
             'runs': runs}
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f'{_NAME.value}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{_NAME.value}.md').write_text(markdown(report))
-  print(f'[batch_mixing] wrote {out}/{_NAME.value}.md, .json')
+  write_results(_OUT.value, _NAME.value, report, markdown(report))
+  print(f'[batch_mixing] wrote {_OUT.value}/{_NAME.value}.md, .json')
 
 
 if __name__ == '__main__':

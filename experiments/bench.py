@@ -15,7 +15,6 @@ the ratio to the plain GPT, and on GPU/TPU the MFU from the model FLOP count of
 memgpt_jax/flops.py (memory and pointer work included) and its per-device peak table.
 """
 
-import json
 import pathlib
 import time
 
@@ -31,7 +30,7 @@ from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
-from memgpt_jax.provenance import provenance
+from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training.optimizer import make_optimizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -140,10 +139,7 @@ def main(argv):
     r['over_plain_gpt'] = r['tokens_per_second'] / plain
   table = markdown(results)
   print(table)
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f'{name}.json').write_text(json.dumps(results, indent=1) + '\n')
-  (out / f'{name}.md').write_text(table)
+  write_results(_OUT.value, name, results, table)
 
 
 if __name__ == '__main__':

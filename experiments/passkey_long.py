@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memgpt_jax import config_lib, losses, sampling
-from memgpt_jax.provenance import provenance
+from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.data import synthetic
 from memgpt_jax.training import trainer
 
@@ -170,11 +170,8 @@ def main(argv):
             'segment_len': config.model.segment_len, 'rows': _ROWS.value,
             'seeds': [int(s) for s in _SEEDS.value], 'lengths': lengths,
             'results': results}
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f'{_NAME.value}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{_NAME.value}.md').write_text(markdown(report))
-  print(f'[passkey_long] wrote {out}/{_NAME.value}.md, .json')
+  write_results(_OUT.value, _NAME.value, report, markdown(report))
+  print(f'[passkey_long] wrote {_OUT.value}/{_NAME.value}.md, .json')
 
 
 if __name__ == '__main__':

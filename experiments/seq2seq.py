@@ -23,6 +23,7 @@ import ml_collections
 
 from memgpt_jax.config_lib import load_config
 from memgpt_jax.training import trainer
+from memgpt_jax.provenance import write_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _STEPS = flags.DEFINE_integer('steps', 600, 'Training steps of the pointer on/off runs.')
@@ -103,9 +104,7 @@ def table(results: dict) -> str:
 
 
 def write(results: dict, out: pathlib.Path, steps: int, short: int):
-  out.mkdir(parents=True, exist_ok=True)
-  (out / 'seq2seq.json').write_text(json.dumps(results, indent=2) + '\n')
-  (out / 'seq2seq.md').write_text(
+  write_results(out, 'seq2seq', results, (
       '# Seq2seq copy task (configs/copy_summary.py)\n\n'
       f'Written by `python experiments/seq2seq.py --steps={steps} '
       f'--finetune_steps={short}`; one seed each, on a 2-core CPU. exact_match and ROUGE '
@@ -114,7 +113,7 @@ def write(results: dict, out: pathlib.Path, steps: int, short: int):
       'tokens (teacher forced). pretrain_lm is the same model as a causal LM on the '
       'stdlib corpus; finetune starts from it (--config.init_from), scratch does not; '
       'mixture trains the task and the stdlib corpus 1:1 and evaluates each.\n\n'
-      + table(results) + '\n')
+      + table(results) + '\n'))
 
 
 def main(argv):

@@ -16,7 +16,6 @@ is not killed. What must hold, and is written to <out>/<name>.md and .json:
 - no lock file and no half-written checkpoint is left behind.
 """
 
-import json
 import os
 import pathlib
 import shutil
@@ -31,7 +30,7 @@ import jax
 import numpy as np
 
 from memgpt_jax.data.tokenizer import make_tokenizer
-from memgpt_jax.provenance import provenance
+from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import pretrained
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
@@ -210,10 +209,7 @@ def main(argv):
             'steps': _STEPS.value, 'checkpoint_every': _CHECKPOINT_EVERY.value,
             'seed': _SEED.value, 'uninterrupted': base, 'attempts': attempts,
             'result': compare(reference, soaked)}
-  out = pathlib.Path(_OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f'{_NAME.value}.json').write_text(json.dumps(report, indent=1) + '\n')
-  (out / f'{_NAME.value}.md').write_text(markdown(report))
+  write_results(_OUT.value, _NAME.value, report, markdown(report))
   print(markdown(report))
 
 

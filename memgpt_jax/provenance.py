@@ -1,5 +1,7 @@
-"""What produced a result: the command line and the commit of the code it ran."""
+"""What produced a result: the command line and the commit of the code it ran; and the
+results files that carry them."""
 
+import json
 import pathlib
 import shlex
 import subprocess
@@ -26,3 +28,12 @@ def provenance() -> dict[str, str]:
   if commit and _git('status', '--porcelain', '--untracked-files=no'):
     commit += ' + changes'
   return {'command': shlex.join(['python', str(script), *sys.argv[1:]]), 'commit': commit}
+
+
+def write_results(out: str | pathlib.Path, name: str, report: dict, markdown: str) -> None:
+  """<out>/<name>.json (every number of `report`) and <out>/<name>.md (`markdown`, the
+  tables made from it): the pair experiments/report.py reads."""
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / f'{name}.json').write_text(json.dumps(report, indent=1) + '\n')
+  (out / f'{name}.md').write_text(markdown)

@@ -2,7 +2,6 @@
 no optimizer state read, other model shapes refused, the source left untouched."""
 
 import json
-import pathlib
 
 import flax.linen as nn
 import jax
