@@ -34,7 +34,6 @@ from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import pretrained
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
-from memgpt_jax.training.steps import abstract_train_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _KILLS = flags.DEFINE_integer('kills', 20, 'kill -9 this many times (fewer if the run '
@@ -131,8 +130,8 @@ def final_params(workdir: pathlib.Path):
   config = pretrained.read_config(step_dir)
   vocab_size = make_tokenizer(config.data, workdir).vocab_size
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  _, abstract = abstract_train_state(config, vocab_size, device)
-  return pretrained.read_params(step_dir, abstract.params)
+  _, abstract = pretrained.abstract_params(config, vocab_size, device)
+  return pretrained.read_params(step_dir, abstract)
 
 
 def compare(reference: pathlib.Path, soaked: pathlib.Path) -> dict:

@@ -1,6 +1,8 @@
 """Cached decoding: a prompt of any length is fed segment by segment, then one token
 at a time, with the KV window, the memory and the pointer cache carried exactly as in
-training (the memory is written after every T tokens).
+training (the memory is written after every T tokens). `generate` is the one loop
+behind memgpt-sample (memgpt_jax/sampling.py) and the task metrics' greedy targets
+(`generate_targets`, memgpt_jax/training/evaluation.py).
 """
 
 from collections.abc import Iterator
@@ -117,3 +119,24 @@ def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax
       return
     log_probs, state = decoder.feed(state, jnp.asarray(token[:, None]))
     log_probs = log_probs[:, -1]
+
+
+def generate_targets(decoder: Decoder, tokenizer, sources: list[str], max_new_tokens: int,
+                     max_source_tokens: int) -> list[str]:
+  """Greedy targets of a batch of seq2seq sources (each truncated to max_source_tokens).
+
+  Shorter sources are left-padded: exactly a one-sample decode when an example fits
+  one segment; otherwise the padding moves where later segments (memory writes) start.
+  """
+  rows = [np.append(tokenizer.encode(s)[:max_source_tokens], np.int32(tokenizer.eos_id))
+          for s in sources]  # as in training: the source, then the eos that ends it
+  width = max(len(r) for r in rows)
+  prompts = np.full((len(rows), width), -1, np.int32)  # left padding
+  for index, row in enumerate(rows):
+    prompts[index, width - len(row):] = row
+  steps = generate(decoder, prompts, max_new_tokens, jax.random.PRNGKey(0), temperature=0.0,
+                   stop_id=tokenizer.eos_id, prefix=True)
+  tokens = np.stack(list(steps), axis=1)
+  ends = [np.flatnonzero(row == tokenizer.eos_id) for row in tokens]
+  return [tokenizer.decode(row[:end[0]] if len(end) else row)
+          for row, end in zip(tokens, ends)]

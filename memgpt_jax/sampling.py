@@ -1,5 +1,5 @@
-"""Restore a trained model from its workdir and sample text from it, streaming; and
-greedy seq2seq generation for task metrics."""
+"""memgpt-sample's work: restore a trained model's parameters from its workdir, check
+the prompt and settings, and stream text decoded by memgpt_jax.decode."""
 
 import math
 import pathlib
@@ -16,7 +16,6 @@ from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.decode import Decoder, generate
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import pretrained
-from memgpt_jax.training.steps import abstract_train_state
 
 
 def load_decoder(workdir: str | pathlib.Path):
@@ -32,8 +31,8 @@ def load_decoder(workdir: str | pathlib.Path):
     config = pretrained.read_config(step_dir)
     tokenizer = make_tokenizer(config.data, workdir)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    model, abstract = abstract_train_state(config, tokenizer.vocab_size, device)
-    params = pretrained.read_params(step_dir, abstract.params)
+    model, abstract = pretrained.abstract_params(config, tokenizer.vocab_size, device)
+    params = pretrained.read_params(step_dir, abstract)
     return Decoder(model, {'params': params}), tokenizer, config
 
   return pretrained.restore_newest(workdir, restore)[1]
@@ -125,25 +124,4 @@ def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: 
   for index, text in enumerate(texts):
     out.write(f'--- sample {index} ---\n{prompt}{separator}{text}\n')
   return texts
-
-
-def generate_targets(decoder: Decoder, tokenizer, sources: list[str], max_new_tokens: int,
-                     max_source_tokens: int) -> list[str]:
-  """Greedy targets of a batch of seq2seq sources (each truncated to max_source_tokens).
-
-  Shorter sources are left-padded: exactly a one-sample decode when an example fits
-  one segment; otherwise the padding moves where later segments (memory writes) start.
-  """
-  rows = [np.append(tokenizer.encode(s)[:max_source_tokens], np.int32(tokenizer.eos_id))
-          for s in sources]  # as in training: the source, then the eos that ends it
-  width = max(len(r) for r in rows)
-  prompts = np.full((len(rows), width), -1, np.int32)  # left padding
-  for index, row in enumerate(rows):
-    prompts[index, width - len(row):] = row
-  steps = generate(decoder, prompts, max_new_tokens, jax.random.PRNGKey(0), temperature=0.0,
-                   stop_id=tokenizer.eos_id, prefix=True)
-  tokens = np.stack(list(steps), axis=1)
-  ends = [np.flatnonzero(row == tokenizer.eos_id) for row in tokens]
-  return [tokenizer.decode(row[:end[0]] if len(end) else row)
-          for row, end in zip(tokens, ends)]
 

@@ -14,8 +14,7 @@ from memgpt_jax.errors import UserError
 from memgpt_jax.training import steps
 from memgpt_jax.training.checkpointing import Checkpointer
 from memgpt_jax.training.optimizer import make_optimizer
-from memgpt_jax.training.pretrained import load_params, saved_config
-from memgpt_jax.training.steps import abstract_train_state
+from memgpt_jax.training.pretrained import abstract_params, load_params, saved_config
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
@@ -25,7 +24,7 @@ def saved(tmp_path_factory):
   """A workdir with the tiny model's train state at steps 2 and 4, other params in
   each, and the params of each step."""
   config = load_config('tiny')
-  model, _ = abstract_train_state(config, VOCAB)
+  model, _ = abstract_params(config, VOCAB)
   state = nn.unbox(steps.init_train_state(model, make_optimizer(config.train), 0, 1))
   workdir = tmp_path_factory.mktemp('pretrained')
   checkpointer = Checkpointer(workdir, async_save=False)
@@ -39,10 +38,11 @@ def saved(tmp_path_factory):
   return workdir, config, params
 
 
-def abstract_params(config, **model):
+def params_on_device(config, **model):
+  """The parameter shapes of `config` with `model` settings changed, on DEVICE."""
   config = config.copy_and_resolve_references()
   config.model.update(model)
-  return abstract_train_state(config, VOCAB, DEVICE)[1].params
+  return abstract_params(config, VOCAB, DEVICE)[1]
 
 
 def assert_same(restored, expected):
@@ -55,7 +55,7 @@ def assert_same(restored, expected):
 def test_restores_the_saved_params_from_any_path_form(saved):
   workdir, config, params = saved
   before = snapshot(workdir)
-  abstract = abstract_params(config)
+  abstract = params_on_device(config)
   assert_same(load_params(workdir, abstract), params[4])  # the latest step
   assert_same(load_params(workdir / 'checkpoints', abstract), params[4])
   assert_same(load_params(str(workdir / 'checkpoints' / '2'), abstract), params[2])
@@ -89,12 +89,12 @@ def test_another_model_shape_is_refused_naming_the_parameter(saved):
   workdir, config, _ = saved
   with pytest.raises(UserError, match=r'params/blocks_0/mlp/w1/kernel has shape '
                                       r'\(32, 64\) there, \(32, 128\) here'):
-    load_params(workdir, abstract_params(config, mlp_dim=128))
+    load_params(workdir, params_on_device(config, mlp_dim=128))
   without_pointer = config.copy_and_resolve_references()
   without_pointer.model.pointer.enabled = False
   with pytest.raises(UserError, match=r'params/pointer/key/kernel of shape .* there is '
                                       'not here'):
-    load_params(workdir, abstract_train_state(without_pointer, VOCAB)[1].params)
+    load_params(workdir, abstract_params(without_pointer, VOCAB)[1])
 
 
 def test_a_path_without_a_finished_checkpoint_is_refused(saved, tmp_path):
@@ -103,6 +103,6 @@ def test_a_path_without_a_finished_checkpoint_is_refused(saved, tmp_path):
   for path in (tmp_path, tmp_path / 'checkpoints', tmp_path / 'missing',
                workdir / 'checkpoints' / '3', workdir / 'checkpoints' / '4' / 'state'):
     with pytest.raises(UserError, match='--config.init_from .* holds no checkpoint'):
-      load_params(path, abstract_params(config))
+      load_params(path, params_on_device(config))
     with pytest.raises(UserError, match='holds no checkpoint'):
       saved_config(path)

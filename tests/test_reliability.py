@@ -20,7 +20,6 @@ from memgpt_jax.training import pretrained
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import Checkpointer, all_finite
 from memgpt_jax.training.metrics_writer import MetricsWriter, read_metrics
-from memgpt_jax.training.steps import abstract_train_state
 from memgpt_jax.training.trainer import train_and_evaluate
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -50,8 +49,8 @@ def step_params(workdir: pathlib.Path, step: int):
   step_dir = workdir / 'checkpoints' / str(step)
   config = pretrained.read_config(step_dir)
   vocab_size = make_tokenizer(config.data, workdir).vocab_size
-  _, abstract = abstract_train_state(config, vocab_size, DEVICE)
-  return pretrained.read_params(step_dir, abstract.params)
+  _, abstract = pretrained.abstract_params(config, vocab_size, DEVICE)
+  return pretrained.read_params(step_dir, abstract)
 
 
 def assert_same_params(a, b, rtol=0.0):

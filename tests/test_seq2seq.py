@@ -16,7 +16,7 @@ from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import pretrained
 from memgpt_jax.training.metrics_writer import read_metrics
-from memgpt_jax.training.steps import abstract_train_state
+from memgpt_jax.decode import generate_targets
 from memgpt_jax.training.trainer import train_and_evaluate
 
 TOK = ByteTokenizer()
@@ -166,7 +166,7 @@ def test_generated_targets_match_the_stream_sampler(copy_run):
   decoder, tokenizer, _ = sampling.load_decoder(workdir)
   sources = [copy_task.make_example(0, 'test', i)['inputs'] for i in range(3)]
   sources[1] = sources[1][:40]  # rows of different lengths
-  batched = sampling.generate_targets(decoder, tokenizer, sources, 12, 1000)
+  batched = generate_targets(decoder, tokenizer, sources, 12, 1000)
   for source, target in zip(sources, batched):
     out = io.StringIO()
     streamed = sampling.sample(decoder, tokenizer, source, 12, temperature=0.0,
@@ -184,7 +184,7 @@ def test_fine_tuning_starts_from_the_pretrained_parameters(data_dir, tmp_path):
   config.train.update(num_steps=1, learning_rate=1e-12, eval_every=1, checkpoint_every=1,
                       generate_examples=1)
   train_and_evaluate(config, tmp_path / 'finetuned')
-  abstract = abstract_train_state(config, TOK.vocab_size)[1].params
+  abstract = pretrained.abstract_params(config, TOK.vocab_size)[1]
   before = pretrained.load_params(tmp_path / 'pretrained', abstract)
   after = pretrained.load_params(tmp_path / 'finetuned', abstract)
   for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):

@@ -11,10 +11,10 @@ from jax.sharding import NamedSharding, PartitionSpec
 import ml_collections
 import numpy as np
 
-from memgpt_jax import sampling, text_metrics
+from memgpt_jax import text_metrics
 from memgpt_jax.data import builders, records
 from memgpt_jax.data.pipeline import make_eval_iterator, task_configs
-from memgpt_jax.decode import Decoder
+from memgpt_jax.decode import Decoder, generate_targets
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.partitioner import JitPartitioner
 from memgpt_jax.training import steps
@@ -78,7 +78,7 @@ class GenerationEvaluator:
     self._decoder.params = {'params': params}
     predictions = []
     for start in range(0, len(self._sources), self._batch_size):
-      predictions += sampling.generate_targets(
+      predictions += generate_targets(
           self._decoder, self._tokenizer, list(self._sources[start:start + self._batch_size]),
           self._max_new_tokens, self._max_source_tokens)
     return text_metrics.task_metrics(self._kind, predictions, list(self._references))

@@ -10,12 +10,15 @@ import pathlib
 import shutil
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
 from memgpt_jax.data.tokenizer import MODEL_FILENAME
 from memgpt_jax.errors import UserError
+from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import NonFinite, Restored, all_finite, newest_that_restores
 
@@ -89,6 +92,18 @@ def params_mismatch(step_dir: pathlib.Path, abstract_params) -> str | None:
   finally:
     handler.close()
   return _first_mismatch(saved, abstract_params)
+
+
+def abstract_params(config: ml_collections.ConfigDict, vocab_size: int,
+                    sharding: jax.sharding.Sharding | None = None) -> tuple[MemGPT, dict]:
+  """The model a config (e.g. one saved with a checkpoint) builds, and the shapes and
+  dtypes of its parameters, traced without computing them or building an optimizer;
+  every leaf laid out on `sharding` if given (where a checkpoint restores to)."""
+  model = MemGPT(ModelConfig.from_config(config.model, vocab_size))
+  tokens = jax.ShapeDtypeStruct((1, model.cfg.seq_len), jax.numpy.int32)
+  params = nn.unbox(jax.eval_shape(lambda t: model.init(jax.random.PRNGKey(0), t), tokens))
+  return model, jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params['params'])
 
 
 def read_params(step_dir: pathlib.Path, abstract_params):

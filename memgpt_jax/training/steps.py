@@ -1,17 +1,11 @@
 """Pure train / eval step functions; memgpt_jax.parallel compiles them once over the devices."""
 
-import functools
-
-import flax.linen as nn
 import flax.struct
 import jax
-import ml_collections
 import optax
 
 from memgpt_jax import losses
-from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
-from memgpt_jax.training.optimizer import make_optimizer
 
 
 @flax.struct.dataclass
@@ -33,20 +27,6 @@ def init_train_state(model: MemGPT, optimizer: optax.GradientTransformation,
   params = model.init(init_rng, tokens)['params']
   return TrainState(step=jax.numpy.int32(0), params=params,
                     opt_state=optimizer.init(params), rng=train_rng)
-
-
-def abstract_train_state(config: ml_collections.ConfigDict, vocab_size: int,
-                         sharding: jax.sharding.Sharding | None = None
-                         ) -> tuple[MemGPT, TrainState]:
-  """The model a config (e.g. one saved with a checkpoint) builds, and the shapes and
-  dtypes of its train state without computing it; every array laid out on `sharding`
-  if given (where a checkpoint from any topology restores to)."""
-  model = MemGPT(ModelConfig.from_config(config.model, vocab_size))
-  init = functools.partial(init_train_state, model, make_optimizer(config.train),
-                           config.seed, 1)
-  abstract = nn.unbox(jax.eval_shape(init))
-  return model, jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
 
 
 def _micro_batches(batch: dict, count: int) -> dict:
