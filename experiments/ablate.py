@@ -39,7 +39,7 @@ from memgpt_jax.data import synthetic
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.transformer import MemGPT
-from memgpt_jax.parallel.partitioner import make_partitioner
+from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import evaluation, pretrained, trainer
 from memgpt_jax.training.metrics_writer import read_metrics

@@ -28,7 +28,7 @@ from memgpt_jax import config_lib
 from memgpt_jax import flops
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
-from memgpt_jax.parallel.partitioner import make_partitioner
+from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training.optimizer import make_optimizer

@@ -38,25 +38,29 @@ def _config_module(path: pathlib.Path):
   return module
 
 
-def has_key(config: ml_collections.ConfigDict, key: str) -> bool:
-  """Whether the dotted key 'a.b' names a field of the config."""
+def _field(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict, str]:
+  """(the section holding the dotted key 'a.b', 'b'); ConfigError if there is no such key."""
   node = config
   for part in key.split('.'):
     if not hasattr(node, 'keys') or part not in node:
-      return False
-    node = node[part]
+      raise ConfigError(f'unknown config key {key!r}')
+    section, node = node, node[part]
+  return section, part
+
+
+def has_key(config: ml_collections.ConfigDict, key: str) -> bool:
+  """Whether the dotted key 'a.b' names a field of the config."""
+  try:
+    _field(config, key)
+  except ConfigError:
+    return False
   return True
 
 
 def set_dotted(config: ml_collections.ConfigDict, key: str, value):
   """config['a']['b'] = value for key 'a.b'; ConfigError if the config has no such key."""
-  if not has_key(config, key):
-    raise ConfigError(f'unknown config key {key!r}')
-  *parents, leaf = key.split('.')
-  node = config
-  for part in parents:
-    node = node[part]
-  node[leaf] = value
+  section, name = _field(config, key)
+  section[name] = value
 
 
 def apply_variants(config: ml_collections.ConfigDict, names: str | None,

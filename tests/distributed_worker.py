@@ -14,7 +14,7 @@ import numpy as np
 
 from memgpt_jax.parallel import distributed
 from memgpt_jax.parallel.mesh import describe
-from memgpt_jax.parallel.partitioner import make_partitioner
+from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.training.checkpointing import Checkpointer
 from multidevice import fixed_batch, host_rows, model_and_optimizer, parallel_config
 

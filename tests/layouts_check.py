@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from memgpt_jax.errors import ConfigError
-from memgpt_jax.parallel.partitioner import JitPartitioner, make_partitioner
+from memgpt_jax.training.partitioner import JitPartitioner, make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
 from multidevice import fixed_batch, model_and_optimizer, parallel_config
 

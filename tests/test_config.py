@@ -53,11 +53,7 @@ def test_baseline_is_the_default_without_memory_and_pointer():
 ])
 def test_bad_values_raise_one_line_errors(key, value, message):
   config = load_config('default')
-  section, *path = key.split('.')
-  node = config[section]
-  for part in path[:-1]:
-    node = node[part]
-  node[path[-1]] = value
+  config_lib.set_dotted(config, key, value)
   with pytest.raises(ConfigError, match=message.replace('(', r'\(')) as error:
     config_lib.validate(config, vocab_size=258)
   assert '\n' not in str(error.value)

@@ -14,7 +14,7 @@ from memgpt_jax.errors import ConfigError, UserError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel import distributed
 from memgpt_jax.parallel.mesh import AXES, mesh_shape
-from memgpt_jax.parallel.partitioner import PmapPartitioner, make_partitioner
+from memgpt_jax.training.partitioner import PmapPartitioner, make_partitioner
 from memgpt_jax.parallel.sharding import logical_rules, tree_shardings
 from memgpt_jax.training import steps
 from multidevice import last_json_line, model_and_optimizer, parallel_config, run_scripts

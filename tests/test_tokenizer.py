@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
+from memgpt_jax import config_lib
 from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import MODEL_FILENAME, SentencePieceTokenizer, make_tokenizer
 
@@ -171,11 +172,7 @@ def test_workdir_model_of_another_vocab_size(trained):
 def test_bad_settings(tmp_path, change, message):
   config = _config(tmp_path)
   for key, value in change.items():
-    node = config.data
-    *parents, leaf = key.split('.')
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+    config_lib.set_dotted(config.data, key, value)
   with pytest.raises(DataError, match=message):
     make_tokenizer(config.data)
 

@@ -1,6 +1,8 @@
 """A frozen, validated view of `config.model`, hashable so Flax modules can hold it."""
 
 import dataclasses
+import functools
+import operator
 
 import jax.numpy as jnp
 import ml_collections
@@ -106,9 +108,7 @@ class ModelConfig:
   def from_config(cls, model: ml_collections.ConfigDict, vocab_size: int) -> 'ModelConfig':
     """Validates `config.model` and turns it into a ModelConfig (ConfigError on bad values)."""
     for key, choices in _CHOICES.items():
-      value = model
-      for part in key.split('.'):
-        value = value[part]
+      value = functools.reduce(operator.getitem, key.split('.'), model)
       if value not in choices:
         raise ConfigError(f'model.{key}={value!r} is not one of {", ".join(choices)}')
     positive = {

@@ -1,1 +1,2 @@
-"""Training: optimizer, pure step functions, checkpoints, metrics, the loop."""
+"""Training: optimizer, pure step functions and their compilation over the devices,
+the workdir (checkpoints, metrics, lock), evaluation, the loop."""

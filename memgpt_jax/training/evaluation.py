@@ -16,7 +16,7 @@ from memgpt_jax.data import builders, records
 from memgpt_jax.data.pipeline import make_eval_iterator, task_configs
 from memgpt_jax.decode import Decoder, generate_targets
 from memgpt_jax.model.transformer import MemGPT
-from memgpt_jax.parallel.partitioner import JitPartitioner
+from memgpt_jax.training.partitioner import JitPartitioner
 from memgpt_jax.training import steps
 
 

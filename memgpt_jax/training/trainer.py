@@ -22,7 +22,7 @@ from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import Diverged, Preempted, UserError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.mesh import describe
-from memgpt_jax.parallel.partitioner import JitPartitioner, make_partitioner
+from memgpt_jax.training.partitioner import JitPartitioner, make_partitioner
 from memgpt_jax.training import pretrained, steps
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import (Checkpointer, NonFinite, all_finite,

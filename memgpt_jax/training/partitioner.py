@@ -1,4 +1,5 @@
-"""How the train step runs on many devices: jit over the mesh, or classic pmap.
+"""How the train step runs on many devices: jit over the mesh (memgpt_jax.parallel's
+mesh and sharding rules), or classic pmap.
 
 Both share steps.train_step and keep two layouts of the train state apart: the
 *global* one (jax.Arrays over the mesh: what checkpoints store and evaluation
