@@ -124,8 +124,76 @@ def test_flop_count_of_the_plain_gpt_matches_its_parameters():
   attention = 4 * cfg.d_model * cfg.segment_len * cfg.num_layers
   expected = 2 * matmul + attention + 2 * cfg.d_model * VOCAB
   assert flops.forward_flops_per_token(cfg) == expected
-  with_memory = config_lib.validate(load_config('tiny'), vocab_size=VOCAB)
-  assert flops.train_flops_per_token(with_memory) > 0
+
+
+def _tiny_memgpt(memory_kind: str) -> ModelConfig:
+  config = load_config('tiny')
+  config.model.memory.kind = memory_kind
+  cfg = config_lib.validate(config, vocab_size=VOCAB)
+  # The numbers the hand counts below are made of: a change here must redo them.
+  assert (cfg.d_model, cfg.num_heads, cfg.head_dim, cfg.mlp_dim, cfg.mlp_type) == (
+      32, 2, 16, 64, 'swiglu')
+  assert (cfg.num_layers, cfg.memory_layers, cfg.segment_len, cfg.vocab_size) == (
+      2, (0, 1), 8, 64)
+  assert (cfg.delta.key_dim, cfg.delta.value_dim, cfg.delta.key_shift) == (16, 16, True)
+  assert (cfg.delta.write_strength, cfg.delta.decay, cfg.delta.read_gate) == (
+      'learned', 'none', 'token')
+  assert (cfg.slots.num_slots, cfg.slots.gate) == (4, 'fixed')
+  assert (cfg.pointer_heads, cfg.pointer_head_dim, cfg.pointer_cache_len) == (1, 16, 8)
+  assert cfg.tie_embeddings
+  return cfg
+
+
+# Per token, every layer: d = 32, H = 2 heads of D = 16, MLP 64 (SwiGLU).
+_PROJECTIONS = 3 * 2 * 32 * 32 + 2 * 32 * 32  # q, k, v = W x (2 d d each); out (2 d d)
+_MLP = 2 * 2 * 32 * 64 + 2 * 64 * 32  # w1 x and w3 x (2 d m each); w2 h (2 m d)
+# After the last layer: the pointer (1 head of d_p = 16) and the tied logits (V = 64).
+_POINTER = (2 * 32 * 16  # query W_q h (2 d d_p)
+            + 2 * 32 * 16  # key W_k h of this token, cached for later ones (2 d d_p)
+            + 2 * 16 * (8 + 8)  # scores q . k over P + T = 16 candidates (2 d_p C)
+            + 2 * 32)  # sentinel w_s . h (2 d)
+_LOGITS = 2 * 32 * 64  # E h (2 d V)
+
+
+def test_flop_count_of_the_delta_memgpt_by_hand():
+  """Forward FLOPs/token of the tiny delta-memory MemGPT, pointer on, term by term."""
+  cfg = _tiny_memgpt('delta')
+  attention = (2 * 32 * 8  # scores q . k over the T = 8 window keys (2 d T)
+               + 2 * 8 * 32)  # weighted sum of the T values (2 T d)
+  read = (2 * 32 * 2 * 16  # q = W_q x (2 d H d_k)
+          + 2 * 2 * 16 * 16  # r = q S per head (2 H d_k d_v)
+          + 2 * 32 * 2)  # token read gate w_g x (2 d H)
+  # The write in its recurrent form (the chunked form runs here: the same update). A
+  # segment's first key projects the previous segment's last x again: recomputation,
+  # which model FLOPs leave out.
+  write = (2 * 64 * 2 * 16  # k = W_k [x_t ; x_t-1] (2 (2d) H d_k)
+           + 2 * 32 * 2 * 16  # v = W_v x (2 d H d_v)
+           + 2 * 32 * 2  # strength w_b x (2 d H)
+           + 2 * 2 * 16 * 16  # S^T k (2 H d_k d_v)
+           + 2 * 2 * 16 * 16)  # S += beta k (v - S^T k)^T, rank 1 (2 H d_k d_v)
+  layer = _PROJECTIONS + _MLP + attention + read + write
+  assert (layer, read, write) == (33024, 3200, 8320)
+  expected = 2 * layer + _POINTER + _LOGITS  # 66048 + 2624 + 4096
+  assert flops.forward_flops_per_token(cfg) == expected == 72768
+  assert flops.train_flops_per_token(cfg) == 3 * expected
+
+
+def test_flop_count_of_the_slot_memgpt_by_hand():
+  """Forward FLOPs/token of the tiny slot-memory MemGPT (S = 4 slots), term by term."""
+  cfg = _tiny_memgpt('slots')
+  attention = (2 * 32 * (8 + 4)  # scores over the T = 8 window keys and S = 4 slots
+               + 2 * (8 + 4) * 32)  # weighted sum of their values
+  per_segment = (2 * 2 * 4 * 32 * 32  # read: slot keys and values W_k M, W_v M (2 S d d each)
+                 + 2 * 4 * 32 * 32  # write: slot queries W_q norm(M) (2 S d d)
+                 + 2 * 2 * 8 * 32 * 32  # token keys and values W_k h, W_v h (2 T d d each)
+                 + 2 * 4 * 8 * 32  # cross-attention scores, S x T (2 S T d)
+                 + 2 * 4 * 8 * 32  # its weighted sum of values (2 S T d)
+                 + 2 * 4 * 32 * 32)  # output W_o U (2 S d d); the fixed gate is elementwise
+  memory = per_segment / 8  # once per segment, shared by its T = 8 tokens
+  layer = _PROJECTIONS + _MLP + attention + memory
+  assert (layer, per_segment) == (30720, 69632)
+  expected = 2 * layer + _POINTER + _LOGITS  # 61440 + 2624 + 4096
+  assert flops.forward_flops_per_token(cfg) == expected == 68160
 
 
 def test_peak_table_picks_the_most_specific_device():

@@ -37,19 +37,30 @@ class Evaluator:
     """`params` in the partitioner's global layout."""
     totals, num_bytes = {}, 0
     for batch in self._data:
-      num_bytes += self._tokenizer.num_bytes(batch['targets'][batch['mask'] > 0])
+      num_bytes += scored_bytes(self._tokenizer, batch)
       sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch)))
       totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
     if jax.process_count() > 1:
       num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())
-    tokens = max(totals.pop('tokens'), 1.0)
-    loss = totals.pop('nll') / tokens
-    metrics = {'loss': loss, 'perplexity': math.exp(min(loss, 50.0)),
-               'accuracy': totals.pop('correct') / tokens}
-    if num_bytes:
-      metrics['bits_per_byte'] = loss * tokens / math.log(2) / num_bytes
-    return metrics | {k: v / tokens for k, v in totals.items()}
+    return split_metrics(totals, num_bytes)
 
+
+def scored_bytes(tokenizer, batch: dict[str, np.ndarray]) -> int:
+  """The UTF-8 bytes the batch's scored targets stand for (eos and padding: none)."""
+  return tokenizer.num_bytes(batch['targets'][batch['mask'] > 0])
+
+
+def split_metrics(totals: dict[str, float], num_bytes: int) -> dict[str, float]:
+  """A split's metrics from losses.eval_sums summed over its batches and the bytes of
+  its scored targets: every ratio over the split's totals, not a mean of batches'."""
+  totals = dict(totals)
+  tokens = max(totals.pop('tokens'), 1.0)
+  loss = totals.pop('nll') / tokens
+  metrics = {'loss': loss, 'perplexity': math.exp(min(loss, 50.0)),
+             'accuracy': totals.pop('correct') / tokens}
+  if num_bytes:
+    metrics['bits_per_byte'] = loss * tokens / math.log(2) / num_bytes
+  return metrics | {k: v / tokens for k, v in totals.items()}
 
 
 class GenerationEvaluator:
