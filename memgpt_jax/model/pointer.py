@@ -29,9 +29,38 @@ import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import default_init
+from memgpt_jax.model.state import MemoryState, WindowCache
 
 # Finite stand-in for -inf: exp() underflows to exactly 0 and no NaN can appear.
 NEG_INF = -1e30
+
+
+def candidates(
+    state: MemoryState,  # its pointer cache: the last P positions of earlier segments
+    window: WindowCache,  # this segment, pointer keys written up to the chunk's end
+    doc_ids: jax.Array,  # [B, L] the chunk's documents
+    positions: jax.Array,  # [L] the chunk's positions in the segment
+    copy_inputs: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The chunk's candidates, [cache (P) ; this segment (T)] as one token stream of C:
+  -> (keys [B, C, heads, d_p], valid [B, L, C], proposals [B, C]).
+
+  Position t may point at the whole cache and at j < t of the segment, of its own
+  document; candidate c proposes the token after it, or, a seq2seq input with
+  copy_inputs, itself."""
+  segment_len = window.tokens.shape[1]
+  keys = jnp.concatenate([state.pointer_keys, window.pointer_keys], axis=1)
+  docs = jnp.concatenate([state.pointer_docs, window.docs], axis=1)  # [B, C]
+  earlier = jnp.concatenate([  # [L, C]
+      jnp.ones((len(positions), state.pointer_docs.shape[1]), bool),
+      jnp.arange(segment_len)[None, :] < positions[:, None]], axis=1)
+  valid = earlier[None] & (docs[:, None, :] == doc_ids[:, :, None])
+  stream = jnp.concatenate([state.pointer_tokens, window.tokens], axis=1)  # [B, C]
+  proposals = jnp.concatenate([stream[:, 1:], jnp.zeros_like(stream[:, :1])], axis=1)
+  if copy_inputs:
+    stream_prefix = jnp.concatenate([state.pointer_prefix, window.prefix], axis=1)
+    proposals = jnp.where(stream_prefix, stream, proposals)
+  return keys, valid, proposals
 
 
 class PointerHeads(nn.Module):

@@ -22,7 +22,7 @@ from memgpt_jax.model.block import Block
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import default_init, make_norm
 from memgpt_jax.model.delta_memory import DeltaMemory
-from memgpt_jax.model.pointer import PointerHeads
+from memgpt_jax.model.pointer import PointerHeads, candidates
 from memgpt_jax.model.positions import AdditivePositions
 from memgpt_jax.model.slot_memory import SlotMemory
 from memgpt_jax.model.attention import window_mask
@@ -141,7 +141,7 @@ class MemGPT(nn.Module):
       prefix: jax.Array,  # [B, L] bool
   ) -> tuple[SegmentOutput, WindowCache]:
     cfg = self.cfg
-    batch, length = tokens.shape
+    length = tokens.shape[1]
     positions = start + jnp.arange(length)
     write = lambda buffer, chunk: jax.lax.dynamic_update_slice_in_dim(
         buffer, chunk.astype(buffer.dtype), start, axis=1)
@@ -171,20 +171,9 @@ class MemGPT(nn.Module):
       return SegmentOutput(vocab_logits=logits), window
 
     window = window.replace(pointer_keys=write(window.pointer_keys, self.pointer.keys(hidden)))
-    # Candidates: [cache of earlier segments (P) ; this segment (T)], one token stream.
-    candidate_keys = jnp.concatenate([state.pointer_keys, window.pointer_keys], axis=1)
-    candidate_docs = jnp.concatenate([state.pointer_docs, window.docs], axis=1)  # [B, C]
-    earlier = jnp.concatenate([  # [L, C]: the cache, then j < t in this segment
-        jnp.ones((length, state.pointer_docs.shape[1]), bool),
-        jnp.arange(cfg.segment_len)[None, :] < positions[:, None]], axis=1)
-    valid = earlier[None] & (candidate_docs[:, None, :] == doc_ids[:, :, None])  # [B, L, C]
-    log_gate, log_attn = self.pointer(hidden, candidate_keys, valid)
-    stream = jnp.concatenate([state.pointer_tokens, window.tokens], axis=1)  # [B, C]
-    proposals = jnp.concatenate(  # candidate c proposes the token after it ...
-        [stream[:, 1:], jnp.zeros((batch, 1), jnp.int32)], axis=1)
-    if cfg.pointer_copy_inputs:  # ... or, a seq2seq input, itself
-      stream_prefix = jnp.concatenate([state.pointer_prefix, window.prefix], axis=1)
-      proposals = jnp.where(stream_prefix, stream, proposals)
+    keys, valid, proposals = candidates(state, window, doc_ids, positions,
+                                        cfg.pointer_copy_inputs)
+    log_gate, log_attn = self.pointer(hidden, keys, valid)
     return SegmentOutput(logits, log_gate, log_attn, proposals), window
 
   def end_segment(self, state: MemoryState, window: WindowCache) -> MemoryState:
