@@ -1,7 +1,10 @@
 """Config files, overrides and validation: every bad value names itself."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import pytest
 
 from conftest import ROOT, VOCAB, init_params, load_config, tiny_model
@@ -44,7 +47,7 @@ def test_baseline_is_the_default_without_memory_and_pointer():
     ('model.position', 'alibi', "position='alibi' is not one of"),
     ('model.memory.layers', '0,9', 'indices must be in'),
     ('model.memory.layers', 'first', "use 'all' or comma-separated"),
-    ('model.segment_len', 0, 'segment_len=0 must be at least 1'),
+    ('model.segment_len', 0, 'segment_len=0 must be >= 1'),
     ('model.init_std', 0.0, 'init_std=0.0 must be > 0'),
     ('train.batch_size', 0, 'batch_size=0 must be at least 1'),
     ('train.warmup_steps', -1, 'warmup_steps=-1 must be >= 0'),
@@ -101,6 +104,25 @@ def test_config_variants_apply_in_order_and_unknown_ones_are_named():
   assert both.model.memory.kind == 'slots' and both.model.memory.slots.gate == 'gru'
   with pytest.raises(ConfigError, match="unknown config variant 'nope'"):
     config_lib.load_config(f'{ROOT / "configs" / "synthetic.py"}:slots,nope')
+
+
+def test_every_model_setting_is_declared_once_and_used():
+  """The keys under config.model (configs/default.py) are exactly the settings
+  ModelConfig declares, each with its constraint: none unused, none undeclared."""
+
+  def declared(cls, prefix=''):
+    for field in dataclasses.fields(cls):
+      if field.name != 'vocab_size':  # from the tokenizer
+        key = prefix + (field.metadata['key'] or field.name)
+        yield from (declared(field.type, key + '.') if dataclasses.is_dataclass(field.type)
+                    else [key])
+
+  def leaves(section, prefix=''):
+    for key, value in section.items():
+      yield from (leaves(value, f'{prefix}{key}.') if isinstance(value, ml_collections.ConfigDict)
+                  else [prefix + key])
+
+  assert sorted(declared(ModelConfig)) == sorted(leaves(load_config('default').model))
 
 
 def test_sequence_not_a_multiple_of_the_segment_is_rejected():

@@ -9,75 +9,128 @@ import ml_collections
 
 from memgpt_jax.errors import ConfigError
 
-_CHOICES = {
-    'mlp_type': ('swiglu', 'gelu'),
-    'norm_type': ('rmsnorm', 'layernorm'),
-    'position': ('rope', 'sinusoidal', 'learned', 'none'),
-    'dtype': ('float32', 'bfloat16'),
-    'memory.kind': ('delta', 'slots'),
-    'memory.slots.gate': ('fixed', 'gru', 'none'),
-    'memory.delta.feature_map': ('silu', 'elu_plus_one', 'identity'),
-    'memory.delta.write_strength': ('learned', 'sparse', 'fixed', 'pointer'),
-    'memory.delta.decay': ('none', 'learned'),
-    'memory.delta.read_gate': ('token', 'head', 'none'),
-    'memory.delta.write_form': ('auto', 'scan', 'chunked'),
-}
+
+def _setting(key: str | None = None, *, choices: tuple[str, ...] = (),
+             minimum: float | None = None, above: float | None = None,
+             below: float | None = None, note: str = '', parse=None):
+  """A field read from `config.model[key]` (dotted; default: the field's name) and the
+  constraint its value must meet; `parse(value, config.model)` turns it into the
+  field's value where a cast does not."""
+  return dataclasses.field(metadata=dict(key=key, choices=choices, minimum=minimum,
+                                         above=above, below=below, note=note, parse=parse))
+
+
+def _problem(value, spec: dict) -> str | None:
+  """What is wrong with a setting's value, in words, or None."""
+  if spec['choices'] and value not in spec['choices']:
+    return f'{value!r} is not one of {", ".join(spec["choices"])}'
+  low, high = spec['minimum'], spec['below']
+  if spec['above'] is not None and high is not None and not spec['above'] < value < high:
+    return f'{value} must be in ({spec["above"]:g}, {high:g})'
+  if low is not None and high is not None and not low <= value < high:
+    return f'{value} must be in [{low:g}, {high:g})'
+  if spec['above'] is not None and high is None and not value > spec['above']:
+    return f'{value} must be > {spec["above"]:g}'
+  if low is not None and high is None and not value >= low:
+    return f'{value} must be >= {low:g}' + (f' ({spec["note"]})' if spec['note'] else '')
+  return None
+
+
+def _parse_layers(spec, model: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """'all' or '0,2,3' -> sorted layer indices."""
+  num_layers = int(model.num_layers)
+  spec = str(spec).strip()
+  if spec == 'all':
+    return tuple(range(num_layers))
+  try:
+    layers = sorted({int(part) for part in spec.split(',') if part.strip()})
+  except ValueError:
+    raise ConfigError(f"model.memory.layers={spec!r}: use 'all' or comma-separated "
+                      'layer indices such as 0,2') from None
+  if not layers or layers[0] < 0 or layers[-1] >= num_layers:
+    raise ConfigError(f'model.memory.layers={spec!r}: indices must be in '
+                      f'[0, {num_layers - 1}]')
+  return tuple(layers)
+
+
+def _build(cls, section: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
+           prefix: str, **given):
+  """`cls` from the settings its fields declare, each cast, parsed and checked; `given`:
+  its fields that are not settings."""
+  values = {}
+  for field in dataclasses.fields(cls):
+    if field.name in given:
+      continue
+    spec = field.metadata
+    key = spec['key'] or field.name
+    raw = functools.reduce(operator.getitem, key.split('.'), section)
+    if dataclasses.is_dataclass(field.type):
+      values[field.name] = _build(field.type, raw, model, f'{prefix}{key}.')
+      continue
+    value = spec['parse'](raw, model) if spec['parse'] else field.type(raw)
+    if problem := _problem(value, spec):
+      raise ConfigError(f'model.{prefix}{key}={problem}')
+    values[field.name] = value
+  return cls(**values, **given)
 
 
 @dataclasses.dataclass(frozen=True)
 class SlotsConfig:
   """model.memory.slots: S learned slots, written by cross-attention (model/slot_memory.py)."""
-  num_slots: int
-  gate: str
-  gate_bias_init: float
+  num_slots: int = _setting(minimum=0)
+  gate: str = _setting(choices=('fixed', 'gru', 'none'))
+  gate_bias_init: float = _setting()
 
 
 @dataclasses.dataclass(frozen=True)
 class DeltaConfig:
-  """model.memory.delta: the delta-rule associative memory (model/delta_memory.py)."""
-  key_dim: int
-  value_dim: int
-  feature_map: str
-  key_shift: bool
-  write_strength: str
-  decay: str
-  decay_init: float
-  read_gate: str
-  read_gate_bias_init: float
-  write_form: str
-  chunk_size: int
+  """model.memory.delta: the delta-rule associative memory (model/delta_memory.py).
+  key_dim and value_dim of 0 in the config become the head dimension here."""
+  key_dim: int = _setting(minimum=0, note='0: the head dimension')
+  value_dim: int = _setting(minimum=0, note='0: the head dimension')
+  feature_map: str = _setting(choices=('silu', 'elu_plus_one', 'identity'))
+  key_shift: bool = _setting()
+  write_strength: str = _setting(choices=('learned', 'sparse', 'fixed', 'pointer'))
+  decay: str = _setting(choices=('none', 'learned'))
+  decay_init: float = _setting(above=0.0, below=1.0)
+  read_gate: str = _setting(choices=('token', 'head', 'none'))
+  read_gate_bias_init: float = _setting()
+  write_form: str = _setting(choices=('auto', 'scan', 'chunked'))
+  chunk_size: int = _setting(minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  vocab_size: int
-  d_model: int
-  num_layers: int
-  num_heads: int
-  mlp_dim: int
-  mlp_type: str
-  norm_type: str
-  position: str
-  rope_base: float
-  segment_len: int
-  num_segments: int
-  tie_embeddings: bool
-  dropout_rate: float
-  init_std: float
-  dtype: str
-  remat: bool
-  bidirectional_prefix: bool
-  memory_enabled: bool
-  memory_kind: str
-  memory_layers: tuple[int, ...]
-  bptt_segments: int
-  slots: SlotsConfig
-  delta: DeltaConfig
-  pointer_enabled: bool
-  pointer_heads: int
-  pointer_head_dim: int
-  pointer_cache_len: int
-  pointer_copy_inputs: bool
+  """config.model, each setting declared once here with its constraint (its default
+  and what it means: configs/default.py)."""
+  vocab_size: int  # from the tokenizer, not the config
+  d_model: int = _setting(minimum=1)
+  num_layers: int = _setting(minimum=1)
+  num_heads: int = _setting(minimum=1)
+  mlp_dim: int = _setting(minimum=1)
+  mlp_type: str = _setting(choices=('swiglu', 'gelu'))
+  norm_type: str = _setting(choices=('rmsnorm', 'layernorm'))
+  position: str = _setting(choices=('rope', 'sinusoidal', 'learned', 'none'))
+  rope_base: float = _setting(above=0.0)
+  segment_len: int = _setting(minimum=1)
+  num_segments: int = _setting(minimum=1)
+  tie_embeddings: bool = _setting()
+  dropout_rate: float = _setting(minimum=0.0, below=1.0)
+  init_std: float = _setting(above=0.0)
+  dtype: str = _setting(choices=('float32', 'bfloat16'))
+  remat: bool = _setting()
+  bidirectional_prefix: bool = _setting()
+  memory_enabled: bool = _setting('memory.enabled')
+  memory_kind: str = _setting('memory.kind', choices=('delta', 'slots'))
+  memory_layers: tuple[int, ...] = _setting('memory.layers', parse=_parse_layers)
+  bptt_segments: int = _setting('memory.bptt_segments', minimum=0)
+  slots: SlotsConfig = _setting('memory.slots')
+  delta: DeltaConfig = _setting('memory.delta')
+  pointer_enabled: bool = _setting('pointer.enabled')
+  pointer_heads: int = _setting('pointer.num_heads', minimum=1)
+  pointer_head_dim: int = _setting('pointer.head_dim', minimum=1)
+  pointer_cache_len: int = _setting('pointer.cache_len', minimum=0)
+  pointer_copy_inputs: bool = _setting('pointer.copy_inputs')
 
   @property
   def head_dim(self) -> int:
@@ -106,104 +159,24 @@ class ModelConfig:
 
   @classmethod
   def from_config(cls, model: ml_collections.ConfigDict, vocab_size: int) -> 'ModelConfig':
-    """Validates `config.model` and turns it into a ModelConfig (ConfigError on bad values)."""
-    for key, choices in _CHOICES.items():
-      value = functools.reduce(operator.getitem, key.split('.'), model)
-      if value not in choices:
-        raise ConfigError(f'model.{key}={value!r} is not one of {", ".join(choices)}')
-    positive = {
-        'd_model': model.d_model, 'num_layers': model.num_layers,
-        'num_heads': model.num_heads, 'mlp_dim': model.mlp_dim,
-        'segment_len': model.segment_len, 'num_segments': model.num_segments,
-    }
-    if model.pointer.enabled:
-      positive |= {'pointer.num_heads': model.pointer.num_heads,
-                   'pointer.head_dim': model.pointer.head_dim}
-    for name, value in positive.items():
-      if int(value) < 1:
-        raise ConfigError(f'model.{name}={value} must be at least 1')
-    if model.d_model % model.num_heads:
-      raise ConfigError(f'model.num_heads={model.num_heads} does not divide '
-                        f'model.d_model={model.d_model}')
-    if model.position == 'rope' and (model.d_model // model.num_heads) % 2:
+    """Checks every setting of `config.model` against its declaration above, then the
+    ones that depend on each other (ConfigError, one line, on the first problem)."""
+    built = _build(cls, model, model, prefix='', vocab_size=int(vocab_size))
+    cfg = dataclasses.replace(built, delta=dataclasses.replace(
+        built.delta, key_dim=built.delta.key_dim or built.head_dim,
+        value_dim=built.delta.value_dim or built.head_dim))
+    if cfg.d_model % cfg.num_heads:
+      raise ConfigError(f'model.num_heads={cfg.num_heads} does not divide '
+                        f'model.d_model={cfg.d_model}')
+    if cfg.position == 'rope' and cfg.head_dim % 2:
       raise ConfigError('rope needs an even head dimension (d_model / num_heads)')
-    memory, slots, delta = model.memory, model.memory.slots, model.memory.delta
-    if slots.num_slots < 0:
-      raise ConfigError(f'model.memory.slots.num_slots={slots.num_slots} must be >= 0')
-    if memory.enabled and memory.kind == 'slots' and slots.num_slots == 0:
+    if cfg.memory_enabled and cfg.memory_kind == 'slots' and cfg.slots.num_slots == 0:
       raise ConfigError('model.memory.slots.num_slots=0 with memory.enabled=True: '
                         'set num_slots >= 1 or memory.enabled=False')
-    for name in ('key_dim', 'value_dim'):
-      if delta[name] < 0:
-        raise ConfigError(f'model.memory.delta.{name}={delta[name]} must be >= 0 '
-                          '(0: the head dimension)')
-    if delta.chunk_size < 1:
-      raise ConfigError(f'model.memory.delta.chunk_size={delta.chunk_size} must be >= 1')
-    if not 0.0 < delta.decay_init < 1.0:
-      raise ConfigError(f'model.memory.delta.decay_init={delta.decay_init} must be in (0, 1)')
-    if (memory.enabled and memory.kind == 'delta' and delta.write_strength == 'pointer'
-        and not model.pointer.enabled):
+    if (cfg.memory_enabled and cfg.memory_kind == 'delta'
+        and cfg.delta.write_strength == 'pointer' and not cfg.pointer_enabled):
       raise ConfigError("model.memory.delta.write_strength='pointer' needs "
                         'model.pointer.enabled=True')
-    if memory.bptt_segments < 0:
-      raise ConfigError(f'model.memory.bptt_segments={memory.bptt_segments} must be >= 0')
-    if model.pointer.cache_len < 0:
-      raise ConfigError(f'model.pointer.cache_len={model.pointer.cache_len} must be >= 0')
-    if not model.init_std > 0:
-      raise ConfigError(f'model.init_std={model.init_std} must be > 0')
-    if not 0.0 <= model.dropout_rate < 1.0:
-      raise ConfigError(f'model.dropout_rate={model.dropout_rate} must be in [0, 1)')
-    head_dim = int(model.d_model) // int(model.num_heads)
-    return cls(
-        vocab_size=int(vocab_size),
-        d_model=int(model.d_model),
-        num_layers=int(model.num_layers),
-        num_heads=int(model.num_heads),
-        mlp_dim=int(model.mlp_dim),
-        mlp_type=model.mlp_type,
-        norm_type=model.norm_type,
-        position=model.position,
-        rope_base=float(model.rope_base),
-        segment_len=int(model.segment_len),
-        num_segments=int(model.num_segments),
-        tie_embeddings=bool(model.tie_embeddings),
-        dropout_rate=float(model.dropout_rate),
-        init_std=float(model.init_std),
-        dtype=model.dtype,
-        remat=bool(model.remat),
-        bidirectional_prefix=bool(model.bidirectional_prefix),
-        memory_enabled=bool(memory.enabled),
-        memory_kind=memory.kind,
-        memory_layers=_parse_layers(memory.layers, int(model.num_layers)),
-        bptt_segments=int(memory.bptt_segments),
-        slots=SlotsConfig(num_slots=int(slots.num_slots), gate=slots.gate,
-                          gate_bias_init=float(slots.gate_bias_init)),
-        delta=DeltaConfig(
-            key_dim=int(delta.key_dim) or head_dim, value_dim=int(delta.value_dim) or head_dim,
-            feature_map=delta.feature_map, key_shift=bool(delta.key_shift),
-            write_strength=delta.write_strength, decay=delta.decay,
-            decay_init=float(delta.decay_init), read_gate=delta.read_gate,
-            read_gate_bias_init=float(delta.read_gate_bias_init),
-            write_form=delta.write_form, chunk_size=int(delta.chunk_size)),
-        pointer_enabled=bool(model.pointer.enabled),
-        pointer_heads=int(model.pointer.num_heads),
-        pointer_head_dim=int(model.pointer.head_dim),
-        pointer_cache_len=int(model.pointer.cache_len),
-        pointer_copy_inputs=bool(model.pointer.copy_inputs),
-    )
+    return cfg
 
 
-def _parse_layers(spec: str, num_layers: int) -> tuple[int, ...]:
-  """'all' or '0,2,3' -> sorted layer indices."""
-  spec = str(spec).strip()
-  if spec == 'all':
-    return tuple(range(num_layers))
-  try:
-    layers = sorted({int(part) for part in spec.split(',') if part.strip()})
-  except ValueError:
-    raise ConfigError(f"model.memory.layers={spec!r}: use 'all' or comma-separated "
-                      'layer indices such as 0,2') from None
-  if not layers or layers[0] < 0 or layers[-1] >= num_layers:
-    raise ConfigError(f'model.memory.layers={spec!r}: indices must be in '
-                      f'[0, {num_layers - 1}]')
-  return tuple(layers)
