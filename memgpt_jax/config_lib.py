@@ -18,14 +18,14 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   path = pathlib.Path(path)
   if not path.is_file():
     raise ConfigError(f'config file {str(path)!r} does not exist')
-  module = _config_module(path)
+  module = config_module(path)
   if not callable(getattr(module, 'get_config', None)):
     raise ConfigError(f'config file {str(path)!r} has no get_config(): define one that '
                       'returns an ml_collections.ConfigDict')
   return module.get_config(arg) if arg else module.get_config()
 
 
-def _config_module(path: pathlib.Path):
+def config_module(path: pathlib.Path):
   """Runs a config file as a module; a syntax error in it (or in a file it imports)
   is the user's to fix, so it becomes a ConfigError naming the file and line."""
   spec = importlib.util.spec_from_file_location(f'memgpt_config_{path.stem}', path)

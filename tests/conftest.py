@@ -4,6 +4,7 @@ import importlib.util
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 # The tests' models are tiny, so XLA's compile time is most of their time on a CPU:
@@ -47,8 +48,11 @@ def pytest_unconfigure(config):
 
 
 def load_module(path: str):
-  """The module of a script that is not in a package, e.g. 'experiments/ablate.py'."""
+  """The module of a script that is not in a package, e.g. 'experiments/ablate.py';
+  it imports its neighbours as when it runs (its folder on sys.path)."""
   path = ROOT / path
+  if str(path.parent) not in sys.path:
+    sys.path.append(str(path.parent))
   spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

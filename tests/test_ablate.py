@@ -13,12 +13,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 ablate = load_module('experiments/ablate.py')
+ablation_eval = load_module('experiments/ablation_eval.py')
 
 
 def test_leak_threshold():
-  assert not ablate.leaks(1 / 16, 1 / 16, 100)
-  assert not ablate.leaks(0.0, 1 / 16, 100)  # below chance is no leak
-  assert ablate.leaks(0.3, 1 / 16, 100)
+  assert not ablation_eval.leaks(1 / 16, 1 / 16, 100)
+  assert not ablation_eval.leaks(0.0, 1 / 16, 100)  # below chance is no leak
+  assert ablation_eval.leaks(0.3, 1 / 16, 100)
 
 
 def _flat(tree: dict, prefix: str = '') -> dict:
@@ -55,7 +56,7 @@ def test_every_config_variant_changes_one_thing():
 
 
 def test_plain_gpt_has_the_parameters_of_its_memgpt(tmp_path):
-  memgpt, plain = ablate._text(2, memories=('delta',))
+  memgpt, plain = load_module('configs/grids.py')._text(2, memories=('delta',))
   grid = ablate.GRIDS['tiny']
   configs = [ablate.make_config(run, grid, 0, tmp_path) for run in (memgpt, plain)]
   counts = [ablate._count_params(config) for config in configs]

@@ -1,0 +1,174 @@
+"""The ablation grids of experiments/ablate.py, as data: each run is a config of
+configs/ (with its named variants) and a few overrides, trained once per seed.
+
+  python experiments/ablate.py --grid=NAME     (NAME: a key of GRIDS below)
+
+What each grid measured is in experiments/results/<grid>.md; the README's tables are
+made from those files.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One grid entry: an ablation config with a few overrides, trained once per seed."""
+  label: str
+  config: str  # relative to the repository root
+  overrides: dict = dataclasses.field(default_factory=dict)
+  # Memory and pointer off, one segment spanning the row, and the MLP widened to the
+  # parameter count of the MemGPT it is compared with.
+  plain_gpt: bool = False
+  # A curriculum: easier tasks trained first, each stage fine-tuned from the one
+  # before (--config.init_from); the run itself is the last stage. Overrides per stage.
+  stages: tuple[dict, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  runs: tuple[Run, ...]
+  seeds: tuple[int, ...]
+  overrides: dict  # applied to every run first
+
+
+_SYNTHETIC = 'configs/synthetic.py'
+# The pointer tasks sit inside one segment: the pointer copies, no memory is needed.
+_IN_WINDOW = {'model.num_segments': 1, 'data.task.train_distances': (0,),
+              'data.task.eval_distances': (0,), 'train.eval_every': 25}
+_TEXT = {'data.source': 'pystdlib', 'model.pointer.cache_len': 32, 'train.eval_every': 10**6}
+
+
+# The easy stages of the recall curriculum: distances 0 and 1 only.
+_RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
+
+
+def _variant(label: str, variants: str, overrides: dict | None = None, **kwargs) -> Run:
+  """A run of configs/synthetic.py with its named variants (e.g. 'slots,gru')."""
+  config = f'{_SYNTHETIC}:{variants}' if variants else _SYNTHETIC
+  return Run(label, config, overrides or {}, **kwargs)
+
+
+def _pointer_pair(task: str, steps: int) -> tuple[Run, ...]:
+  overrides = _IN_WINDOW | {'data.source': task, 'train.num_steps': steps}
+  return (_variant(f'{task}/pointer_on', '', overrides),
+          _variant(f'{task}/pointer_off', 'pointer_off', overrides))
+
+
+def _text(steps: int, memories: tuple[str, ...] = ('delta', 'slots')) -> tuple[Run, ...]:
+  """MemGPT with each memory kind, and the plain GPT of the first one's parameters."""
+  overrides = _TEXT | {'train.num_steps': steps}
+  runs = tuple(_variant(f'text/memgpt_{kind}', '' if kind == 'delta' else kind, overrides)
+               for kind in memories)
+  return runs + (_variant('text/plain_gpt', '', overrides, plain_gpt=True),)
+
+
+def _memories(names: tuple[str, ...], steps: int, source: str = 'recall') -> tuple[Run, ...]:
+  """Runs named by their variants: 'delta' is the base config (the delta memory)."""
+  return tuple(_variant(f'{source}/{name.replace(",", "_")}', '' if name == 'delta' else name,
+                        {'data.source': source, 'train.num_steps': steps}) for name in names)
+
+
+# Pointer on/off inside one segment and MemGPT against the plain GPT on text.
+_POINTER_AND_TEXT = (_pointer_pair('induction', 1000) + _pointer_pair('copy', 1000)
+                     + _text(500))
+# The delta memory's knobs, each changed alone (configs/synthetic.py VARIANTS).
+_DELTA_KNOBS = ('no_key_shift', 'elu_plus_one', 'identity_map', 'fixed_beta', 'pointer_beta',
+                'decay', 'head_gate', 'no_gate', 'wide_keys', 'sparse_beta',
+                'sparse_beta,write_cost')
+_SLOT_KNOBS = ('slots,gru', 'slots,overwrite', 'slots,slots_8', 'slots,slots_32',
+               'slots,slots_128')
+# Core recall is also scored at 16x the trained rows (D = 63: 64 segments).
+_LONG_EVAL = {'data.task.eval_distances': (0, 1, 2, 4, 7, 15, 63)}
+
+
+def _capacity(pairs: tuple[int, ...], steps: int) -> tuple[Run, ...]:
+  """Recall against the number of pairs: the context spread over 4 segments (the memory
+  must accumulate it), queries 2 segments after it. Delta with d_k = 64, 64 slots, no
+  memory, and a plain GPT attending over the whole row (the upper bound)."""
+  runs = []
+  for count in pairs:
+    task = {'data.source': 'recall', 'train.num_steps': steps, 'model.num_segments': 6,
+            'data.task.num_pairs': count, 'data.task.num_queries': min(count, 8),
+            'data.task.num_keys': 128, 'data.task.context_segments': 4,
+            'data.task.train_distances': (1, 2), 'data.task.eval_distances': (2,)}
+    runs += [_variant(f'recall/pairs_{count}_delta', 'wide_keys', task),
+             _variant(f'recall/pairs_{count}_slots', 'slots',
+                      task | {'model.memory.slots.num_slots': 64}),
+             _variant(f'recall/pairs_{count}_memory_off', 'memory_off', task),
+             _variant(f'recall/pairs_{count}_full_attention', '', task, plain_gpt=True)]
+  return tuple(runs)
+
+
+GRIDS = {
+    # Seconds: the driver end to end in the tests.
+    'tiny': Grid(
+        runs=(dataclasses.replace(_memories(('memory_off',), 3)[0],
+                                  stages=({'train.num_steps': 2},)),)  # a curriculum
+        + _text(2)[-1:],
+        seeds=(0,),
+        overrides={'model.d_model': 16, 'model.num_heads': 2, 'model.mlp_dim': 32,
+                   'model.segment_len': 32, 'model.num_segments': 2,
+                   'model.memory.slots.num_slots': 4, 'model.pointer.head_dim': 8,
+                   'data.task.num_pairs': 3, 'data.task.num_queries': 2,
+                   'data.task.num_train': 64, 'data.task.num_eval': 32,
+                   'data.task.train_distances': (1,), 'data.task.eval_distances': (1, 3),
+                   'data.task.copy_tokens': 3, 'data.task.copy_region': 8,
+                   'train.batch_size': 8, 'train.eval_batches': 4, 'train.log_every': 2,
+                   'train.warmup_steps': 1}),
+    # Under 15 minutes on a 2-core CPU: one seed, the headline comparisons only.
+    'quick': Grid(
+        runs=_memories(('delta', 'slots', 'memory_off'), 300) + _pointer_pair('induction', 150)
+        + _text(100, memories=('delta',)),
+        seeds=(0,),
+        overrides={'data.task.eval_distances': (0, 1, 2, 4, 7), 'train.eval_batches': 4}),
+    # The headline numbers, three seeds: recall with the delta memory, the slot memory
+    # (two gates) and none, to 16x the trained rows; pointer on/off on induction and
+    # copying; MemGPT with each memory against the plain GPT (equal parameters) on text.
+    'core': Grid(
+        runs=tuple(dataclasses.replace(r, overrides=r.overrides | _LONG_EVAL) for r in
+                   _memories(('delta', 'slots', 'slots,gru', 'memory_off'), 1500))
+        + _POINTER_AND_TEXT,
+        seeds=(0, 1, 2),
+        overrides={}),
+    # Recall through a curriculum (slot memory): one key-value pair at distance <= 1,
+    # then two pairs, then the task itself (six pairs, distances 0-3); against memory off.
+    'curriculum': Grid(
+        runs=(_variant('recall/slots_curriculum', 'slots',
+                       {'data.source': 'recall', 'train.num_steps': 3000},
+                       stages=(_RECALL_STAGE | {'data.task.num_pairs': 1,
+                                                'data.task.num_queries': 1,
+                                                'train.num_steps': 3000},
+                               _RECALL_STAGE | {'data.task.num_pairs': 2,
+                                                'data.task.num_queries': 2,
+                                                'train.num_steps': 1500})),
+              _variant('recall/memory_off', 'memory_off',
+                       {'data.source': 'recall', 'train.num_steps': 7500})),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # Text at the default config (make train's model and budget): MemGPT with each
+    # memory kind against the plain GPT of the delta MemGPT's parameters, three seeds.
+    'text': Grid(
+        runs=(Run('text/memgpt_delta', 'configs/default.py'),
+              Run('text/memgpt_slots', 'configs/default.py', {'model.memory.kind': 'slots'}),
+              Run('text/plain_gpt', 'configs/default.py', plain_gpt=True)),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # The delta memory's knobs on recall, each changed alone, three seeds, at the budget
+    # where the base config is past 99% (step 200-300).
+    'delta_knobs': Grid(
+        runs=_memories(('delta',) + _DELTA_KNOBS + ('bptt_truncated', 'one_layer'), 600),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # Capacity: accuracy against the number of key-value pairs, three seeds.
+    'capacity': Grid(runs=_capacity((6, 16, 32, 64), 1000), seeds=(0, 1, 2), overrides={}),
+    # The whole grid, three seeds: every knob of both memories on recall, passkey and
+    # selective copying across segments, and the core pointer and text rows.
+    'full': Grid(
+        runs=_memories(('delta', 'memory_off') + _DELTA_KNOBS
+                       + ('bptt_truncated', 'one_layer', 'slots') + _SLOT_KNOBS, 1500)
+        + _memories(('delta', 'slots', 'memory_off'), 1500, source='passkey')
+        + _memories(('delta', 'slots', 'memory_off'), 1500, source='copy')
+        + _POINTER_AND_TEXT,
+        seeds=(0, 1, 2),
+        overrides={}),
+}

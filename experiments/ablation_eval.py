@@ -1,0 +1,72 @@
+"""Evaluating one trained ablation run: accuracy per evaluation distance of a
+synthetic task (each distance its own split), with chance and the leak check.
+
+A model whose memory is off and whose pointer sees only the current segment cannot
+know an answer D >= 1 segments back: its accuracy there must be at chance. Above
+chance by LEAK_STANDARD_ERRORS binomial standard errors is a leak.
+"""
+
+import math
+import pathlib
+
+from memgpt_jax import config_lib
+from memgpt_jax.data import builders
+from memgpt_jax.data import synthetic
+from memgpt_jax.data.tokenizer import make_tokenizer
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.training import evaluation, pretrained
+from memgpt_jax.training.optimizer import make_optimizer
+from memgpt_jax.training.partitioner import make_partitioner
+
+LEAK_STANDARD_ERRORS = 4.0
+
+
+def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
+  """The final checkpoint's params, and the partitioner that lays them out."""
+  model = MemGPT(config_lib.validate(config, vocab_size))
+  partitioner = make_partitioner(config, model, make_optimizer(config.train))
+  return model, partitioner, pretrained.load_params(workdir, partitioner.abstract_state.params)
+
+
+def _num_answers(config, split: str) -> int:
+  """Answers the Evaluator scores on `split` (its first eval_batches * batch_size rows)."""
+  task = config.data.task
+  rows = min(task.num_eval, config.train.eval_batches * config.train.batch_size)
+  example = synthetic.make_example(config.data.source, task, *builders.row_layout(config),
+                                   split, 0)
+  return rows * int(example['answers'][1:].sum())
+
+
+def leaks(accuracy: float, chance: float, answers: int) -> bool:
+  """True when `accuracy` over `answers` is too far above chance to be luck."""
+  standard_error = math.sqrt(chance * (1 - chance) / max(answers, 1))
+  return accuracy > chance + LEAK_STANDARD_ERRORS * standard_error
+
+
+def _sees_only_its_segment(config) -> bool:
+  """No memory, no pointer cache and an attention window of one segment of the row (a
+  plain GPT over the whole row sees every segment: it is a bound, not a leak check)."""
+  model = config.model
+  return (not model.memory.enabled
+          and (not model.pointer.enabled or model.pointer.cache_len == 0)
+          and builders.row_layout(config)[0] == model.segment_len)
+
+
+def evaluate_distances(config, workdir: pathlib.Path) -> dict:
+  """Accuracy per evaluation distance (its own split), with chance and the leak check."""
+  tokenizer = make_tokenizer(config.data)
+  model, partitioner, params = _restore_params(config, workdir, tokenizer.vocab_size)
+  eval_model = MemGPT(model.cfg)
+  task = config.data.task
+  chance = synthetic.chance_accuracy(config.data.source, task)
+  distances = {}
+  for distance in task.eval_distances:
+    split = synthetic.eval_split(distance)
+    metrics = evaluation.Evaluator(config, tokenizer, eval_model, partitioner, split)(params)
+    answers = _num_answers(config, split)
+    checked = distance >= 1 and _sees_only_its_segment(config)
+    distances[str(distance)] = {
+        'accuracy': metrics['accuracy'], 'loss': metrics['loss'], 'answers': answers,
+        'segments': distance + 1, 'checked': checked,
+        'leak': checked and leaks(metrics['accuracy'], chance, answers)}
+  return {'chance': chance, 'distances': distances}
