@@ -79,6 +79,32 @@ def tiny_train_config(data_dir: str, **train) -> ml_collections.ConfigDict:
   return config
 
 
+def copy_config(data_dir: str, segment_len: int = 64, num_segments: int = 4):
+  """configs/copy_summary.py (seq2seq), shrunk: a tiny model and a few dozen reports."""
+  config = load_config('copy_summary')
+  tiny = load_config('tiny')
+  config.model = tiny.model
+  config.model.segment_len, config.model.num_segments = segment_len, num_segments
+  config.data.tfds_data_dir = data_dir
+  config.data.task.num_train, config.data.task.num_eval = 64, 8
+  config.train.update(batch_size=4, num_steps=4, log_every=2, eval_every=4, eval_batches=2,
+                      checkpoint_every=4, generate_examples=4, generate_max_tokens=8,
+                      async_checkpointing=False)
+  return config
+
+
+def text_config(data_dir: str, tmp_path):
+  """configs/tiny.py on a small text file of Python under `tmp_path`, 4 steps."""
+  config = load_config('tiny')
+  text = tmp_path / 'code.txt'
+  text.write_text('def f(x):\n  return x + 1\n' * 40)
+  config.data.source, config.data.paths = 'text', str(text)
+  config.data.tfds_data_dir = data_dir
+  config.train.update(num_steps=4, eval_every=4, checkpoint_every=4, eval_batches=1,
+                      async_checkpointing=False)
+  return config
+
+
 def train_losses(workdir) -> dict[int, float]:
   """{step: training loss} from a workdir's metrics.jsonl."""
   from memgpt_jax.training.metrics_writer import read_metrics  # pylint: disable=g-import-not-at-top

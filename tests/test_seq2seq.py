@@ -1,20 +1,17 @@
-"""seq2seq as a prefix LM, mixtures, fine-tuning from a checkpoint, task metrics and
-`memgpt-sample --inputs`, on the built-in copy task and tiny local text."""
+"""seq2seq as a prefix LM, mixtures, task metrics and `memgpt-sample --inputs`, on the
+built-in copy task and tiny local text (fine-tuning: tests/test_fine_tuning.py)."""
 
 import io
 import json
 
-import jax
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import copy_config, text_config
 from memgpt_jax import sampling
 from memgpt_jax.data import builders, copy_task, pipeline, records
 from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
-from memgpt_jax.errors import UserError
-from memgpt_jax.training import pretrained
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.decode import generate_targets
 from memgpt_jax.training.trainer import train_and_evaluate
@@ -25,31 +22,6 @@ TOK = ByteTokenizer()
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
-
-
-def copy_config(data_dir: str, segment_len: int = 64, num_segments: int = 4):
-  """configs/copy_summary.py, shrunk: a tiny model and a few hundred reports."""
-  config = load_config('copy_summary')
-  tiny = load_config('tiny')
-  config.model = tiny.model
-  config.model.segment_len, config.model.num_segments = segment_len, num_segments
-  config.data.tfds_data_dir = data_dir
-  config.data.task.num_train, config.data.task.num_eval = 64, 8
-  config.train.update(batch_size=4, num_steps=4, log_every=2, eval_every=4, eval_batches=2,
-                      checkpoint_every=4, generate_examples=4, generate_max_tokens=8,
-                      async_checkpointing=False)
-  return config
-
-
-def text_config(data_dir: str, tmp_path):
-  config = load_config('tiny')
-  text = tmp_path / 'code.txt'
-  text.write_text('def f(x):\n  return x + 1\n' * 40)
-  config.data.source, config.data.paths = 'text', str(text)
-  config.data.tfds_data_dir = data_dir
-  config.train.update(num_steps=4, eval_every=4, checkpoint_every=4, eval_batches=1,
-                      async_checkpointing=False)
-  return config
 
 
 def test_copy_task_is_deterministic_and_its_summary_is_in_the_source():
@@ -173,58 +145,3 @@ def test_generated_targets_match_the_stream_sampler(copy_run):
                                seq2seq=True, out=out)[0]
     assert streamed == target
     assert out.getvalue().startswith(source + '\n=> ')
-
-
-@pytest.fixture(scope='module')
-def pretrained_lm(data_dir, tmp_path_factory):
-  """A causal LM trained 4 steps on a text file: (its config, its workdir)."""
-  folder = tmp_path_factory.mktemp('pretrain')
-  config = text_config(data_dir, folder)
-  train_and_evaluate(config, folder / 'pretrained')
-  return config, folder / 'pretrained'
-
-
-def test_fine_tuning_starts_from_the_pretrained_parameters(data_dir, pretrained_lm, tmp_path):
-  pretrain, workdir = pretrained_lm
-  config = copy_config(data_dir, segment_len=pretrain.model.segment_len,
-                       num_segments=pretrain.model.num_segments)
-  config.init_from = str(workdir)
-  config.data.task_metrics = ''  # decoding is tested above; here only the parameters count
-  config.train.update(num_steps=1, learning_rate=1e-12, eval_every=1, checkpoint_every=1)
-  train_and_evaluate(config, tmp_path / 'finetuned')
-  abstract = pretrained.abstract_params(config, TOK.vocab_size)[1]
-  before = pretrained.load_params(workdir, abstract)
-  after = pretrained.load_params(tmp_path / 'finetuned', abstract)
-  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
-    np.testing.assert_allclose(a, b, atol=1e-6)  # one step at a negligible learning rate
-  assert pretrained.saved_config(tmp_path / 'finetuned').data.source == 'copy_summary'
-
-
-def test_fine_tuning_refuses_another_shape_and_writes_nothing(data_dir, pretrained_lm,
-                                                              tmp_path):
-  _, workdir = pretrained_lm
-  config = copy_config(data_dir)
-  config.model.d_model = 64
-  config.init_from = str(workdir)
-  with pytest.raises(UserError, match='init_from: params/.* has shape'):
-    train_and_evaluate(config, tmp_path / 'finetuned')
-  assert not (tmp_path / 'finetuned').exists()
-
-
-def test_fine_tuning_keeps_the_pretrained_sentencepiece_vocabulary(data_dir, tmp_path):
-  pretrain = text_config(data_dir, tmp_path)
-  pretrain.data.tokenizer = 'sentencepiece'
-  pretrain.data.sentencepiece.vocab_size = 274
-  pretrain.train.update(num_steps=1, eval_every=1, checkpoint_every=1)
-  train_and_evaluate(pretrain, tmp_path / 'pretrained')
-  config = copy_config(data_dir, segment_len=pretrain.model.segment_len,
-                       num_segments=pretrain.model.num_segments)
-  config.data.tokenizer = 'sentencepiece'
-  config.data.sentencepiece.vocab_size = 274
-  config.init_from = str(tmp_path / 'pretrained' / 'checkpoints' / '1')
-  config.data.task_metrics = ''  # only the vocabulary counts here
-  config.train.update(num_steps=1, eval_every=1, checkpoint_every=1)
-  train_and_evaluate(config, tmp_path / 'finetuned')
-  model_file = 'tokenizer.model'
-  assert ((tmp_path / 'finetuned' / model_file).read_bytes() ==
-          (tmp_path / 'pretrained' / model_file).read_bytes())
