@@ -2,6 +2,8 @@
 boundary (attention, memory, pointer), the prefix is bidirectional, the pointer copies
 input tokens, and cached decoding with a prefix reproduces the full forward pass."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,7 @@ from memgpt_jax import losses
 from memgpt_jax.decode import Decoder, generate
 
 
+@functools.partial(jax.jit, static_argnums=0)  # compiled once, not run op by op
 def log_probs(model, params, tokens, doc_ids=None, prefix=None):
   return losses.next_token_log_probs(model.apply(params, tokens, doc_ids, prefix))
 

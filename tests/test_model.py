@@ -1,6 +1,8 @@
 """Invariants of the model's math (DESIGN 1.7): causality, the plain-GPT baseline,
 the pointer mixture, memory across segments, truncated BPTT."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ from memgpt_jax.model.pointer import target_log_probs
 from memgpt_jax.model.state import SegmentOutput
 
 
+@functools.partial(jax.jit, static_argnums=0)  # compiled once, not run op by op
 def full_log_probs(model, params, tokens):
   return losses.next_token_log_probs(model.apply(params, tokens))
 
@@ -89,7 +92,8 @@ def test_pointer_is_finite_in_bfloat16():
   log_p = losses.token_log_probs(output, random_tokens(tokens.shape, seed=4))
   assert log_p.dtype == jnp.float32
   assert bool(jnp.isfinite(log_p).all())
-  grads = jax.grad(lambda p: -losses.token_log_probs(model.apply(p, tokens), tokens).mean())(
+  grads = jax.jit(jax.grad(
+      lambda p: -losses.token_log_probs(model.apply(p, tokens), tokens).mean()))(
       params)
   assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
@@ -140,7 +144,7 @@ def test_truncated_bptt_cuts_the_memory_gradient(kind, bptt_segments, expect_gra
     output = model.apply(p, tokens)
     return -losses.token_log_probs(output, tokens)[:, -1].mean()
 
-  grads = jax.grad(last_segment_loss)(params)['params']['embed']['embedding']
+  grads = jax.jit(jax.grad(last_segment_loss))(params)['params']['embed']['embedding']
   norm = float(jnp.abs(grads[:8]).max())
   assert (norm > 0.0) == expect_gradient
 

@@ -102,11 +102,16 @@ class Checkpointer:
     self._manager.close()
 
 
+@jax.jit
+def _finite(leaves: list[jax.Array]) -> jax.Array:
+  return jax.numpy.all(jax.numpy.stack([jax.numpy.isfinite(x).all() for x in leaves]))
+
+
 def all_finite(tree) -> bool:
-  """Whether every array of `tree` holds only finite values (works on sharded arrays)."""
+  """Whether every array of `tree` holds only finite values (works on sharded arrays;
+  compiled once per tree structure)."""
   leaves = [x for x in jax.tree.leaves(tree) if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact)]
-  return bool(jax.jit(lambda xs: jax.numpy.all(jax.numpy.stack(
-      [jax.numpy.isfinite(x).all() for x in xs])))(leaves)) if leaves else True
+  return bool(_finite(leaves)) if leaves else True
 
 
 def _reason(error: Exception) -> str:

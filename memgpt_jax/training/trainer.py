@@ -120,6 +120,13 @@ def _first_non_finite(logged: list[tuple[int, dict]]) -> str | None:
   return None
 
 
+def _kept(saved_step: int | None) -> str:
+  """What a diverged run leaves: its checkpoints up to the last finite save."""
+  if saved_step is None:
+    return 'no checkpoint was saved'
+  return f'nothing after step {saved_step} was saved'
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
   """Trains (or resumes) in `workdir`; returns the last evaluation's metrics.
 
@@ -216,8 +223,8 @@ def _loop(config, workdir: pathlib.Path, resuming: bool, init_params,
       if step % train.log_every == 0 or saving:
         # Every step's loss is checked before a checkpoint can hold what it made.
         if diverged := _first_non_finite(pending):
-          raise Diverged(f'{diverged} is not finite; nothing after step {saved_step} was '
-                         f'saved (lower train.learning_rate or train.grad_clip_norm)')
+          raise Diverged(f'{diverged} is not finite; {_kept(saved_step)} (lower '
+                         'train.learning_rate or train.grad_clip_norm)')
         if step % train.log_every == 0 or step == train.num_steps:
           means = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)]))
                    for k in pending[0][1]}
@@ -239,8 +246,8 @@ def _loop(config, workdir: pathlib.Path, resuming: bool, init_params,
       if saving:
         global_state = partitioner.to_global(state)
         if not all_finite(global_state.params):
-          raise Diverged(f'step {step}: the parameters hold NaN or inf; nothing after step '
-                         f'{saved_step} was saved (lower train.learning_rate)')
+          raise Diverged(f'step {step}: the parameters hold NaN or inf; {_kept(saved_step)} '
+                         '(lower train.learning_rate)')
         checkpointer.save(step, global_state, train_data, config, topology)
         saved_step = step
       timer = (timer[0] + time.perf_counter() - pause_start, timer[1])
