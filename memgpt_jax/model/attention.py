@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.delta_memory import DeltaRead
-from memgpt_jax.model.layers import default_init, residual_init
+from memgpt_jax.model.layers import DenseGeneral, default_init, residual_init
 from memgpt_jax.model.positions import apply_rope
 
 
@@ -55,7 +55,7 @@ class SelfAttention(nn.Module):
       mask: jax.Array,  # [B, 1, L, T]: the window keys each query sees
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
-    projection = lambda name: nn.DenseGeneral(
+    projection = lambda name: DenseGeneral(
         (cfg.num_heads, cfg.head_dim), use_bias=False,
         kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype, name=name)
@@ -83,7 +83,7 @@ class SelfAttention(nn.Module):
                                      slot_mask, query, keys, values, mask)
     if memory is not None and cfg.memory_kind == 'delta':
       out = DeltaRead(cfg, name='memory_read')(x, memory, sees_memory, out)
-    out = nn.DenseGeneral(
+    out = DenseGeneral(
         cfg.d_model, axis=(-2, -1), use_bias=False,
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
         dtype=cfg.compute_dtype, name='out')(out)

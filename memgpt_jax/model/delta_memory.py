@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import default_init
+from memgpt_jax.model.layers import DenseGeneral, default_init
 from memgpt_jax.model.state import DeltaState
 
 FEATURE_MAPS = {
@@ -185,17 +185,17 @@ def write_rule(form: str, chunk_size: int):
   return functools.partial(delta_rule_chunked, chunk_size=chunk_size)
 
 
-def _heads(cfg: ModelConfig, features: int, name: str) -> nn.DenseGeneral:
+def _heads(cfg: ModelConfig, features: int, name: str) -> nn.Module:
   """x [..., d] -> [..., H, features]."""
-  return nn.DenseGeneral(
+  return DenseGeneral(
       (cfg.num_heads, features), use_bias=False, dtype=cfg.compute_dtype, name=name,
       kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')))
 
 
-def _per_head_scalar(cfg: ModelConfig, bias: float, name: str, axis=-1) -> nn.DenseGeneral:
+def _per_head_scalar(cfg: ModelConfig, bias: float, name: str, axis=-1) -> nn.Module:
   """x [..., d] (or the axes `axis`) -> [..., H]: one logit per head, float32."""
   kernel_axes = ('embed', 'heads') if axis == -1 else (None, 'kv', 'heads')
-  return nn.DenseGeneral(
+  return DenseGeneral(
       cfg.num_heads, axis=axis, dtype=jnp.float32, name=name,
       kernel_init=nn.with_logical_partitioning(default_init(cfg), kernel_axes),
       bias_init=nn.with_logical_partitioning(nn.initializers.constant(bias), ('heads',)))
@@ -244,7 +244,7 @@ class DeltaMemory(nn.Module):
 
   def setup(self):
     cfg, delta = self.cfg, self.cfg.delta
-    self.key = nn.DenseGeneral(  # [x_t ; x_{t-1}] -> key: one half for each
+    self.key = DenseGeneral(  # [x_t ; x_{t-1}] -> key: one half for each
         (2 if delta.key_shift else 1, cfg.num_heads, delta.key_dim), use_bias=False,
         dtype=cfg.compute_dtype, kernel_init=nn.with_logical_partitioning(
             default_init(cfg), ('embed', None, 'heads', 'kv')))

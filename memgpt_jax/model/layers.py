@@ -6,10 +6,41 @@ dimension: 'vocab', 'embed' (the model width d), 'heads', 'kv' (per-head feature
 rules of config.mesh.rules; the model's math does not depend on them.
 """
 
+import functools
+import math
+
 import flax.linen as nn
 import jax
 
 from memgpt_jax.model.config import ModelConfig
+
+
+def flat_dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,
+                     preferred_element_type=None) -> jax.Array:
+  """A dense layer's dot_general run as one 2-D matmul: [rows, in] x [in, out].
+
+  Inputs [B, L, ..., in] contract their trailing axes with the kernel's leading ones;
+  XLA's CPU backend computes the kernel's gradient of that N-D product (a contraction
+  over B and L) several times slower than of the same product on [B * L, in] rows
+  (6-7x on a 4-layer, d=128 model's step). Other contractions pass through unchanged.
+  """
+  (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+  count = len(lhs_contract)
+  if (lhs_batch or rhs_batch or tuple(rhs_contract) != tuple(range(count))
+      or tuple(lhs_contract) != tuple(range(lhs.ndim - count, lhs.ndim))):
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                               preferred_element_type=preferred_element_type)
+  rows, features = lhs.shape[:lhs.ndim - count], rhs.shape[count:]
+  out = jax.lax.dot_general(
+      lhs.reshape(math.prod(rows), -1), rhs.reshape(math.prod(rhs.shape[:count]), -1),
+      (((1,), (0,)), ((), ())), precision=precision,
+      preferred_element_type=preferred_element_type)
+  return out.reshape(*rows, *features)
+
+
+# The model's dense layers: flax's, each product run as one 2-D matmul.
+Dense = functools.partial(nn.Dense, dot_general=flat_dot_general)
+DenseGeneral = functools.partial(nn.DenseGeneral, dot_general=flat_dot_general)
 
 
 def default_init(cfg: ModelConfig):
@@ -38,7 +69,7 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cfg = self.cfg
-    dense = lambda features, init, axes, name: nn.Dense(
+    dense = lambda features, init, axes, name: Dense(
         features, use_bias=False, kernel_init=nn.with_logical_partitioning(init, axes),
         dtype=cfg.compute_dtype, name=name)
     up = lambda name: dense(cfg.mlp_dim, default_init(cfg), ('embed', 'mlp'), name)

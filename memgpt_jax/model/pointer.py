@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import default_init
+from memgpt_jax.model.layers import Dense, DenseGeneral, default_init
 from memgpt_jax.model.state import MemoryState, WindowCache
 
 # Finite stand-in for -inf: exp() underflows to exactly 0 and no NaN can appear.
@@ -68,14 +68,14 @@ class PointerHeads(nn.Module):
 
   def setup(self):
     cfg = self.cfg
-    projection = lambda: nn.DenseGeneral(
+    projection = lambda: DenseGeneral(
         (cfg.pointer_heads, cfg.pointer_head_dim), use_bias=False,
         kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', None, 'kv')),
         dtype=jnp.float32)
     self.query, self.key = projection(), projection()
     # The sentinel starts as likely as all candidates together (g ~ 1/2 on a full
     # window), so the vocabulary softmax is not drowned by copies at initialisation.
-    self.sentinel = nn.Dense(
+    self.sentinel = Dense(
         1, kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', None)),
         dtype=jnp.float32, bias_init=nn.with_logical_partitioning(
             nn.initializers.constant(jnp.log(cfg.num_candidates)), (None,)))

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import default_init, make_norm, residual_init
+from memgpt_jax.model.layers import Dense, DenseGeneral, default_init, make_norm, residual_init
 
 
 class SlotMemory(nn.Module):
@@ -35,12 +35,12 @@ class SlotMemory(nn.Module):
         (cfg.slots.num_slots, cfg.d_model))
     self.memory_norm = make_norm(cfg)
     self.hidden_norm = make_norm(cfg)
-    projection = lambda: nn.DenseGeneral(
+    projection = lambda: DenseGeneral(
         (cfg.num_heads, cfg.head_dim), use_bias=False,
         kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype)
     self.query, self.key, self.value = projection(), projection(), projection()
-    self.out = nn.DenseGeneral(
+    self.out = DenseGeneral(
         cfg.d_model, axis=(-2, -1), use_bias=False,
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
         dtype=cfg.compute_dtype)
@@ -49,7 +49,7 @@ class SlotMemory(nn.Module):
     if cfg.slots.gate == 'fixed':
       self.gate_bias = self.param('gate_bias', bias_init, (cfg.d_model,))
     elif cfg.slots.gate == 'gru':  # [M ; U] (2d) -> d: the input side stays whole
-      self.gate = nn.Dense(
+      self.gate = Dense(
           cfg.d_model, kernel_init=nn.with_logical_partitioning(default_init(cfg), (None, 'embed')),
           bias_init=bias_init)
 

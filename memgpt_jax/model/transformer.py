@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from memgpt_jax.model.block import Block
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import default_init, make_norm
+from memgpt_jax.model.layers import Dense, default_init, make_norm
 from memgpt_jax.model.delta_memory import DeltaMemory
 from memgpt_jax.model.pointer import PointerHeads, candidates
 from memgpt_jax.model.positions import AdditivePositions
@@ -65,7 +65,7 @@ class MemGPT(nn.Module):
     self.final_norm = make_norm(cfg)
     self.dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     if not cfg.tie_embeddings:
-      self.lm_head = nn.Dense(
+      self.lm_head = Dense(
           cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype,
           kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'vocab')))
     if cfg.pointer_enabled:
@@ -165,7 +165,11 @@ class MemGPT(nn.Module):
       if slot is not None:
         hiddens.append(write(window.hiddens[slot], written))
     hidden = self.final_norm(x)
-    logits = self.embed.attend(hidden) if cfg.tie_embeddings else self.lm_head(hidden)
+    if cfg.tie_embeddings:  # on [B * L, d] rows: see layers.flat_dot_general
+      logits = self.embed.attend(hidden.reshape(-1, cfg.d_model)).reshape(
+          *hidden.shape[:-1], cfg.vocab_size)
+    else:
+      logits = self.lm_head(hidden)
     window = window.replace(keys=tuple(keys), values=tuple(values), hiddens=tuple(hiddens))
     if not cfg.pointer_enabled:
       return SegmentOutput(vocab_logits=logits), window
