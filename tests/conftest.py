@@ -117,6 +117,12 @@ def snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]]:
           for p in directory.rglob('*') if p.is_file()}
 
 
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory) -> str:
+  """A TFDS data folder for one test module: its datasets are prepared once there."""
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
 MEMORY_KINDS = ('delta', 'slots')
 
 

@@ -29,11 +29,6 @@ def error_line(result: subprocess.CompletedProcess) -> str:
   return lines[0]
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('tfds'))
-
-
 def tiny(workdir, data_dir, *overrides):
   return ('--config=configs/tiny.py', f'--workdir={workdir}',
           f'--config.data.tfds_data_dir={data_dir}', *overrides)

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import portpicker
-import pytest
 
 from conftest import ROOT, load_config
 from memgpt_jax import sampling
@@ -59,11 +58,6 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
     assert len(params) == len(one_params['fresh'])
     for got, want in zip(params, one_params['fresh']):
       np.testing.assert_allclose(got, want, atol=2e-5)
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('tfds'))
 
 
 def tiny_args(workdir, data_dir, num_steps: int) -> list[str]:

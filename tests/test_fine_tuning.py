@@ -16,11 +16,6 @@ TOK = ByteTokenizer()
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('tfds'))
-
-
-@pytest.fixture(scope='module')
 def pretrained_lm(data_dir, tmp_path_factory):
   """A causal LM trained 4 steps on a text file: (its config, its workdir)."""
   folder = tmp_path_factory.mktemp('pretrain')

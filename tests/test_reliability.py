@@ -25,11 +25,6 @@ from memgpt_jax.training.trainer import train_and_evaluate
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('tfds'))
-
-
 def four_steps(data_dir: str, **train):
   """4 updates, each logged; checkpoints at steps 2 and 4."""
   return tiny_train_config(data_dir, **{'num_steps': 4, 'checkpoint_every': 2,

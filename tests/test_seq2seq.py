@@ -19,11 +19,6 @@ from memgpt_jax.training.trainer import train_and_evaluate
 TOK = ByteTokenizer()
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('tfds'))
-
-
 def test_copy_task_is_deterministic_and_its_summary_is_in_the_source():
   for index in range(20):
     example = copy_task.make_example(0, 'validation', index)

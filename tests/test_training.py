@@ -16,11 +16,6 @@ from memgpt_jax.training.trainer import train_and_evaluate
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('tfds'))
-
-
-@pytest.fixture(scope='module')
 def uninterrupted(data_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('uninterrupted')
   metrics = train_and_evaluate(tiny_config(data_dir), workdir)
