@@ -1,8 +1,9 @@
 """memgpt-sample --workdir=DIR --prompt=TEXT [--max_new_tokens=N --temperature=T ...]
 memgpt-sample --workdir=DIR --inputs=SOURCE   (a seq2seq model: prints its target)
 
-Restores the latest checkpoint's parameters and the config saved beside it, feeds
-the prompt segment by segment (memory carried), and streams the continuation.
+Restores the parameters of the newest checkpoint that restores and the config saved
+beside it, feeds the prompt segment by segment (memory carried), and streams the
+continuation.
 """
 
 from absl import flags

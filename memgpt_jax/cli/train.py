@@ -1,7 +1,7 @@
 """memgpt-train --config=configs/default.py --workdir=runs/default [--config.a.b=v ...]
 
-Trains (or resumes, from the workdir's latest checkpoint), evaluates, then prints a
-sample from the trained model. On many hosts, run it once per host (or per GPU):
+Trains (or resumes, from the workdir's newest checkpoint that restores), evaluates,
+then prints a sample from the trained model. On many hosts, run it once per host (or per GPU):
 srun / mpirun launches are detected, TPU pod slices take --distributed=on, anything
 else --coordinator_address=HOST:PORT --num_processes=N --process_id=I.
 """

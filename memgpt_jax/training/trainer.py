@@ -1,9 +1,9 @@
-"""The training loop: data -> step over the devices (memgpt_jax.parallel) -> metrics,
-checkpoints.
+"""The training loop: data -> step over the devices (training/partitioner.py) ->
+metrics, checkpoints.
 
-Re-running on the same workdir resumes from the latest checkpoint: parameters,
-optimizer state, step, RNG and the data iterator's position, so a stopped and resumed
-run produces the same losses as one that was never stopped.
+Re-running on the same workdir resumes from the newest checkpoint that restores:
+parameters, optimizer state, step, RNG and the data iterator's position, so a stopped
+and resumed run produces the same losses as one that was never stopped.
 """
 
 import pathlib
