@@ -8,7 +8,7 @@ Prepare: tfds build c4/en --file_format=array_record [--data_dir=DIR]
          --out_file_format=array_record)
 Run:     memgpt-train --config=configs/c4.py --workdir=runs/c4
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'text', 'url', 'content-type', 'content-length', 'timestamp'}: one page each.
 Splits: train / validation only (0.1% of pages by URL hash). One pass over c4/en is far

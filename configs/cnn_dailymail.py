@@ -5,7 +5,7 @@ Prepare: tfds build cnn_dailymail --file_format=array_record [--data_dir=DIR]
          reads them with tf.io.gfile)
 Run:     memgpt-train --config=configs/cnn_dailymail.py --workdir=runs/cnn_dailymail
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'article', 'highlights', 'publisher', 'id'} (version 3.4.0): the article is the
 input (data.inputs_key), the highlights, one sentence a line, the target

@@ -3,7 +3,7 @@ summarise a generated report by repeating its trade, rare names and number inclu
 
 Run:     memgpt-train --config=configs/copy_summary.py --workdir=runs/copy_summary
          memgpt-sample --workdir=runs/copy_summary --inputs='Day 3. Ro Vek sold 12 lamps to Ma Sul.'
-Reaches: see README "Seq2seq, copying and fine-tuning" (exact match of greedy
+Reaches: see experiments/results/seq2seq.md (exact match of greedy
          summaries on held-out reports, pointer on against off; written by
          experiments/seq2seq.py).
 

@@ -5,7 +5,7 @@ Prepare: tfds build lm1b --file_format=array_record [--data_dir=DIR]
          with tf.io.gfile; training then reads the array_record files without it)
 Run:     memgpt-train --config=configs/lm1b.py --workdir=runs/lm1b
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'text'}: one sentence each (~130 bytes), shuffled, so an example of
 T * K = 1024 bytes packs unrelated sentences and memory has little to carry: this is

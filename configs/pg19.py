@@ -7,7 +7,7 @@ Run:     memgpt-train --config=configs/pg19.py --workdir=runs/pg19
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
 Compare: the same with --config.model.memory.enabled=False (or configs/baseline_gpt.py's
          plain_gpt of this config) on equal steps.
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'book_text', 'book_id', 'book_title', 'publication_date', 'book_link'}: one
 Project Gutenberg book (published before 1919) each, the text under 'book_text'.

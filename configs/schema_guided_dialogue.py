@@ -4,7 +4,7 @@ Prepare: tfds build schema_guided_dialogue --file_format=array_record [--data_di
          (once; downloads the DSTC8 release from GitHub, ~37 MB)
 Run:     memgpt-train --config=configs/schema_guided_dialogue.py --workdir=runs/sgd
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'utterances', 'first_speaker', 'metadata': {'services': {'name'}}}: one
 dialogue (user and system alternating, 'first_speaker' says who starts) each. The turns

@@ -5,7 +5,7 @@ Prepare: tfds build wiki40b/en --file_format=array_record [--data_dir=DIR]
          TFRecords in a public bucket; TFDS suggests a Beam runner such as Dataflow)
 Run:     memgpt-train --config=configs/wiki40b.py --workdir=runs/wiki40b
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'wikidata_id', 'text', 'version_id'}: one article each; the Wiki-40B release
 marks structure in-line in 'text' (_START_ARTICLE_, _START_SECTION_, _START_PARAGRAPH_,

@@ -5,7 +5,7 @@ Prepare: tfds build wmt14_translate/de-en --file_format=array_record [--data_dir
          CommonCrawl and News Commentary v9 from statmt.org and reads them with tf.io)
 Run:     memgpt-train --config=configs/wmt14_de_en.py --workdir=runs/wmt14_de_en
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'de', 'en'} (tfds.features.Translation, config de-en, version 1.0.0): the
 German sentence is the input (data.inputs_key), the English one the target

@@ -7,7 +7,7 @@ Prepare: XSum is a manual download: fetch and extract the articles with the scri
          tfds build xsum --manual_dir=MANUAL_DIR --file_format=array_record [--data_dir=DIR]
 Run:     memgpt-train --config=configs/xsum.py --workdir=runs/xsum
          [--config.data.tfds_data_dir=DIR when it is not ~/tensorflow_datasets]
-Reaches: not run here (no TFDS data on the development machine): no figure yet.
+Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'document', 'summary'} (version 1.1.0): the document is the input
 (data.inputs_key), the summary the target (data.targets_key) that the loss is on. XSum
