@@ -29,7 +29,6 @@ from absl import flags
 import jax
 import numpy as np
 
-from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import pretrained
 from memgpt_jax.training import workdir as workdir_lib
@@ -67,10 +66,7 @@ def environment(scratch: pathlib.Path) -> dict[str, str]:
 
 def latest_step(workdir: pathlib.Path) -> int:
   """The newest finished save's step (0: none)."""
-  directory = workdir / workdir_lib.CHECKPOINTS
-  steps = [int(p.name) for p in directory.iterdir() if p.name.isdigit()] if (
-      directory.is_dir()) else []
-  return max(steps, default=0)
+  return max(pretrained.finished_steps(workdir / workdir_lib.CHECKPOINTS), default=0)
 
 
 def logged_steps(workdir: pathlib.Path) -> int:
@@ -127,11 +123,8 @@ def killed_attempt(workdir: pathlib.Path, data_dir: pathlib.Path, env: dict,
 
 def final_params(workdir: pathlib.Path):
   step_dir = workdir / workdir_lib.CHECKPOINTS / str(latest_step(workdir))
-  config = pretrained.read_config(step_dir)
-  vocab_size = make_tokenizer(config.data, workdir).vocab_size
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  _, abstract = pretrained.abstract_params(config, vocab_size, device)
-  return pretrained.read_params(step_dir, abstract)
+  return pretrained.read_model(step_dir, workdir, device)[1]
 
 
 def compare(reference: pathlib.Path, soaked: pathlib.Path) -> dict:

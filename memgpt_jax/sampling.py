@@ -12,7 +12,6 @@ import numpy as np
 
 from memgpt_jax.data import records
 from memgpt_jax.data.pipeline import task_configs
-from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.decode import Decoder, generate
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import pretrained
@@ -28,11 +27,8 @@ def load_decoder(workdir: str | pathlib.Path):
                     f'memgpt-train --workdir={workdir}')
 
   def restore(step_dir: pathlib.Path):
-    config = pretrained.read_config(step_dir)
-    tokenizer = make_tokenizer(config.data, workdir)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    model, abstract = pretrained.abstract_params(config, tokenizer.vocab_size, device)
-    params = pretrained.read_params(step_dir, abstract)
+    model, params, tokenizer, config = pretrained.read_model(step_dir, workdir, device)
     return Decoder(model, {'params': params}), tokenizer, config
 
   return pretrained.restore_newest(workdir, restore)[1]

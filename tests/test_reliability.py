@@ -14,7 +14,6 @@ import pytest
 
 from conftest import snapshot, tiny_train_config, train_losses
 from memgpt_jax import config_lib, sampling
-from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import Diverged, UserError
 from memgpt_jax.training import pretrained
 from memgpt_jax.training import workdir as workdir_lib
@@ -41,11 +40,7 @@ def finished(data_dir, tmp_path_factory):
 
 def step_params(workdir: pathlib.Path, step: int):
   """The parameters saved at `step` (NonFinite if they hold NaN or inf)."""
-  step_dir = workdir / 'checkpoints' / str(step)
-  config = pretrained.read_config(step_dir)
-  vocab_size = make_tokenizer(config.data, workdir).vocab_size
-  _, abstract = pretrained.abstract_params(config, vocab_size, DEVICE)
-  return pretrained.read_params(step_dir, abstract)
+  return pretrained.read_model(workdir / 'checkpoints' / str(step), workdir, DEVICE)[1]
 
 
 def assert_same_params(a, b, rtol=0.0):

@@ -157,8 +157,8 @@ def _flatten(value, prefix: str = '') -> dict:
   return {prefix.rstrip('.'): value}
 
 
-# Settings a resume may change: how long to train (the cosine is stretched to the new
-# num_steps from the current step on), how often to log, evaluate and save, how the
+# Settings a resume may change: how long to train (the learning rate follows the new
+# num_steps' schedule from the current step on), how often to log, evaluate and save, how the
 # batch is laid out on devices and in micro-batches (the same update), where data is
 # read from and what is sampled. Everything else changes what is trained.
 RESUMABLE = ('train.num_steps', 'train.stop_at_step', 'train.log_every', 'train.eval_every',

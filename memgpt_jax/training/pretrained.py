@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from memgpt_jax.data.tokenizer import MODEL_FILENAME
+from memgpt_jax.data.tokenizer import MODEL_FILENAME, make_tokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
@@ -23,7 +23,7 @@ from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import NonFinite, Restored, all_finite, newest_that_restores
 
 
-def _finished_steps(directory: pathlib.Path) -> list[int]:
+def finished_steps(directory: pathlib.Path) -> list[int]:
   """The committed steps a Checkpointer wrote to `directory` (not the ones in flight)."""
   if not directory.is_dir():
     return []
@@ -36,9 +36,9 @@ def _checkpoint_steps(path: str | pathlib.Path) -> tuple[pathlib.Path, list[int]
   (all their steps), or one step (checkpoints/<step>)."""
   path = pathlib.Path(path).expanduser().resolve()
   for directory in (path / workdir_lib.CHECKPOINTS, path):
-    if steps := _finished_steps(directory):
+    if steps := finished_steps(directory):
       return directory, steps
-  if path.name.isdigit() and int(path.name) in _finished_steps(path.parent):
+  if path.name.isdigit() and int(path.name) in finished_steps(path.parent):
     return path.parent, [int(path.name)]
   raise UserError(f'--config.init_from {path} holds no checkpoint: give a workdir, '
                   'its checkpoints/ or one checkpoints/<step> of a finished save')
@@ -130,6 +130,17 @@ def read_params(step_dir: pathlib.Path, abstract_params):
   return restored['params']
 
 
+def read_model(step_dir: pathlib.Path, workdir: str | pathlib.Path,
+               sharding: jax.sharding.Sharding):
+  """-> (model, params, tokenizer, config) of one step directory of `workdir`: the
+  config saved with it rebuilds the model and the tokenizer its parameters fit; the
+  parameters are laid out on `sharding` (NonFinite if they hold NaN or inf)."""
+  config = read_config(step_dir)
+  tokenizer = make_tokenizer(config.data, workdir)
+  model, abstract = abstract_params(config, tokenizer.vocab_size, sharding)
+  return model, read_params(step_dir, abstract), tokenizer, config
+
+
 def load_params(path: str | pathlib.Path, abstract_params):
   """The params of the newest checkpoint at `path` that restores (see read_params)."""
   return restore_newest(path, lambda step_dir: read_params(step_dir, abstract_params))[1]
@@ -137,7 +148,7 @@ def load_params(path: str | pathlib.Path, abstract_params):
 
 def has_checkpoint(workdir: str | pathlib.Path) -> bool:
   """Whether a run in `workdir` resumes (a finished save exists) rather than starts."""
-  return bool(_finished_steps(pathlib.Path(workdir).expanduser().resolve() /
+  return bool(finished_steps(pathlib.Path(workdir).expanduser().resolve() /
                               workdir_lib.CHECKPOINTS))
 
 
