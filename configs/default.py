@@ -43,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.init_std = 0.02
   config.model.dtype = 'float32'  # compute dtype; params stay float32
   config.model.remat = False
+  # The window's softmax attention: 'fused' (jax.nn.dot_product_attention: cuDNN's
+  # kernel on a GPU) | 'einsum' (spelled out: the faster on a CPU) | 'auto' (einsum on
+  # a CPU, fused elsewhere). Both give the same outputs (tests/test_model.py).
+  config.model.attention = 'auto'
   # seq2seq (data.inputs_key set): the input tokens of an example attend to each other
   # in both directions (within a segment); False keeps the prefix causal.
   config.model.bidirectional_prefix = True

@@ -94,8 +94,8 @@ def test_the_key_of_a_segments_first_token_sees_the_previous_segments_last():
 def test_memory_starts_as_a_minority_of_the_read():
   model, cfg = tiny_model()
   params = init_params(model)['params']
-  gate = params['blocks_0']['attention']['memory_read']['gate']
-  np.testing.assert_allclose(gate['bias'], cfg.delta.read_gate_bias_init)
+  gate_bias = params['blocks_0']['attention']['memory_read']['gate_bias']
+  np.testing.assert_allclose(gate_bias, cfg.delta.read_gate_bias_init)
   assert jax.nn.sigmoid(cfg.delta.read_gate_bias_init) < 0.2
 
 

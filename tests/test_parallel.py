@@ -68,7 +68,7 @@ def test_rules_shard_parameters_and_their_optimizer_state():
   assert block['mlp']['w1']['kernel'] == P('fsdp', 'tensor')
   assert block['mlp']['w2']['kernel'] == P('tensor', 'fsdp')
   assert block['attention_norm']['scale'] == P('fsdp')
-  assert params['memories_0']['value']['kernel'] == P('fsdp', 'tensor', None)
+  assert params['memories_0']['project']['kernel'] == P('fsdp', 'tensor', None)
   assert specs.step == P() and specs.rng == P()
   # Adam's two moments are laid out exactly like the parameters.
   moments = [spec for path, spec in jax.tree_util.tree_flatten_with_path(specs.opt_state)[0]

@@ -6,7 +6,10 @@ input token of it), and the memory when it holds the query's document:
 - slot memory: the slots are keys beside the window's, in ONE softmax (they have no
   position: with rope their scores use the unrotated query);
 - delta memory: each head's output is mixed with its read of the memory
-  (model/delta_memory.py, DeltaRead).
+  (model/delta_memory.py, DeltaRead), so the window alone goes through `attend` and
+  may take a fused kernel (model.attention). The slot memory's one softmax stays
+  spelled out: with rope a slot's score needs the unrotated query, which no fused
+  kernel takes beside the rotated one.
 Keys and values of the segment live in a [B, T, H, D] window buffer: training writes
 the whole segment into an empty buffer at once; decoding writes one token at a time, so
 both run the same code and the same mask.
@@ -75,7 +78,7 @@ class SelfAttention(nn.Module):
         window_values, value.astype(window_values.dtype), start, axis=1)
     keys, values = window_keys.astype(query.dtype), window_values.astype(query.dtype)
     if memory is None or cfg.memory_kind == 'delta':
-      out = jax.nn.dot_product_attention(query, keys, values, mask=mask)
+      out = attend(query, keys, values, mask, cfg.attention)
     else:
       slot_mask = jnp.broadcast_to(sees_memory[:, None, :, None],
                                    (*mask.shape[:3], memory.shape[1]))
@@ -88,6 +91,29 @@ class SelfAttention(nn.Module):
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
         dtype=cfg.compute_dtype, name='out')(out)
     return out, window_keys, window_values
+
+
+def attend(
+    query: jax.Array,  # [B, L, H, D]
+    keys: jax.Array,  # [B, T, H, D]
+    values: jax.Array,  # [B, T, H, D]
+    mask: jax.Array,  # [B, 1, L, T]
+    implementation: str,  # model.attention
+) -> jax.Array:
+  """softmax(q k^T / sqrt(D)) v over the keys each query sees: -> [B, L, H, D].
+
+  'fused' is jax.nn.dot_product_attention (cuDNN's kernel on a GPU where it applies);
+  'einsum' spells it out, the faster on a CPU (experiments/results/bench_cpu.md);
+  'auto' takes 'einsum' on a CPU and 'fused' elsewhere.
+  """
+  if implementation == 'auto':
+    implementation = 'einsum' if jax.default_backend() == 'cpu' else 'fused'
+  if implementation == 'fused':
+    return jax.nn.dot_product_attention(query, keys, values, mask=mask)
+  logits = jnp.einsum('blhd,bthd->bhlt', query, keys).astype(jnp.float32)
+  logits = jnp.where(mask, logits / jnp.sqrt(jnp.float32(query.shape[-1])), -1e30)
+  weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
+  return jnp.einsum('bhlt,bthd->blhd', weights, values)
 
 
 def _attend_slots_and_window(

@@ -118,6 +118,7 @@ class ModelConfig:
   dropout_rate: float = _setting(minimum=0.0, below=1.0)
   init_std: float = _setting(above=0.0)
   dtype: str = _setting(choices=('float32', 'bfloat16'))
+  attention: str = _setting(choices=('auto', 'einsum', 'fused'))
   remat: bool = _setting()
   bidirectional_prefix: bool = _setting()
   memory_enabled: bool = _setting('memory.enabled')

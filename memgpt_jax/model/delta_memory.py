@@ -63,6 +63,13 @@ def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
 
 
+@functools.partial(jax.checkpoint, static_argnums=(0,))
+def unit_features(feature_map: str, x: jax.Array) -> jax.Array:
+  """normalize(phi(x)) in float32. Recomputed in the backward pass from x alone: its
+  intermediates would otherwise be kept for every segment of the scan."""
+  return l2_normalize(FEATURE_MAPS[feature_map](x.astype(jnp.float32)))
+
+
 def delta_rule_scan(
     matrix: jax.Array,  # [B, H, d_k, d_v] float32
     keys: jax.Array,  # [B, T, H, d_k], unit norm
@@ -192,13 +199,12 @@ def _heads(cfg: ModelConfig, features: int, name: str) -> nn.Module:
       kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')))
 
 
-def _per_head_scalar(cfg: ModelConfig, bias: float, name: str, axis=-1) -> nn.Module:
-  """x [..., d] (or the axes `axis`) -> [..., H]: one logit per head, float32."""
-  kernel_axes = ('embed', 'heads') if axis == -1 else (None, 'kv', 'heads')
+def _pointer_strength(cfg: ModelConfig) -> nn.Module:
+  """The pointer heads' keys [..., pointer heads, d_p] -> beta's logit per head [..., H]."""
   return DenseGeneral(
-      cfg.num_heads, axis=axis, dtype=jnp.float32, name=name,
-      kernel_init=nn.with_logical_partitioning(default_init(cfg), kernel_axes),
-      bias_init=nn.with_logical_partitioning(nn.initializers.constant(bias), ('heads',)))
+      cfg.num_heads, axis=(-2, -1), dtype=jnp.float32, name='strength',
+      kernel_init=nn.with_logical_partitioning(default_init(cfg), (None, 'kv', 'heads')),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('heads',)))
 
 
 class DeltaRead(nn.Module):
@@ -215,8 +221,10 @@ class DeltaRead(nn.Module):
   ) -> jax.Array:
     """-> [B, L, H, D]: g r + (1 - g) attention per head."""
     cfg, delta = self.cfg, self.cfg.delta
-    phi = FEATURE_MAPS[delta.feature_map]
-    query = l2_normalize(phi(_heads(cfg, delta.key_dim, 'query')(x).astype(jnp.float32)))
+    # One projection per head: [W_q ; w_g] x, the query and ('token') the gate's logit.
+    gate_logit = delta.read_gate == 'token'
+    projected = _heads(cfg, delta.key_dim + gate_logit, 'project')(x)  # [B, L, H, d_k (+1)]
+    query = unit_features(delta.feature_map, projected[..., :delta.key_dim])
     read = jnp.einsum('blhk,bhkv->blhv', query, matrix)
     read = jnp.where(sees_memory[:, :, None, None], read, 0.0)
     if delta.value_dim != cfg.head_dim:  # per head, d_v -> D
@@ -227,14 +235,11 @@ class DeltaRead(nn.Module):
     read = read.astype(attended.dtype)
     if delta.read_gate == 'none':
       return attended + read
-    if delta.read_gate == 'token':
-      gate = jax.nn.sigmoid(_per_head_scalar(cfg, delta.read_gate_bias_init, 'gate')(x))
-    else:
-      gate = jax.nn.sigmoid(self.param(
-          'gate_bias', nn.with_logical_partitioning(
-              nn.initializers.constant(delta.read_gate_bias_init), ('heads',)),
-          (cfg.num_heads,)))
-    gate = gate[..., None].astype(attended.dtype)  # [B, L, H, 1] or [H, 1]
+    gate = self.param('gate_bias', nn.with_logical_partitioning(
+        nn.initializers.constant(delta.read_gate_bias_init), ('heads',)), (cfg.num_heads,))
+    if gate_logit:
+      gate = projected[..., -1].astype(jnp.float32) + gate  # [B, L, H]
+    gate = jax.nn.sigmoid(gate)[..., None].astype(attended.dtype)  # [B, L, H, 1] or [H, 1]
     return gate * read + (1 - gate) * attended
 
 
@@ -244,20 +249,20 @@ class DeltaMemory(nn.Module):
 
   def setup(self):
     cfg, delta = self.cfg, self.cfg.delta
-    self.key = DenseGeneral(  # [x_t ; x_{t-1}] -> key: one half for each
-        (2 if delta.key_shift else 1, cfg.num_heads, delta.key_dim), use_bias=False,
-        dtype=cfg.compute_dtype, kernel_init=nn.with_logical_partitioning(
-            default_init(cfg), ('embed', None, 'heads', 'kv')))
-    self.value = _heads(cfg, delta.value_dim, 'value')
-    if delta.write_strength == 'learned':
-      self.strength = _per_head_scalar(cfg, 0.0, 'strength')
-    elif delta.write_strength == 'sparse':  # starts at beta = 1/2, as sigmoid(0)
-      self.strength = _per_head_scalar(cfg, 0.5, 'strength')
-    elif delta.write_strength == 'pointer':  # from the pointer keys [.., heads, d_p]
-      self.strength = _per_head_scalar(cfg, 0.0, 'strength', axis=(-2, -1))
-    if delta.decay == 'learned':
-      logit = math.log(delta.decay_init / (1.0 - delta.decay_init))
-      self.decay = _per_head_scalar(cfg, logit, 'decay')
+    # One projection of x per head: [W_k,0 ; W_k,1 ; W_v ; w_b ; w_a] x, the key's two
+    # halves (x_t and x_{t-1}), the value, and the scalar logits of beta and alpha.
+    self.scalars = (('strength',) if delta.write_strength in ('learned', 'sparse') else ()) + (
+        ('decay',) if delta.decay == 'learned' else ())
+    self.key_parts = 2 if delta.key_shift else 1
+    features = self.key_parts * delta.key_dim + delta.value_dim + len(self.scalars)
+    self.project = _heads(cfg, features, 'project')
+    initial = {'strength': 0.5 if delta.write_strength == 'sparse' else 0.0,  # beta = 1/2
+               'decay': math.log(delta.decay_init / (1.0 - delta.decay_init))}
+    self.biases = {name: self.param(f'{name}_bias', nn.with_logical_partitioning(
+        nn.initializers.constant(initial[name]), ('heads',)), (cfg.num_heads,))
+                   for name in self.scalars}
+    if delta.write_strength == 'pointer':  # from the pointer keys [.., heads, d_p]
+      self.strength = _pointer_strength(cfg)
 
   def initial_state(self, batch_size: int) -> DeltaState:
     cfg = self.cfg
@@ -277,28 +282,30 @@ class DeltaMemory(nn.Module):
     """-> (the state after the segment, beta [B, T, H])."""
     cfg, delta = self.cfg, self.cfg.delta
     matrix = jnp.where(continues[:, None, None, None], state.matrix, 0.0)
-    # W_k [x_t ; x_{t-1}] = W_k,0 x_t + W_k,1 x_{t-1}: both halves from one projection of
-    # x, the second shifted by a token (x_{-1}: the previous segment's last token).
-    projected = self.key(inputs)  # [B, T, 1 or 2, H, d_k]
-    key = projected[:, :, 0]
-    if delta.key_shift:
-      before = self.key(state.last_input[:, None].astype(inputs.dtype))[:, :, 1]
-      previous = jnp.concatenate([before, projected[:, :-1, 1]], axis=1)
+    dk, dv = delta.key_dim, delta.value_dim
+    projected = self.project(inputs)  # [B, T, H, features]
+    key = projected[..., :dk]
+    if delta.key_shift:  # W_k [x_t ; x_{t-1}] = W_k,0 x_t + W_k,1 x_{t-1}
+      before = self.project(state.last_input[:, None].astype(inputs.dtype))[..., dk:2 * dk]
+      previous = jnp.concatenate([before, projected[:, :-1, :, dk:2 * dk]], axis=1)
       key = key + jnp.where(follows[..., None, None], previous, 0)
-    phi = FEATURE_MAPS[delta.feature_map]
-    keys = l2_normalize(phi(key.astype(jnp.float32)))  # [B, T, H, d_k]
-    values = self.value(inputs).astype(jnp.float32)  # [B, T, H, d_v]
+    keys = unit_features(delta.feature_map, key)  # [B, T, H, d_k]
+    start = self.key_parts * dk
+    values = projected[..., start:start + dv].astype(jnp.float32)  # [B, T, H, d_v]
+    logits = {name: projected[..., start + dv + i].astype(jnp.float32) + self.biases[name]
+              for i, name in enumerate(self.scalars)}  # [B, T, H] each
     if delta.write_strength == 'fixed':
       beta = jnp.ones(written.shape + (cfg.num_heads,))
     elif delta.write_strength == 'sparse':
-      beta = jnp.clip(self.strength(inputs), 0.0, 1.0)
+      beta = jnp.clip(logits['strength'], 0.0, 1.0)
+    elif delta.write_strength == 'learned':
+      beta = jax.nn.sigmoid(logits['strength'])
     else:
-      source = pointer_keys if delta.write_strength == 'pointer' else inputs
-      beta = jax.nn.sigmoid(self.strength(source))
+      beta = jax.nn.sigmoid(self.strength(pointer_keys))
     beta = jnp.where(written[..., None], beta, 0.0)  # [B, T, H]
     log_decay = None
     if delta.decay == 'learned':
-      log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(self.decay(inputs)), 0.0)
+      log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(logits['decay']), 0.0)
     matrix = write_rule(delta.write_form, delta.chunk_size)(matrix, keys, values, beta,
                                                             log_decay)
     return DeltaState(matrix=matrix, last_input=inputs[:, -1].astype(jnp.float32)), beta
