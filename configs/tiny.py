@@ -18,6 +18,7 @@ def get_config():
   model.mlp_dim = 64
   model.segment_len = 8
   model.num_segments = 3
+  model.segment_unroll = 1  # a loop: tests compile it quicker
   model.memory.slots.num_slots = 4  # when memory.kind='slots'
   model.pointer.head_dim = 16
   model.pointer.cache_len = 8

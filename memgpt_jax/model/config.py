@@ -119,6 +119,7 @@ class ModelConfig:
   init_std: float = _setting(above=0.0)
   dtype: str = _setting(choices=('float32', 'bfloat16'))
   attention: str = _setting(choices=('auto', 'einsum', 'fused'))
+  segment_unroll: int = _setting(minimum=0)
   remat: bool = _setting()
   bidirectional_prefix: bool = _setting()
   memory_enabled: bool = _setting('memory.enabled')

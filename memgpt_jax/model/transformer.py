@@ -111,7 +111,8 @@ class MemGPT(nn.Module):
       state, write_strength = model.write_segment(state, window)
       return state, output.replace(write_strength=write_strength)
 
-    scan = nn.scan(step, variable_broadcast='params',
+    unroll = min(cfg.segment_unroll or num_segments, num_segments)  # segments per iteration
+    scan = nn.scan(step, variable_broadcast='params', unroll=unroll,
                    split_rngs={'params': False, 'dropout': True})
     state, outputs = scan(self, state,
                           (by_segment(tokens), by_segment(doc_ids), by_segment(prefix),
