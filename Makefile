@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/default
 CONFIG ?= configs/default.py
+# test, plus an accelerator's JAX build: EXTRAS=test,cuda13 | test,cuda12 | test,tpu
+EXTRAS ?= test
 
 .PHONY: install train test bench ablate ablate-quick clean
 
@@ -12,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[$(EXTRAS)]'
 	touch $@
 
 train: install

@@ -103,15 +103,16 @@ def markdown(results: dict) -> str:
            f'{results["dtype"]}, batch {results["batch_size"]} x {results["seq_len"]} tokens; '
            f'each model\'s median of {results["rounds"]} rounds of {results["steps"]} steps, '
            'the models taking turns.', '',
-           '| model | params | step ms | tokens/s | / plain GPT | / slot memory | MFU |',
-           '|---|---|---|---|---|---|---|']
+           f'Warm-up: the first {results["warmup"]} steps, compilation included.', '',
+           '| model | params | step ms | tokens/s | / plain GPT | / slot memory | MFU | warm-up s |',
+           '|---|---|---|---|---|---|---|---|']
   models = results['models']
   for name, r in models.items():
     mfu = f'{100 * r["mfu"]:.1f}%' if r['mfu'] is not None else 'n/a'
     over_slots = r['tokens_per_second'] / models['memgpt_slots']['tokens_per_second']
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
                  f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
-                 f'{over_slots:.3f} | {mfu} |')
+                 f'{over_slots:.3f} | {mfu} | {r["warmup_seconds"]:.1f} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -123,7 +124,7 @@ def main(argv):
   results = {'name': name, **provenance(), 'device': f'{len(jax.devices())} x {device.device_kind}',
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
              'seq_len': config.model.segment_len * config.model.num_segments,
-             'rounds': _ROUNDS.value, 'steps': _STEPS.value}
+             'rounds': _ROUNDS.value, 'steps': _STEPS.value, 'warmup': _WARMUP.value}
   configs = {'plain_gpt': config_lib.plain_gpt(config)}
   for variant, overrides in MEMORY_VARIANTS.items():
     configs[variant] = config.copy_and_resolve_references()

@@ -136,9 +136,11 @@ def tiny_model(vocab_size: int = VOCAB, **overrides) -> tuple[MemGPT, ModelConfi
 
 
 def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
-  """{'params': ...} as plain arrays (init boxes them with their logical axis names)."""
+  """{'params': ...} as plain arrays (init boxes them with their logical axis names).
+  Compiled: only the initialisers are left of the forward pass, where running init op
+  by op would run (and compile) all of it."""
   tokens = jax.numpy.zeros((batch_size, model.cfg.seq_len), jax.numpy.int32)
-  return nn.unbox(model.init(jax.random.key(seed), tokens))
+  return nn.unbox(jax.jit(model.init)(jax.random.key(seed), tokens))
 
 
 @pytest.fixture(scope='session', params=MEMORY_KINDS)

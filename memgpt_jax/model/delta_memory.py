@@ -31,6 +31,9 @@ moves S along its key, so over a long stream a memory that writes everything for
 train.write_cost charges for mean beta, and with 'sparse' the tokens it prices out
 write exactly nothing however long the stream.
 
+Each side projects x once per layer and head: the read [W_q ; w_g] x, the write
+[W_k,0 ; W_k,1 ; W_v ; w_b ; w_a] x (what its knobs use of these).
+
 The chunked form writes the whole segment at once. With gamma_t = alpha_1 ... alpha_t
 (1 without decay) and Gamma_ti = gamma_t / gamma_i,
 
