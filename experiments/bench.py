@@ -1,6 +1,6 @@
 """Training speed of MemGPT against the plain GPT of the same width, depth and batch.
 
-  python experiments/bench.py [--config=configs/default.py] [--rounds=5] [--steps=4]
+  python experiments/bench.py [--config=configs/default.py] [--rounds=7] [--steps=3]
                               [--config.train.batch_size=16 ...]
                               [--out=experiments/results] [--name=bench_cpu]
 
@@ -36,8 +36,8 @@ from memgpt_jax.training.optimizer import make_optimizer
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _CONFIG = config_flags.DEFINE_config_file('config', str(ROOT / 'configs' / 'default.py'),
                                           'MemGPT config.')
-_ROUNDS = flags.DEFINE_integer('rounds', 5, 'Timed rounds; each model runs once per round.')
-_STEPS = flags.DEFINE_integer('steps', 4, 'Steps per model and round.')
+_ROUNDS = flags.DEFINE_integer('rounds', 7, 'Timed rounds; each model runs once per round.')
+_STEPS = flags.DEFINE_integer('steps', 3, 'Steps per model and round.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (compilation included).')
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default bench_<platform>).')
