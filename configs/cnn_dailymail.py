@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.num_segments = 8  # K: N = 2048 bytes
   model.memory.delta.key_dim = 128
   model.pointer.cache_len = 1024
-  model.remat = True
+  model.remat = 'full'
 
   data = config.data
   data.source = 'tfds'

@@ -42,7 +42,10 @@ def get_config() -> ml_collections.ConfigDict:
   # d_model^-1/2 (experiments/results/recall_exploration.md).
   config.model.init_std = 0.02
   config.model.dtype = 'float32'  # compute dtype; params stay float32
-  config.model.remat = False
+  # What each block keeps for the backward pass: 'none' (everything: fastest, most
+  # memory) | 'dots' (matmul outputs; the rest is recomputed) | 'full' (only its
+  # input: least memory, one more forward pass).
+  config.model.remat = 'none'
   # The window's softmax attention: 'fused' (jax.nn.dot_product_attention: cuDNN's
   # kernel on a GPU) | 'einsum' (spelled out: the faster on a CPU) | 'auto' (einsum on
   # a CPU, fused elsewhere). Both give the same outputs (tests/test_model.py).

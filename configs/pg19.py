@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.num_segments = 8  # K: N = 2048 bytes
   model.memory.delta.key_dim = 128
   model.pointer.cache_len = 512
-  model.remat = True  # backprop through all 8 segments
+  model.remat = 'full'  # backprop through all 8 segments
 
   data = config.data
   data.source = 'tfds'

@@ -1,7 +1,9 @@
-"""Cached decoding: a prompt of any length is fed segment by segment, then one token
-at a time, with the KV window, the memory and the pointer cache carried exactly as in
-training (the memory is written after every T tokens). `generate` is the one loop
-behind memgpt-sample (memgpt_jax/sampling.py) and the task metrics' greedy targets
+"""Cached decoding: a prompt of any length is fed segment by segment, then new tokens
+are sampled and fed one at a time, with the KV window, the memory and the pointer cache
+carried exactly as in training (the memory is written after every T tokens). The new
+tokens come from one compiled loop (`lax.scan`) per chunk of `chunk_size` tokens, so
+the host waits on the device once per chunk, not once per token. `generate` is the one
+loop behind memgpt-sample (memgpt_jax/sampling.py) and the task metrics' greedy targets
 (`generate_targets`, memgpt_jax/training/evaluation.py).
 """
 
@@ -39,6 +41,8 @@ class Decoder:
         lambda params, batch_size: model.apply(
             params, batch_size, method=MemGPT.initial_state),
         static_argnums=1)
+    self._sample_and_feed = jax.jit(functools.partial(_sample_and_feed, model),
+                                    static_argnames=('count', 'top_k'))
 
   def start(self, batch_size: int) -> DecodeState:
     return DecodeState(self._initial(self.params, batch_size),
@@ -69,6 +73,50 @@ class Decoder:
     return jnp.concatenate(outputs, axis=1), state
 
 
+  def sample_and_feed(self, state: DecodeState, log_probs: jax.Array, done: jax.Array,
+                      rng: jax.Array, first_step: int, count: int, temperature: float,
+                      top_k: int, top_p: float, stop_id: int | None):
+    """`count` new tokens in one compiled loop: each sampled from log_probs [B, V]
+    (with key fold_in(rng, step)), then fed. -> (tokens [B, count], log_probs, done,
+    state); rows that emitted stop_id (done [B]) keep emitting it."""
+    carry, tokens = self._sample_and_feed(
+        self.params, state.memory, state.window, jnp.int32(state.position), log_probs,
+        done, rng, jnp.int32(first_step), jnp.float32(temperature), jnp.float32(top_p),
+        jnp.int32(-1 if stop_id is None else stop_id), count=count, top_k=top_k)
+    memory, window, position, log_probs, done = carry
+    return tokens, log_probs, done, DecodeState(memory, window, int(position))
+
+
+def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs, done, rng,
+                     first_step, temperature, top_p, stop_id, *, count: int, top_k: int):
+  """Decoder.sample_and_feed's loop, traced once per (count, top_k)."""
+  cfg = model.cfg
+  batch = log_probs.shape[0]
+  ones = jnp.ones((batch, 1), jnp.int32)
+
+  def end_segment(memory, window):
+    return (model.apply(params, memory, window, method=MemGPT.end_segment),
+            empty_window(cfg, batch))
+
+  def step(carry, index):
+    memory, window, position, log_probs, done = carry
+    token = sample_token(jax.random.fold_in(rng, first_step + index), log_probs,
+                         temperature, top_k, top_p)
+    token = jnp.where(done, stop_id, token)  # [B]
+    done = done | (token == stop_id)
+    log_probs, window = _chunk_log_probs(model, params, token[:, None], position, memory,
+                                         window, ones, jnp.zeros((batch, 1), bool))
+    position = position + 1
+    memory, window = jax.lax.cond(position == cfg.segment_len, end_segment,
+                                  lambda memory, window: (memory, window), memory, window)
+    position = jnp.where(position == cfg.segment_len, 0, position)
+    return (memory, window, position, log_probs[:, -1], done), token
+
+  carry, tokens = jax.lax.scan(step, (memory, window, position, log_probs, done),
+                               jnp.arange(count))
+  return carry, tokens.T
+
+
 def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_ids, prefix):
   output, window = model.apply(params, tokens, start, memory, window, doc_ids, prefix,
                                method=MemGPT.process_chunk)
@@ -96,29 +144,27 @@ def sample_token(rng: jax.Array, log_probs: jax.Array, temperature: float, top_k
 
 def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax.Array,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             stop_id: int | None = None, prefix: bool = False) -> Iterator[np.ndarray]:
-  """Yields the next token of every sample [B], one step at a time (for streaming).
+             stop_id: int | None = None, prefix: bool = False,
+             chunk_size: int = 16) -> Iterator[np.ndarray]:
+  """Yields the next token of every sample [B], one step at a time (for streaming),
+  decoded chunk_size tokens at a time.
 
   prompt: [B, L] int32, L >= 1, left-padded with -1 where rows differ in length.
   prefix: the prompt is a seq2seq input (ended by eos) and the continuation its target.
-  Samples that emitted stop_id keep emitting it.
+  Samples that emitted stop_id keep emitting it; it ends when all have.
   """
   log_probs, state = decoder.feed(
       decoder.start(prompt.shape[0]), jnp.asarray(np.maximum(prompt, 0)), prefix=prefix,
       doc_ids=jnp.asarray((prompt >= 0).astype(np.int32)))
-  log_probs = log_probs[:, -1]
-  done = np.zeros(prompt.shape[0], bool)
-  for step in range(max_new_tokens):
-    token = np.asarray(sample_token(jax.random.fold_in(rng, step), log_probs,
-                                    temperature, top_k, top_p))
-    if stop_id is not None:
-      token = np.where(done, stop_id, token)
-      done |= token == stop_id
-    yield token
-    if done.all() or step + 1 == max_new_tokens:
-      return
-    log_probs, state = decoder.feed(state, jnp.asarray(token[:, None]))
-    log_probs = log_probs[:, -1]
+  log_probs, done = log_probs[:, -1], jnp.zeros(prompt.shape[0], bool)
+  count = min(chunk_size, max_new_tokens)  # one compiled loop for every chunk
+  for first in range(0, max_new_tokens, count):
+    tokens, log_probs, done, state = decoder.sample_and_feed(
+        state, log_probs, done, rng, first, count, temperature, top_k, top_p, stop_id)
+    for token in np.asarray(tokens).T[:max_new_tokens - first]:
+      yield token
+      if stop_id is not None and (token == stop_id).all():
+        return
 
 
 def generate_targets(decoder: Decoder, tokenizer, sources: list[str], max_new_tokens: int,

@@ -115,3 +115,29 @@ def test_decoding_runs_past_the_training_length(memgpt):
   greedy = np.stack(list(generate(decoder, prompt, 6, jax.random.key(5), temperature=0.0)),
                     axis=1)
   assert (greedy == greedy[:1]).all()
+
+
+@pytest.mark.parametrize('chunk_size', [1, 5])
+def test_compiled_decoding_loop_matches_the_full_forward_pass(memgpt, chunk_size):
+  """Greedy chunks from the compiled loop, across segment ends (memory writes) and
+  chunk ends: each token is the full forward pass's argmax over prompt + tokens, and
+  the loop's log-probs after each chunk are the full pass's at that position."""
+  model, params = memgpt
+  prompt = jax.random.randint(jax.random.key(9), (2, 3), 0, VOCAB)
+  decoder = Decoder(model, params)
+  log_probs, state = decoder.feed(decoder.start(2), prompt)
+  log_probs, done = log_probs[:, -1], jnp.zeros(2, bool)
+  tokens, after_chunks = [], []
+  while sum(t.shape[1] for t in tokens) + chunk_size <= 2 * model.cfg.seq_len - 3:
+    chunk, log_probs, done, state = decoder.sample_and_feed(
+        state, log_probs, done, jax.random.key(0), 0, chunk_size, 0.0, 0, 1.0, None)
+    tokens.append(np.asarray(chunk))
+    after_chunks.append(log_probs)
+  tokens = np.concatenate(tokens, axis=1)
+  row = jnp.concatenate([prompt, tokens], axis=1)
+  row = jnp.pad(row, ((0, 0), (0, -row.shape[1] % model.cfg.seq_len)))
+  full = losses.next_token_log_probs(model.apply(params, row)).reshape(2, row.shape[1], -1)
+  np.testing.assert_array_equal(tokens, np.asarray(jnp.argmax(full, -1))[:, 2:2 + tokens.shape[1]])
+  for index, log_probs in enumerate(after_chunks):
+    position = 3 + (index + 1) * chunk_size - 1  # the chunk's last token
+    np.testing.assert_allclose(log_probs, full[:, position], atol=2e-6)

@@ -224,3 +224,15 @@ def test_fast_paths_give_the_same_outputs(variants):
     tokens = random_tokens((2, cfg.seq_len), seed=8)
     outputs.append(full_log_probs(model, init_params(model), tokens))
   np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+
+
+@pytest.mark.parametrize('remat', ['dots', 'full'])
+def test_remat_policies_give_the_gradients_of_keeping_everything(remat):
+  """model.remat trades memory for recomputation: the gradients stay the same."""
+  gradients = []
+  for policy in ('none', remat):
+    model, cfg = tiny_model(remat=policy)
+    tokens = random_tokens((2, cfg.seq_len), seed=10)
+    gradients.append(jax.jit(jax.grad(lambda p, model=model, tokens=tokens: jnp.mean(
+        losses.next_token_log_probs(model.apply(p, tokens))[..., 0])))(init_params(model)))
+  jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6), *gradients)

@@ -120,7 +120,7 @@ class ModelConfig:
   dtype: str = _setting(choices=('float32', 'bfloat16'))
   attention: str = _setting(choices=('auto', 'einsum', 'fused'))
   segment_unroll: int = _setting(minimum=0)
-  remat: bool = _setting()
+  remat: str = _setting(choices=('none', 'dots', 'full'))
   bidirectional_prefix: bool = _setting()
   memory_enabled: bool = _setting('memory.enabled')
   memory_kind: str = _setting('memory.kind', choices=('delta', 'slots'))

@@ -29,6 +29,11 @@ from memgpt_jax.model.attention import window_mask
 from memgpt_jax.model.state import EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, WindowCache
 
 
+# model.remat: what a block keeps for the backward pass (None: nothing but its input).
+REMAT_POLICIES = {'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+                  'full': None}
+
+
 def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
   """Zeroed buffers for one segment; the attention mask hides unwritten positions."""
   window = (batch_size, cfg.segment_len)
@@ -57,7 +62,7 @@ class MemGPT(nn.Module):
         cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype,
         embedding_init=nn.with_logical_partitioning(default_init(cfg), ('vocab', 'embed')))
     self.positions = AdditivePositions(cfg)
-    block = nn.remat(Block) if cfg.remat else Block
+    block = Block if cfg.remat == 'none' else nn.remat(Block, policy=REMAT_POLICIES[cfg.remat])
     self.blocks = [block(cfg, cfg.has_memory(layer), self.deterministic)
                    for layer in range(cfg.num_layers)]
     memory = DeltaMemory if cfg.memory_kind == 'delta' else SlotMemory

@@ -159,13 +159,17 @@ def _flatten(value, prefix: str = '') -> dict:
 
 # Settings a resume may change: how long to train (the learning rate follows the new
 # num_steps' schedule from the current step on), how often to log, evaluate and save, how the
-# batch is laid out on devices and in micro-batches (the same update), where data is
-# read from and what is sampled. Everything else changes what is trained.
+# batch is laid out on devices and in micro-batches (the same update), how the same
+# math is computed (remat, attention kernel, segment unrolling, the delta rule's
+# form), where data is read from and what is sampled. Everything else changes what
+# is trained.
 RESUMABLE = ('train.num_steps', 'train.stop_at_step', 'train.log_every', 'train.eval_every',
              'train.eval_batches', 'train.checkpoint_every', 'train.keep_checkpoints',
              'train.async_checkpointing', 'train.grad_accum_steps', 'train.generate_examples',
              'train.generate_max_tokens', 'data.read_threads', 'data.tfds_data_dir',
-             'data.task_metrics', 'parallelism', 'mesh.', 'sample.', 'init_from')
+             'data.task_metrics', 'parallelism', 'mesh.', 'sample.', 'init_from',
+             'model.remat', 'model.attention', 'model.segment_unroll',
+             'model.memory.delta.write_form', 'model.memory.delta.chunk_size')
 
 
 def resume_conflict(saved: ml_collections.ConfigDict,
