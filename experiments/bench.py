@@ -26,7 +26,7 @@ import numpy as np
 
 from memgpt_jax import config_lib
 from memgpt_jax import flops
-from memgpt_jax.data.tokenizer import make_tokenizer
+from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
@@ -55,7 +55,7 @@ class Timed:
   """One model's train step, compiled and warmed up, timed a round at a time."""
 
   def __init__(self, config):
-    self.cfg = config_lib.validate(config, make_tokenizer(config.data).vocab_size,
+    self.cfg = config_lib.validate(config, declared_vocab_size(config.data),
                                    jax.process_count())
     self.config = config
     self.partitioner = make_partitioner(config, MemGPT(self.cfg), make_optimizer(config.train))

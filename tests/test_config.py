@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, VOCAB, init_params, load_config, tiny_model
 from memgpt_jax import config_lib
 from memgpt_jax import flops
+from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.config import ModelConfig
@@ -222,3 +223,28 @@ def test_peak_table_picks_the_most_specific_device():
   assert flops.peak_flops('NVIDIA H100 PCIe', 'bfloat16') == 756e12
   assert flops.peak_flops('NVIDIA H100 80GB HBM3', 'bfloat16') == 989e12
   assert flops.peak_flops('cpu', 'float32') is None
+
+
+def _config_files():
+  return sorted(p.name for p in (ROOT / 'configs').glob('*.py') if p.name != 'grids.py')
+
+
+@pytest.mark.parametrize('name', _config_files())
+def test_every_config_file_gives_a_valid_config(name):
+  config = config_lib.load_config(ROOT / 'configs' / name)
+  config_lib.validate(config, declared_vocab_size(config.data))
+
+
+@pytest.mark.parametrize('size,millions', [('125m', 125), ('350m', 350), ('1_3b', 1300)])
+def test_model_size_configs_have_the_parameters_of_their_names(size, millions):
+  """The plain GPT within 15% of its name (a 32K vocabulary where GPT-2 had 50K); its
+  MemGPT twin within 10% of the GPT."""
+  counts = []
+  for variant in ('', ':memgpt'):
+    config = config_lib.load_config(f'{ROOT}/configs/gpt_{size}.py{variant}')
+    model = MemGPT(config_lib.validate(config, declared_vocab_size(config.data)))
+    tokens = jax.ShapeDtypeStruct((1, model.cfg.seq_len), jnp.int32)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), tokens)
+    counts.append(sum(x.size for x in jax.tree.leaves(shapes)))
+  assert abs(counts[0] / (millions * 1e6) - 1) < 0.15, counts
+  assert 1.0 < counts[1] / counts[0] < 1.1, counts

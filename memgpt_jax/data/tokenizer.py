@@ -135,6 +135,14 @@ class SentencePieceTokenizer:
 Tokenizer = ByteTokenizer | SentencePieceTokenizer
 
 
+def declared_vocab_size(data_config: ml_collections.ConfigDict) -> int:
+  """The vocabulary size the config asks for, without a tokenizer (a SentencePiece
+  model that is trained on first use need not exist yet): for timing and shapes."""
+  if data_config.tokenizer == 'sentencepiece':
+    return int(data_config.sentencepiece.vocab_size)
+  return make_tokenizer(data_config).vocab_size
+
+
 def make_tokenizer(data_config: ml_collections.ConfigDict,
                    workdir: str | pathlib.Path | None = None) -> Tokenizer:
   """Returns the tokenizer named by `data_config.tokenizer`.
