@@ -2,6 +2,7 @@
 
   python experiments/bench.py [--config=configs/default.py] [--rounds=7] [--steps=3]
                               [--config.train.batch_size=16 ...]
+                              [--decode_context=2048] [--decode_batches=1,32]
                               [--out=experiments/results] [--name=bench_cpu]
 
 Every model is timed in ONE run on the same devices, with the real train step (jit
@@ -13,6 +14,8 @@ median round, so a machine that speeds up or slows down during the run moves eve
 model alike. Prints and writes (<out>/<name>.json, .md) params, step time, tokens/s,
 the ratio to the plain GPT, and on GPU/TPU the MFU from the model FLOP count of
 memgpt_jax/flops.py (memory and pointer work included) and its per-device peak table.
+Then decoding: new tokens/s of the delta MemGPT after --decode_context tokens, cached
+(the compiled loop of memgpt_jax/decode.py) and uncached, at each of --decode_batches.
 """
 
 import pathlib
@@ -20,13 +23,17 @@ import time
 
 from absl import app
 from absl import flags
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
 from memgpt_jax import config_lib
 from memgpt_jax import flops
 from memgpt_jax.data.tokenizer import declared_vocab_size
+from memgpt_jax.decode import Decoder
+from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
@@ -41,6 +48,10 @@ _STEPS = flags.DEFINE_integer('steps', 3, 'Steps per model and round.')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (compilation included).')
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default bench_<platform>).')
+_DECODE_CONTEXT = flags.DEFINE_integer('decode_context', 2048,
+                                       'Tokens fed before decoding is timed.')
+_DECODE_TOKENS = flags.DEFINE_integer('decode_tokens', 64, 'New tokens timed per batch.')
+_DECODE_BATCHES = flags.DEFINE_list('decode_batches', ['1', '32'], 'Decoding batch sizes.')
 
 # MemGPT as configured, once per memory kind and write form.
 MEMORY_VARIANTS = {
@@ -97,6 +108,32 @@ class Timed:
     }
 
 
+def decoding_speed(cfg: ModelConfig, batch: int) -> dict:
+  """New tokens/s after decode_context tokens of context, for the model as configured:
+  cached (decode.py: the KV window, memory and pointer cache carried, new tokens from
+  the compiled loop) against uncached (one full forward pass over the context per new
+  token, what decoding costs without a cache)."""
+  model = MemGPT(cfg)
+  context = _DECODE_CONTEXT.value - _DECODE_CONTEXT.value % cfg.segment_len
+  prompt = np.random.default_rng(1).integers(0, 256, (batch, context), dtype=np.int32)
+  params = nn.unbox(jax.jit(model.init)(jax.random.key(0), prompt[:, :cfg.seq_len]))
+  decoder = Decoder(model, params)
+  log_probs, state = decoder.feed(decoder.start(batch), jnp.asarray(prompt))
+  sample = lambda: decoder.sample_and_feed(
+      state, log_probs[:, -1], jnp.zeros(batch, bool), jax.random.key(0), 0,
+      _DECODE_TOKENS.value, 1.0, 0, 1.0, None)[0]
+  forward = jax.jit(lambda tokens: model.apply(params, tokens).vocab_logits[:, -1])
+  seconds = {}
+  for name, run in (('cached', sample), ('uncached', lambda: forward(prompt))):
+    jax.block_until_ready(run())  # compiles
+    start = time.perf_counter()
+    jax.block_until_ready(run())
+    seconds[name] = time.perf_counter() - start
+  return {'batch': batch, 'context': context,
+          'cached_tokens_per_second': batch * _DECODE_TOKENS.value / seconds['cached'],
+          'uncached_tokens_per_second': batch / seconds['uncached']}
+
+
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
            f'`{results["command"]}` at commit {results["commit"]} on {results["device"]}, '
@@ -113,6 +150,16 @@ def markdown(results: dict) -> str:
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
                  f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
                  f'{over_slots:.3f} | {mfu} | {r["warmup_seconds"]:.1f} |')
+  decoding = results['decoding']
+  lines += ['', f'Decoding, the model as configured, after {decoding[0]["context"]} tokens of '
+            f'context (memgpt_delta_chunked\'s config; new tokens sampled at temperature 1):',
+            '', '| batch | cached tokens/s | uncached tokens/s | cached / uncached | '
+            '/ batch 1 (cached) |', '|---|---|---|---|---|']
+  for r in decoding:
+    lines.append(f'| {r["batch"]} | {r["cached_tokens_per_second"]:,.0f} | '
+                 f'{r["uncached_tokens_per_second"]:,.1f} | '
+                 f'{r["cached_tokens_per_second"] / r["uncached_tokens_per_second"]:.0f} | '
+                 f'{r["cached_tokens_per_second"] / decoding[0]["cached_tokens_per_second"]:.1f} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -135,6 +182,8 @@ def main(argv):
     for model in models.values():
       model.time_round()
   results['models'] = {variant: model.summary() for variant, model in models.items()}
+  results['decoding'] = [decoding_speed(models['memgpt_delta_chunked'].cfg, int(batch))
+                         for batch in _DECODE_BATCHES.value]
   plain = results['models']['plain_gpt']['tokens_per_second']
   for r in results['models'].values():
     r['over_plain_gpt'] = r['tokens_per_second'] / plain
