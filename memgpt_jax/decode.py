@@ -157,7 +157,7 @@ def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax
       decoder.start(prompt.shape[0]), jnp.asarray(np.maximum(prompt, 0)), prefix=prefix,
       doc_ids=jnp.asarray((prompt >= 0).astype(np.int32)))
   log_probs, done = log_probs[:, -1], jnp.zeros(prompt.shape[0], bool)
-  count = min(chunk_size, max_new_tokens)  # one compiled loop for every chunk
+  count = max(1, min(chunk_size, max_new_tokens))  # one compiled loop for every chunk
   for first in range(0, max_new_tokens, count):
     tokens, log_probs, done, state = decoder.sample_and_feed(
         state, log_probs, done, rng, first, count, temperature, top_k, top_p, stop_id)
