@@ -72,7 +72,6 @@ class Decoder:
         state = DecodeState(memory, empty_window(self.model.cfg, tokens.shape[0]), 0)
     return jnp.concatenate(outputs, axis=1), state
 
-
   def sample_and_feed(self, state: DecodeState, log_probs: jax.Array, done: jax.Array,
                       rng: jax.Array, first_step: int, count: int, temperature: float,
                       top_k: int, top_p: float, stop_id: int | None):
