@@ -41,7 +41,7 @@ from memgpt_jax.data import builders
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.provenance import provenance
-from memgpt_jax.training import pretrained, trainer
+from memgpt_jax.training import checkpointing, trainer
 from memgpt_jax.training.metrics_writer import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def make_config(run, grid, seed: int, data_dir: pathlib.Path):
 
 
 def _count_params(config) -> int:
-  _, shapes = pretrained.abstract_params(config, make_tokenizer(config.data).vocab_size)
+  _, shapes = checkpointing.abstract_params(config, make_tokenizer(config.data).vocab_size)
   return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
 
 

@@ -14,7 +14,8 @@ from memgpt_jax.data import builders
 from memgpt_jax.data import synthetic
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
-from memgpt_jax.training import evaluation, pretrained
+from memgpt_jax.training import evaluation
+from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.optimizer import make_optimizer
 from memgpt_jax.training.partitioner import make_partitioner
 
@@ -25,7 +26,7 @@ def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
   """The final checkpoint's params, and the partitioner that lays them out."""
   model = MemGPT(config_lib.validate(config, vocab_size))
   partitioner = make_partitioner(config, model, make_optimizer(config.train))
-  return model, partitioner, pretrained.load_params(workdir, partitioner.abstract_state.params)
+  return model, partitioner, workdir_lib.load_params(workdir, partitioner.abstract_state.params)
 
 
 def _num_answers(config, split: str) -> int:

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from memgpt_jax.provenance import provenance, write_results
-from memgpt_jax.training import pretrained
+from memgpt_jax.training import checkpointing
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
 
@@ -66,7 +66,7 @@ def environment(scratch: pathlib.Path) -> dict[str, str]:
 
 def latest_step(workdir: pathlib.Path) -> int:
   """The newest finished save's step (0: none)."""
-  return max(pretrained.finished_steps(workdir / workdir_lib.CHECKPOINTS), default=0)
+  return max(checkpointing.finished_steps(workdir / workdir_lib.CHECKPOINTS), default=0)
 
 
 def logged_steps(workdir: pathlib.Path) -> int:
@@ -124,7 +124,7 @@ def killed_attempt(workdir: pathlib.Path, data_dir: pathlib.Path, env: dict,
 def final_params(workdir: pathlib.Path):
   step_dir = workdir / workdir_lib.CHECKPOINTS / str(latest_step(workdir))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  return pretrained.read_model(step_dir, workdir, device)[1]
+  return workdir_lib.read_model(step_dir, workdir, device)[1]
 
 
 def compare(reference: pathlib.Path, soaked: pathlib.Path) -> dict:

@@ -14,7 +14,7 @@ from memgpt_jax.data import records
 from memgpt_jax.data.pipeline import task_configs
 from memgpt_jax.decode import Decoder, generate
 from memgpt_jax.errors import UserError
-from memgpt_jax.training import pretrained
+from memgpt_jax.training import workdir as workdir_lib
 
 
 def load_decoder(workdir: str | pathlib.Path):
@@ -22,16 +22,12 @@ def load_decoder(workdir: str | pathlib.Path):
   config saved with it (damaged or non-finite newer ones are skipped with a warning).
   Reads the parameters only, not the optimizer state."""
   workdir = pathlib.Path(workdir)
-  if not pretrained.has_checkpoint(workdir):
+  if not workdir_lib.has_checkpoint(workdir):
     raise UserError(f'{workdir} holds no checkpoint to sample from: train first with '
                     f'memgpt-train --workdir={workdir}')
-
-  def restore(step_dir: pathlib.Path):
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    model, params, tokenizer, config = pretrained.read_model(step_dir, workdir, device)
-    return Decoder(model, {'params': params}), tokenizer, config
-
-  return pretrained.restore_newest(workdir, restore)[1]
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  model, params, tokenizer, config = workdir_lib.newest_model(workdir, device)
+  return Decoder(model, {'params': params}), tokenizer, config
 
 
 def _prompt_ids(tokenizer, text: str, seq2seq: bool) -> np.ndarray:

@@ -12,7 +12,7 @@ import portpicker
 
 from conftest import ROOT, load_config
 from memgpt_jax import sampling
-from memgpt_jax.training.checkpointing import Checkpointer
+from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.trainer import train_and_evaluate
 from multidevice import run_scripts
@@ -96,7 +96,7 @@ def test_readme_two_process_run_resumes_in_one_process(tmp_path, data_dir, capsy
   assert 'checkpoint written by 2 processes, restored on 1' in capsys.readouterr().out
   assert [r['step'] for r in read_metrics(workdir, 'train')] == [1, 2, 3, 4, 5, 6]
   assert np.isfinite(metrics['loss'])
-  checkpointer = Checkpointer(workdir)
+  checkpointer = workdir_lib.checkpointer(workdir)
   assert checkpointer.latest_step() == 6
   assert checkpointer.restore_topology()['process_count'] == 1
   checkpointer.close()

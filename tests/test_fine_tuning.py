@@ -9,7 +9,8 @@ import pytest
 from conftest import copy_config, text_config
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
-from memgpt_jax.training import pretrained
+from memgpt_jax.training import checkpointing
+from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.trainer import train_and_evaluate
 
 TOK = ByteTokenizer()
@@ -32,12 +33,12 @@ def test_fine_tuning_starts_from_the_pretrained_parameters(data_dir, pretrained_
   config.data.task_metrics = ''  # decoding is tested above; here only the parameters count
   config.train.update(num_steps=1, learning_rate=1e-12, eval_every=1, checkpoint_every=1)
   train_and_evaluate(config, tmp_path / 'finetuned')
-  abstract = pretrained.abstract_params(config, TOK.vocab_size)[1]
-  before = pretrained.load_params(workdir, abstract)
-  after = pretrained.load_params(tmp_path / 'finetuned', abstract)
+  abstract = checkpointing.abstract_params(config, TOK.vocab_size)[1]
+  before = workdir_lib.load_params(workdir, abstract)
+  after = workdir_lib.load_params(tmp_path / 'finetuned', abstract)
   for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
     np.testing.assert_allclose(a, b, atol=1e-6)  # one step at a negligible learning rate
-  assert pretrained.saved_config(tmp_path / 'finetuned').data.source == 'copy_summary'
+  assert workdir_lib.saved_config(tmp_path / 'finetuned').data.source == 'copy_summary'
 
 
 def test_fine_tuning_refuses_another_shape_and_writes_nothing(data_dir, pretrained_lm,

@@ -15,9 +15,8 @@ import pytest
 from conftest import snapshot, tiny_train_config, train_losses
 from memgpt_jax import config_lib, sampling
 from memgpt_jax.errors import Diverged, UserError
-from memgpt_jax.training import pretrained
 from memgpt_jax.training import workdir as workdir_lib
-from memgpt_jax.training.checkpointing import Checkpointer, all_finite
+from memgpt_jax.training.checkpointing import all_finite
 from memgpt_jax.training.metrics_writer import MetricsWriter, read_metrics
 from memgpt_jax.training.trainer import train_and_evaluate
 
@@ -40,7 +39,7 @@ def finished(data_dir, tmp_path_factory):
 
 def step_params(workdir: pathlib.Path, step: int):
   """The parameters saved at `step` (NonFinite if they hold NaN or inf)."""
-  return pretrained.read_model(workdir / 'checkpoints' / str(step), workdir, DEVICE)[1]
+  return workdir_lib.read_model(workdir / 'checkpoints' / str(step), workdir, DEVICE)[1]
 
 
 def assert_same_params(a, b, rtol=0.0):
@@ -103,11 +102,11 @@ def test_readers_take_the_newest_checkpoint_that_restores(finished, tmp_path, da
   assert_same_params(decoder.params['params'], params[2])
   assert 'skipped checkpoints that do not restore: step 4 (' in caplog.text
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params[2])
-  assert_same_params(pretrained.load_params(workdir, abstract), params[2])  # init_from
+  assert_same_params(workdir_lib.load_params(workdir, abstract), params[2])  # init_from
 
   DAMAGE[damage](workdir / 'checkpoints' / '2')
   for restore in (lambda: sampling.load_decoder(workdir),
-                  lambda: pretrained.load_params(workdir, abstract)):
+                  lambda: workdir_lib.load_params(workdir, abstract)):
     with pytest.raises(UserError, match='no checkpoint restores: step 4 .*; step 2') as error:
       restore()
     assert '\n' not in str(error.value)
@@ -151,7 +150,7 @@ def test_a_diverged_run_stops_and_keeps_its_last_finite_checkpoint(data_dir, tmp
                              eval_every=100)
   with pytest.raises(Diverged, match=r'step (\d+): loss=\S+ grad_norm=\S+ is not finite'):
     train_and_evaluate(config, tmp_path)
-  kept = Checkpointer(tmp_path).all_steps()
+  kept = workdir_lib.checkpointer(tmp_path).all_steps()
   assert kept, 'the first steps (warmup from 0) are finite'
   for step in kept:
     assert all_finite(step_params(tmp_path, step))
@@ -160,7 +159,7 @@ def test_a_diverged_run_stops_and_keeps_its_last_finite_checkpoint(data_dir, tmp
   # Resuming diverges again at the same step; rotation keeps the finite checkpoints.
   with pytest.raises(Diverged):
     train_and_evaluate(config, tmp_path)
-  assert Checkpointer(tmp_path).all_steps() == kept
+  assert workdir_lib.checkpointer(tmp_path).all_steps() == kept
 
 
 def test_metrics_are_strict_json(tmp_path):
@@ -243,4 +242,4 @@ def test_a_resume_may_extend_the_run_and_change_the_micro_batches(finished, data
   config = four_steps(data_dir, num_steps=6, grad_accum_steps=2, log_every=2)
   train_and_evaluate(config, workdir)
   assert sorted(train_losses(workdir)) == [1, 2, 3, 4, 6]
-  assert Checkpointer(workdir).latest_step() == 6
+  assert workdir_lib.checkpointer(workdir).latest_step() == 6

@@ -11,7 +11,7 @@ from conftest import snapshot, tiny_train_config as tiny_config, train_losses
 from memgpt_jax import sampling
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
-from memgpt_jax.training.checkpointing import Checkpointer
+from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.trainer import train_and_evaluate
 
 
@@ -32,7 +32,7 @@ def test_training_writes_metrics_and_checkpoints(uninterrupted):
   # It learns something even in 8 steps: held-out loss below the uniform guess's log(V)
   # (where the small initialisation starts; one batch's loss is too noisy to compare).
   assert metrics['loss'] < np.log(ByteTokenizer.vocab_size) - 0.5
-  assert Checkpointer(workdir).latest_step() == 8
+  assert workdir_lib.checkpointer(workdir).latest_step() == 8
   assert (workdir / 'config.json').is_file()
   assert any((workdir / 'tensorboard').iterdir())
 
@@ -40,7 +40,7 @@ def test_training_writes_metrics_and_checkpoints(uninterrupted):
 def test_stop_and_resume_continues_exactly(uninterrupted, data_dir, tmp_path):
   workdir, _ = uninterrupted
   train_and_evaluate(tiny_config(data_dir, stop_at_step=3), tmp_path)
-  assert Checkpointer(tmp_path).latest_step() == 3
+  assert workdir_lib.checkpointer(tmp_path).latest_step() == 3
   assert sorted(train_losses(tmp_path)) == [1, 2, 3]
   train_and_evaluate(tiny_config(data_dir), tmp_path)  # resumes at step 3
   resumed, expected = train_losses(tmp_path), train_losses(workdir)

@@ -1,11 +1,15 @@
-"""Orbax checkpoints of everything a resume needs: the train state (params, optimizer
-state, step, RNG), every process's data iterator position, the config that made
-them, and the topology (processes, mesh) that wrote them.
+"""Orbax checkpoints, one directory per step: everything a resume needs (the train
+state: params, optimizer state, step, RNG; every process's data iterator position),
+the config that made them, and the topology (processes, mesh) that wrote them.
 
 Every process calls save and restore: each writes the shards of the state its
 devices own and its own iterator position. A state restores onto any mesh and
 any number of processes (give the new shardings); iterator positions only onto
 as many processes as wrote them, since each process reads its own shard of the data.
+The parameters alone also restore (read_params): to fine-tune from them or sample
+them, with another optimizer, mesh or number of processes.
+
+Which checkpoint a run starts from is memgpt_jax.training.workdir's to decide.
 """
 
 import json
@@ -14,22 +18,25 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from absl import logging
+import flax.linen as nn
 import grain.checkpoint
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
 from memgpt_jax.errors import UserError
-from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.model.transformer import MemGPT
 
 Restored = TypeVar('Restored')
 
 
 class Checkpointer:
-  """One workdir's CheckpointManager: async saves, keep-N, latest-step restore."""
+  """A CheckpointManager over one directory of step directories (a workdir's
+  checkpoints/): async saves, keep-N, latest-step restore."""
 
-  def __init__(self, workdir: str | pathlib.Path, keep: int = 3, async_save: bool = True):
-    self.directory = pathlib.Path(workdir).resolve() / workdir_lib.CHECKPOINTS
+  def __init__(self, directory: str | pathlib.Path, keep: int = 3, async_save: bool = True):
+    self.directory = pathlib.Path(directory).resolve()
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -148,6 +155,87 @@ def newest_that_restores(steps: list[int], restore: Callable[[int], Restored],
 
 class NonFinite(ValueError):
   """Parameters holding NaN or inf: a checkpoint not worth restoring."""
+
+
+def finished_steps(directory: pathlib.Path) -> list[int]:
+  """The committed steps a Checkpointer wrote to `directory` (not the ones in flight)."""
+  if not directory.is_dir():
+    return []
+  return [int(p.name) for p in ocp.path.step.checkpoint_steps_paths(directory)
+          if p.name.isdigit()]
+
+
+def read_config(step_dir: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config saved in one step directory: it rebuilds the model the params fit."""
+  config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(step_dir / 'config')
+  return ml_collections.ConfigDict(config)
+
+
+def abstract_params(config: ml_collections.ConfigDict, vocab_size: int,
+                    sharding: jax.sharding.Sharding | None = None) -> tuple[MemGPT, dict]:
+  """The model a config (e.g. one saved with a checkpoint) builds, and the shapes and
+  dtypes of its parameters, traced without computing them or building an optimizer;
+  every leaf laid out on `sharding` if given (where a checkpoint restores to)."""
+  model = MemGPT(ModelConfig.from_config(config.model, vocab_size))
+  tokens = jax.ShapeDtypeStruct((1, model.cfg.seq_len), jax.numpy.int32)
+  params = nn.unbox(jax.eval_shape(lambda t: model.init(jax.random.PRNGKey(0), t), tokens))
+  return model, jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params['params'])
+
+
+def _shapes(tree) -> dict[str, tuple[int, ...]]:
+  """{'params/blocks_0/mlp/w1/kernel': shape} for every leaf of a params tree."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {'params/' + jax.tree_util.keystr(keys, simple=True, separator='/'):
+          tuple(leaf.shape) for keys, leaf in leaves}
+
+
+def _first_mismatch(saved, wanted) -> str | None:
+  there, here = _shapes(saved), _shapes(wanted)
+  for name in sorted(there.keys() | here.keys()):
+    if name not in there:
+      return f'{name} is not there, shape {here[name]} here'
+    if name not in here:
+      return f'{name} of shape {there[name]} there is not here'
+    if there[name] != here[name]:
+      return f'{name} has shape {there[name]} there, {here[name]} here'
+  return None
+
+
+def params_mismatch(step_dir: pathlib.Path, abstract_params) -> str | None:
+  """The first parameter whose name or shape differs between the checkpoint in
+  `step_dir` and `abstract_params` (read from the checkpoint's metadata), or None."""
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    saved = handler.metadata(step_dir / 'state').tree['params']
+  finally:
+    handler.close()
+  return _first_mismatch(saved, abstract_params)
+
+
+def read_params(step_dir: pathlib.Path, abstract_params):
+  """The params saved in one step directory, laid out as `abstract_params` says
+  (ShapeDtypeStructs with the shardings the new run wants; numpy arrays where a leaf
+  has no sharding); neither the optimizer state, the step, the RNG nor the data
+  position is read. UserError for params of another model shape, naming the first
+  parameter that differs; NonFinite for params holding NaN or inf."""
+  mismatch = params_mismatch(step_dir, abstract_params)
+  if mismatch:
+    raise UserError(f'init_from: {mismatch} (from {step_dir}): the model '
+                    'settings must match the ones it was trained with')
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    # partial_restore: the handler trims the saved tree to `item` before reading,
+    # so opt_state, step and rng are never read.
+    item = {'params': abstract_params}
+    restored = handler.restore(step_dir / 'state', args=ocp.args.PyTreeRestore(
+        item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+        partial_restore=True))
+  finally:
+    handler.close()
+  if not all_finite(restored['params']):
+    raise NonFinite('its parameters hold NaN or inf')
+  return restored['params']
 
 
 def _flatten(value, prefix: str = '') -> dict:

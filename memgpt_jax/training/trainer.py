@@ -23,10 +23,8 @@ from memgpt_jax.errors import Diverged, Preempted, UserError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel.mesh import describe
 from memgpt_jax.training.partitioner import JitPartitioner, make_partitioner
-from memgpt_jax.training import pretrained, steps
 from memgpt_jax.training import workdir as workdir_lib
-from memgpt_jax.training.checkpointing import (Checkpointer, NonFinite, all_finite,
-                                               newest_that_restores, resume_conflict)
+from memgpt_jax.training.checkpointing import Checkpointer, all_finite
 from memgpt_jax.training.evaluation import TaskEvaluators
 from memgpt_jax.training.metrics_writer import MetricsWriter
 from memgpt_jax.training.optimizer import learning_rate_schedule, make_optimizer
@@ -62,42 +60,6 @@ class _StopSignal:
   def restore(self):
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
-
-
-def restore_run(checkpointer: Checkpointer, config: ml_collections.ConfigDict,
-                partitioner: JitPartitioner, workdir: pathlib.Path,
-                train_data) -> steps.TrainState:
-  """The newest checkpoint that restores, in the partitioner's global layout, whatever
-  mesh and processes wrote it. Refuses (UserError, naming the key) a checkpoint whose
-  config differs in a setting a resume may not change (checkpointing.RESUMABLE).
-  `train_data` continues from its saved position when as many processes wrote it.
-  Newer checkpoints that did not restore are set aside (renamed, not deleted)."""
-
-  def restore(step: int):
-    conflict = resume_conflict(checkpointer.restore_config(step), config)
-    if conflict:
-      raise UserError(f'{workdir} holds a run with {conflict}: a resume may change only '
-                      'the settings README "Resuming" lists; use a new --workdir (or '
-                      f'--config.init_from={workdir} to fine-tune from it)')
-    saved_processes = checkpointer.restore_topology(step)['process_count']
-    data = train_data if saved_processes == jax.process_count() else None
-    state = checkpointer.restore(partitioner.abstract_state, data, step)
-    if not all_finite(state.params):
-      raise NonFinite('its parameters hold NaN or inf')
-    return state, saved_processes
-
-  step, (state, saved_processes) = newest_that_restores(checkpointer.all_steps(), restore,
-                                                        str(workdir))
-  if saved_processes != jax.process_count():
-    _log(f'{workdir}: checkpoint written by {saved_processes} processes, restored on '
-         f'{jax.process_count()}; each process reads its data shard from the start')
-  if jax.process_index() == 0:
-    for path in checkpointer.set_aside_after(step):
-      _log(f'set aside {path.name} (did not restore); training continues from step {step}')
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices('checkpoints set aside')
-    checkpointer.reload()
-  return state
 
 
 def _log(message: str):
@@ -142,10 +104,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 
 def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-  resuming = pretrained.has_checkpoint(workdir)
-  if (config.init_from and not resuming and config.data.tokenizer == 'sentencepiece'
-      and not config.data.sentencepiece.model_file):
-    pretrained.inherit_tokenizer(config.init_from, workdir)
+  if (config.init_from and not workdir_lib.has_checkpoint(workdir)
+      and config.data.tokenizer == 'sentencepiece' and not config.data.sentencepiece.model_file):
+    workdir_lib.inherit_tokenizer(config.init_from, workdir)
   tokenizer = make_tokenizer(config.data, workdir)
   model_config = config_lib.validate(config, tokenizer.vocab_size, jax.process_count())
   train = config.train
@@ -157,44 +118,25 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   partitioner = make_partitioner(config, model, optimizer)
   train_data = make_train_iterator(config, tokenizer)
   evaluator = TaskEvaluators(config, tokenizer, eval_model, partitioner)
-  init_params = None
-  if config.init_from and not resuming:  # read before the checkpointer makes its directory
-    init_params = pretrained.load_params(config.init_from, partitioner.abstract_state.params)
-  checkpointer = Checkpointer(workdir, keep=train.keep_checkpoints,
-                              async_save=train.async_checkpointing)
+  start = workdir_lib.restore_or_init(config, workdir, partitioner, train_data)
+  for note in start.notes:
+    _log(note)
+  checkpointer = workdir_lib.checkpointer(workdir, keep=train.keep_checkpoints,
+                                          async_save=train.async_checkpointing)
   try:
-    return _loop(config, workdir, resuming, init_params, partitioner, train_data, evaluator,
-                 checkpointer, tokens_per_step=train.batch_size * model_config.seq_len)
+    return _loop(config, workdir, start, partitioner, train_data, evaluator, checkpointer,
+                 tokens_per_step=train.batch_size * model_config.seq_len)
   finally:
     checkpointer.wait()
     checkpointer.close()
 
 
-def _start_state(config, workdir: pathlib.Path, resuming: bool, init_params,
-                 partitioner: JitPartitioner, train_data,
-                 checkpointer: Checkpointer) -> steps.TrainState:
-  """One precedence: this run's newest checkpoint that restores, else `init_params`
-  (those of config.init_from: fine-tuning, with a new optimizer state, data and step
-  count), else step 0."""
-  if resuming:
-    state = restore_run(checkpointer, config, partitioner, workdir, train_data)
-    _log(f'resuming from step {int(state.step)} of {workdir}')
-    return state
-  state = partitioner.init_state()
-  if init_params is not None:
-    state = state.replace(params=init_params)
-    _log(f'initialised the parameters from {config.init_from}')
-  return state
-
-
-def _loop(config, workdir: pathlib.Path, resuming: bool, init_params,
+def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
           partitioner: JitPartitioner, train_data, evaluator: TaskEvaluators,
           checkpointer: Checkpointer, tokens_per_step: int) -> dict:
-  train = config.train
-  state = _start_state(config, workdir, resuming, init_params, partitioner, train_data,
-                       checkpointer)
-  step = int(state.step)
-  state = partitioner.from_global(state)
+  train, resuming = config.train, start.resumed
+  step = int(start.state.step)
+  state = partitioner.from_global(start.state)
   topology = {'process_count': jax.process_count(), 'parallelism': config.parallelism,
               'mesh': dict(partitioner.mesh.shape)}
   if jax.process_index() == 0:

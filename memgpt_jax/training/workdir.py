@@ -1,4 +1,5 @@
-"""The workdir a training run owns, and the lock it holds on it.
+"""The workdir a run owns: its layout, the lock a trainer holds on it, and the one
+precedence a run starts from.
 
 Layout (every program reads and writes these names from here):
   config.json            the config of the latest run (the checkpoints keep their own)
@@ -10,6 +11,10 @@ Layout (every program reads and writes these names from here):
 
 One trainer at a time: a second one on the same workdir would overwrite the
 first's checkpoints and interleave its metrics. Readers (memgpt-sample) take no lock.
+
+A run starts from (restore_or_init): this workdir's newest checkpoint that restores,
+else the parameters of config.init_from, else step 0. Readers (sampling, fine-tuning's
+init_from, the experiments) take the newest checkpoint that restores, parameters only.
 """
 
 import contextlib
@@ -17,10 +22,22 @@ import fcntl
 import json
 import os
 import pathlib
+import shutil
 import socket
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
+import jax
+from jax.experimental import multihost_utils
+import ml_collections
+
+from memgpt_jax.data.tokenizer import MODEL_FILENAME, make_tokenizer
 from memgpt_jax.errors import UserError
+from memgpt_jax.training import checkpointing
+from memgpt_jax.training.checkpointing import Checkpointer, NonFinite, Restored
+from memgpt_jax.training.partitioner import JitPartitioner
+from memgpt_jax.training.steps import TrainState
 
 CONFIG = 'config.json'
 METRICS = 'metrics.jsonl'
@@ -90,3 +107,149 @@ def locked(workdir: pathlib.Path, active: bool = True):
     os.close(fd)
     if created and not any(workdir.iterdir()):
       workdir.rmdir()
+
+
+def checkpointer(workdir: str | pathlib.Path, keep: int = 3,
+                 async_save: bool = True) -> Checkpointer:
+  """The Checkpointer of `workdir`'s checkpoints/."""
+  return Checkpointer(pathlib.Path(workdir) / CHECKPOINTS, keep, async_save)
+
+
+def has_checkpoint(workdir: str | pathlib.Path) -> bool:
+  """Whether a run in `workdir` resumes (a finished save exists) rather than starts."""
+  return bool(checkpointing.finished_steps(
+      pathlib.Path(workdir).expanduser().resolve() / CHECKPOINTS))
+
+
+def _checkpoint_steps(path: str | pathlib.Path) -> tuple[pathlib.Path, list[int]]:
+  """(checkpoints directory, steps) that `path` names: a workdir or its checkpoints/
+  (all their steps), or one step (checkpoints/<step>)."""
+  path = pathlib.Path(path).expanduser().resolve()
+  for directory in (path / CHECKPOINTS, path):
+    if steps := checkpointing.finished_steps(directory):
+      return directory, steps
+  if path.name.isdigit() and int(path.name) in checkpointing.finished_steps(path.parent):
+    return path.parent, [int(path.name)]
+  raise UserError(f'--config.init_from {path} holds no checkpoint: give a workdir, '
+                  'its checkpoints/ or one checkpoints/<step> of a finished save')
+
+
+def _restore_newest(path: str | pathlib.Path,
+                    restore: Callable[[pathlib.Path], Restored]) -> Restored:
+  """restore(step directory) for the newest checkpoint at `path` (see
+  _checkpoint_steps) that restores; older ones are tried when newer are damaged."""
+  directory, steps = _checkpoint_steps(path)
+  return checkpointing.newest_that_restores(
+      steps, lambda step: restore(directory / str(step)), str(path))[1]
+
+
+def load_params(path: str | pathlib.Path, abstract_params):
+  """The params of the newest checkpoint at `path` that restores, laid out as
+  `abstract_params` says (see checkpointing.read_params)."""
+  return _restore_newest(path, lambda step_dir: checkpointing.read_params(step_dir,
+                                                                          abstract_params))
+
+
+def saved_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """The config of the newest checkpoint at `path` whose config reads."""
+  return _restore_newest(path, checkpointing.read_config)
+
+
+def read_model(step_dir: pathlib.Path, workdir: str | pathlib.Path,
+               sharding: jax.sharding.Sharding):
+  """-> (model, params, tokenizer, config) of one step directory of `workdir`: the
+  config saved with it rebuilds the model and the tokenizer its parameters fit; the
+  parameters alone are read, laid out on `sharding` (NonFinite if they hold NaN or inf)."""
+  config = checkpointing.read_config(step_dir)
+  tokenizer = make_tokenizer(config.data, workdir)
+  model, abstract = checkpointing.abstract_params(config, tokenizer.vocab_size, sharding)
+  return model, checkpointing.read_params(step_dir, abstract), tokenizer, config
+
+
+def newest_model(workdir: str | pathlib.Path, sharding: jax.sharding.Sharding):
+  """read_model of `workdir`'s newest checkpoint that restores: what a reader samples."""
+  return _restore_newest(workdir, lambda step_dir: read_model(step_dir, workdir, sharding))
+
+
+def inherit_tokenizer(path: str | pathlib.Path, workdir: str | pathlib.Path) -> None:
+  """Fine-tuning keeps the pretrained model's vocabulary: copies the SentencePiece model
+  of the run that wrote the checkpoint at `path` into a new `workdir` (a new one would
+  be trained on the fine-tuning data and give the same ids other meanings)."""
+  directory, _ = _checkpoint_steps(path)
+  source = directory.parent / MODEL_FILENAME
+  target = pathlib.Path(workdir) / MODEL_FILENAME
+  if not source.is_file():
+    raise UserError(f'--config.init_from {path}: its run has no {MODEL_FILENAME} to fine-tune '
+                    'with; set data.sentencepiece.model_file')
+  if not target.exists():
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix('.partial')
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+class Start(NamedTuple):
+  """Where a run starts: its train state (global layout), whether it resumes this
+  workdir's run, and lines saying what was restored for the trainer to print."""
+  state: TrainState
+  resumed: bool
+  notes: tuple[str, ...]
+
+
+def restore_or_init(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                    partitioner: JitPartitioner, train_data) -> Start:
+  """The one precedence: this workdir's newest checkpoint that restores (a resume:
+  parameters, optimizer state, step, RNG and `train_data`'s position), else the
+  parameters of config.init_from (fine-tuning: a fresh optimizer state, data order and
+  step count), else step 0. `partitioner` gives the global layout and the fresh state.
+
+  Writes nothing before a failure: init_from is read before any directory is made.
+  """
+  if has_checkpoint(workdir):
+    resumer = checkpointer(workdir, async_save=False)
+    try:
+      state, notes = _resume(resumer, config, partitioner, workdir, train_data)
+    finally:
+      resumer.close()
+    return Start(state, True, notes + (f'resuming from step {int(state.step)} of {workdir}',))
+  if config.init_from:
+    params = load_params(config.init_from, partitioner.abstract_state.params)
+    return Start(partitioner.init_state().replace(params=params), False,
+                 (f'initialised the parameters from {config.init_from}',))
+  return Start(partitioner.init_state(), False, ())
+
+
+def _resume(resumer: Checkpointer, config: ml_collections.ConfigDict,
+            partitioner: JitPartitioner, workdir: pathlib.Path,
+            train_data) -> tuple[TrainState, tuple[str, ...]]:
+  """The newest checkpoint that restores, in the partitioner's global layout, whatever
+  mesh and processes wrote it. Refuses (UserError, naming the key) a checkpoint whose
+  config differs in a setting a resume may not change (checkpointing.RESUMABLE).
+  `train_data` continues from its saved position when as many processes wrote it.
+  Newer checkpoints that did not restore are set aside (renamed, not deleted)."""
+
+  def restore(step: int):
+    conflict = checkpointing.resume_conflict(resumer.restore_config(step), config)
+    if conflict:
+      raise UserError(f'{workdir} holds a run with {conflict}: a resume may change only '
+                      'the settings README "Resuming" lists; use a new --workdir (or '
+                      f'--config.init_from={workdir} to fine-tune from it)')
+    saved_processes = resumer.restore_topology(step)['process_count']
+    data = train_data if saved_processes == jax.process_count() else None
+    state = resumer.restore(partitioner.abstract_state, data, step)
+    if not checkpointing.all_finite(state.params):
+      raise NonFinite('its parameters hold NaN or inf')
+    return state, saved_processes
+
+  step, (state, saved_processes) = checkpointing.newest_that_restores(
+      resumer.all_steps(), restore, str(workdir))
+  notes = []
+  if saved_processes != jax.process_count():
+    notes.append(f'{workdir}: checkpoint written by {saved_processes} processes, restored '
+                 f'on {jax.process_count()}; each process reads its data shard from the start')
+  if jax.process_index() == 0:
+    notes.extend(f'set aside {path.name} (did not restore); training continues from step '
+                 f'{step}' for path in resumer.set_aside_after(step))
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('checkpoints set aside')
+  return state, tuple(notes)

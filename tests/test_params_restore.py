@@ -12,9 +12,10 @@ import pytest
 from conftest import VOCAB, load_config, snapshot, tiny_model
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import steps
-from memgpt_jax.training.checkpointing import Checkpointer
+from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.training.checkpointing import abstract_params
 from memgpt_jax.training.optimizer import make_optimizer
-from memgpt_jax.training.pretrained import abstract_params, load_params, saved_config
+from memgpt_jax.training.workdir import load_params, saved_config
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
@@ -27,7 +28,7 @@ def saved(tmp_path_factory):
   model, _ = abstract_params(config, VOCAB)
   state = nn.unbox(steps.init_train_state(model, make_optimizer(config.train), 0, 1))
   workdir = tmp_path_factory.mktemp('pretrained')
-  checkpointer = Checkpointer(workdir, async_save=False)
+  checkpointer = workdir_lib.checkpointer(workdir, async_save=False)
   params = {}
   for step in (2, 4):
     params[step] = jax.tree.map(lambda x, s=step: x + s, state.params)
