@@ -63,6 +63,18 @@ def set_dotted(config: ml_collections.ConfigDict, key: str, value):
   section[name] = value
 
 
+def flatten(config: ml_collections.ConfigDict | dict, prefix: str = '') -> dict:
+  """{'model.memory.kind': 'delta', ...}: every leaf of a config, or of its JSON form,
+  under its dotted key."""
+  leaves = {}
+  for key, value in config.items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      leaves.update(flatten(value, f'{prefix}{key}.'))
+    else:
+      leaves[prefix + key] = value
+  return leaves
+
+
 def apply_variants(config: ml_collections.ConfigDict, names: str | None,
                    variants: dict[str, dict]) -> ml_collections.ConfigDict:
   """Applies the comma-separated variant names in order: each maps dotted keys to values."""

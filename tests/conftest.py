@@ -1,5 +1,6 @@
 """Shared fixtures: tiny model configs that compile in seconds on a 2-core CPU."""
 
+import functools
 import importlib.util
 import os
 import pathlib
@@ -18,7 +19,7 @@ import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from memgpt_jax import config_lib
+from memgpt_jax import config_lib, losses
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
 
@@ -141,6 +142,19 @@ def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
   by op would run (and compile) all of it."""
   tokens = jax.numpy.zeros((batch_size, model.cfg.seq_len), jax.numpy.int32)
   return nn.unbox(jax.jit(model.init)(jax.random.key(seed), tokens))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def forward(model: MemGPT, params, tokens, doc_ids=None, prefix=None):
+  """model.apply, compiled once per model and shape: run op by op, one forward pass
+  compiles hundreds of small programs."""
+  return model.apply(params, tokens, doc_ids, prefix)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def full_log_probs(model: MemGPT, params, tokens, doc_ids=None, prefix=None):
+  """[B, N, V] next-token log-probs of the full forward pass, compiled."""
+  return losses.next_token_log_probs(model.apply(params, tokens, doc_ids, prefix))
 
 
 @pytest.fixture(scope='session', params=MEMORY_KINDS)

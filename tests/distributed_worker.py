@@ -19,7 +19,7 @@ from memgpt_jax.training.checkpointing import Checkpointer
 from multidevice import fixed_batch, host_rows, model_and_optimizer, parallel_config
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser()
   parser.add_argument('--num_processes', type=int, default=1)
   parser.add_argument('--process_id', type=int, default=0)
@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument('--save_at', type=int)
   parser.add_argument('--resume_dir')
   parser.add_argument('--out', required=True)
-  return parser.parse_args()
+  return parser.parse_args(argv)
 
 
 def train(partitioner, state, until: int, config, checkpoint=None) -> tuple[list, object]:
@@ -54,8 +54,10 @@ def train(partitioner, state, until: int, config, checkpoint=None) -> tuple[list
   return losses, partitioner.to_global(state)
 
 
-def main():
-  args = parse_args()
+def main(argv: list[str] | None = None):
+  """The run `argv` (default: this process's command line) asks for; a one-process run
+  may also be called from a test's own process."""
+  args = parse_args(argv)
   if args.num_processes > 1:
     distributed.initialize('on', f'localhost:{args.port}', args.num_processes, args.process_id)
   config = parallel_config(fsdp=args.fsdp, tensor=args.tensor)

@@ -16,8 +16,7 @@ STEPS = 2
 LAYOUTS = {  # name: (mesh axes, parallelism)
     'one device': ({}, 'jit'),
     'data=8': ({'data': 8}, 'jit'),
-    'data=2 x fsdp=4': ({'data': 2, 'fsdp': 4}, 'jit'),
-    'data=2 x tensor=4': ({'data': 2, 'tensor': 4}, 'jit'),
+    'data=2 x fsdp=2 x tensor=2': ({'data': 2, 'fsdp': 2, 'tensor': 2}, 'jit'),
     'pmap': ({}, 'pmap'),
 }
 

@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from conftest import load_module
+from memgpt_jax import config_lib
 from memgpt_jax.errors import ConfigError
 
 
@@ -22,31 +23,19 @@ def test_leak_threshold():
   assert ablation_eval.leaks(0.3, 1 / 16, 100)
 
 
-def _flat(tree: dict, prefix: str = '') -> dict:
-  """{'a': {'b': 1}} -> {'a.b': 1}: every leaf of a config by its dotted key."""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat |= _flat(value, f'{prefix}{key}.')
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
 def test_every_config_variant_changes_one_thing():
   """Over every key of the config: a variant differs from the base in exactly one
   place, and a slot-memory knob (applied after 'slots') in one place beyond it."""
-  from memgpt_jax import config_lib  # pylint: disable=import-outside-toplevel
   path = ROOT / 'configs' / 'synthetic.py'
   module = load_module('configs/synthetic.py')
-  base = _flat(config_lib.load_config(path).to_dict())
-  slots = _flat(config_lib.load_config(f'{path}:slots').to_dict())
+  base = config_lib.flatten(config_lib.load_config(path))
+  slots = config_lib.flatten(config_lib.load_config(f'{path}:slots'))
   for name in module.VARIANTS:
     is_slot_knob = name != 'slots' and all(
         key.startswith('model.memory.slots.') for key in module.VARIANTS[name])
     reference = slots if is_slot_knob else base
-    changed = _flat(config_lib.load_config(
-        f'{path}:slots,{name}' if is_slot_knob else f'{path}:{name}').to_dict())
+    changed = config_lib.flatten(config_lib.load_config(
+        f'{path}:slots,{name}' if is_slot_knob else f'{path}:{name}'))
     assert changed.keys() == reference.keys(), name
     diffs = [key for key in reference if reference[key] != changed[key]]
     assert len(diffs) == 1, (name, diffs)

@@ -6,8 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import VOCAB, init_params, tiny_model
-from memgpt_jax import losses
+from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax.decode import Decoder, generate
 
 
@@ -72,7 +71,7 @@ def test_baseline_equals_reference_gpt(variant):
                              'num_segments': 1, **variant})
   params = init_params(model)
   tokens = jax.random.randint(jax.random.key(0), (2, cfg.seq_len), 0, VOCAB)
-  logits = model.apply(params, tokens).vocab_logits.reshape(2, cfg.seq_len, VOCAB)
+  logits = forward(model, params, tokens).vocab_logits.reshape(2, cfg.seq_len, VOCAB)
   for row in range(2):
     expected = reference_gpt(params, np.asarray(tokens[row]), cfg)
     np.testing.assert_allclose(logits[row], expected, atol=2e-5, rtol=1e-4)
@@ -86,7 +85,7 @@ def test_cached_decoding_matches_full_forward(memgpt, chunks):
   length = model.cfg.seq_len
   assert sum(chunks) == length == 24
   tokens = jax.random.randint(jax.random.key(1), (2, length), 0, VOCAB)
-  expected = losses.next_token_log_probs(model.apply(params, tokens))
+  expected = full_log_probs(model, params, tokens)
   decoder = Decoder(model, params)
   state = decoder.start(2)
   pieces, offset = [], 0
@@ -136,7 +135,7 @@ def test_compiled_decoding_loop_matches_the_full_forward_pass(memgpt, chunk_size
   tokens = np.concatenate(tokens, axis=1)
   row = jnp.concatenate([prompt, tokens], axis=1)
   row = jnp.pad(row, ((0, 0), (0, -row.shape[1] % model.cfg.seq_len)))
-  full = losses.next_token_log_probs(model.apply(params, row)).reshape(2, row.shape[1], -1)
+  full = full_log_probs(model, params, row).reshape(2, row.shape[1], -1)
   np.testing.assert_array_equal(tokens, np.asarray(jnp.argmax(full, -1))[:, 2:2 + tokens.shape[1]])
   for index, log_probs in enumerate(after_chunks):
     position = 3 + (index + 1) * chunk_size - 1  # the chunk's last token

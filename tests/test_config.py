@@ -118,19 +118,13 @@ def test_every_model_setting_is_declared_once_and_used():
         yield from (declared(field.type, key + '.') if dataclasses.is_dataclass(field.type)
                     else [key])
 
-  def leaves(section, prefix=''):
-    for key, value in section.items():
-      yield from (leaves(value, f'{prefix}{key}.') if isinstance(value, ml_collections.ConfigDict)
-                  else [prefix + key])
-
-  assert sorted(declared(ModelConfig)) == sorted(leaves(load_config('default').model))
+  assert sorted(declared(ModelConfig)) == sorted(config_lib.flatten(load_config('default').model))
 
 
 def test_sequence_not_a_multiple_of_the_segment_is_rejected():
   model, cfg = tiny_model()
-  params = init_params(model)
   with pytest.raises(ValueError, match='not a multiple of segment_len'):
-    model.apply(params, jnp.zeros((1, cfg.segment_len + 1), jnp.int32))
+    jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, cfg.segment_len + 1), jnp.int32))
 
 
 def test_missing_config_file():

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import VOCAB, init_params, tiny_model
+from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.model import delta_memory
 from memgpt_jax.model.delta_memory import DeltaMemory, delta_rule_chunked, delta_rule_scan
@@ -82,12 +82,13 @@ def test_the_key_of_a_segments_first_token_sees_the_previous_segments_last():
   args = lambda follows_first, last: (
       state.replace(last_input=last), inputs, written, continues,
       jnp.ones((1, cfg.segment_len), bool).at[0, 0].set(follows_first), None)
-  params = nn.unbox(module.init(jax.random.key(2), *args(True, state.last_input)))
-  matrix = lambda *a: module.apply(params, *args(*a))[0].matrix
+  params = nn.unbox(jax.jit(module.init)(jax.random.key(2), *args(True, state.last_input)))
+  apply = jax.jit(module.apply)  # compiled once, not run op by op
+  matrix = lambda *a: apply(params, *args(*a))[0].matrix
   other = state.last_input + 1.0
   assert float(jnp.abs(matrix(True, state.last_input) - matrix(True, other)).max()) > 1e-4
   np.testing.assert_array_equal(matrix(False, state.last_input), matrix(False, other))
-  new, _ = module.apply(params, *args(True, other))
+  new, _ = apply(params, *args(True, other))
   np.testing.assert_allclose(new.last_input, inputs[:, -1])
 
 
@@ -115,8 +116,7 @@ def test_every_delta_knob_builds_a_causal_model_that_carries_memory(knobs):
   tokens = jax.random.randint(jax.random.key(3), (2, cfg.seq_len), 0, VOCAB)
   changed_at = 2  # in the first segment
   edited = tokens.at[:, changed_at].set((tokens[:, changed_at] + 1) % VOCAB)
-  forward = jax.jit(lambda t: losses.next_token_log_probs(model.apply(params, t)))
-  before, after = forward(tokens), forward(edited)
+  before, after = (full_log_probs(model, params, t) for t in (tokens, edited))
   np.testing.assert_allclose(before[:, :changed_at], after[:, :changed_at], atol=1e-6)
   # Only the memory carries the edit into the last segment (no pointer cache).
   last = slice(2 * cfg.segment_len, None)
@@ -129,7 +129,7 @@ def test_a_sparse_write_strength_priced_out_writes_nothing_and_the_loss_pays_for
   tokens = jax.random.randint(jax.random.key(4), (2, cfg.seq_len), 0, VOCAB)
   edited = tokens.at[:, 2].set((tokens[:, 2] + 1) % VOCAB)
   batch = {'targets': tokens, 'mask': jnp.ones(tokens.shape)}
-  output = model.apply(params, tokens)
+  output = forward(model, params, tokens)
   assert 0.0 < float(output.write_strength.mean()) < 1.0  # [B, K, T]
   free, metrics = losses.train_loss(output, batch, z_loss=0.0)
   charged, _ = losses.train_loss(output, batch, z_loss=0.0, write_cost=0.5)
@@ -138,7 +138,7 @@ def test_a_sparse_write_strength_priced_out_writes_nothing_and_the_loss_pays_for
   closed = jax.tree_util.tree_map_with_path(
       lambda path, x: x - 100.0 if 'strength' in jax.tree_util.keystr(path)
       and 'bias' in jax.tree_util.keystr(path) else x, params)
-  forward = lambda t: losses.next_token_log_probs(model.apply(closed, t))
-  assert float(model.apply(closed, tokens).write_strength.max()) == 0.0
+  assert float(forward(model, closed, tokens).write_strength.max()) == 0.0
   last = slice(2 * cfg.segment_len, None)
-  np.testing.assert_array_equal(forward(tokens)[:, last], forward(edited)[:, last])
+  np.testing.assert_array_equal(full_log_probs(model, closed, tokens)[:, last],
+                                full_log_probs(model, closed, edited)[:, last])

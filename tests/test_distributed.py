@@ -11,6 +11,7 @@ import numpy as np
 import portpicker
 
 from conftest import ROOT, load_config
+import distributed_worker
 from memgpt_jax import sampling
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
@@ -35,15 +36,16 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
   3 steps, checkpoint at step 2, then restore the one-process checkpoint and redo
   step 3. One process restores the two-process checkpoint and redoes step 3."""
   one_dir, two_dir = tmp_path / 'one_process', tmp_path / 'two_processes'
-  run_scripts(('distributed_worker.py', '--fresh', '--steps=3', '--save_at=2',
-               f'--save_dir={one_dir}', f'--out={tmp_path}/one.npz'))
+  # The one-process runs share this test's process (one device): no start-up to pay.
+  distributed_worker.main(['--fresh', '--steps=3', '--save_at=2', f'--save_dir={one_dir}',
+                           f'--out={tmp_path}/one.npz'])
   port = portpicker.pick_unused_port()
   run_scripts(*(('distributed_worker.py', '--num_processes=2', f'--process_id={index}',
                  f'--port={port}', '--fsdp=2', '--tensor=2', '--fresh', '--steps=3',
                  '--save_at=2', f'--save_dir={two_dir}', f'--resume_dir={one_dir}',
                  f'--out={tmp_path}/two.npz') for index in range(2)), devices=2)
-  run_scripts(('distributed_worker.py', '--steps=3', f'--resume_dir={two_dir}',
-               f'--out={tmp_path}/back.npz'))
+  distributed_worker.main(['--steps=3', f'--resume_dir={two_dir}',
+                           f'--out={tmp_path}/back.npz'])
 
   one_losses, one_params = worker_results(tmp_path / 'one.npz')
   two_losses, two_params = worker_results(tmp_path / 'two.npz')

@@ -2,21 +2,14 @@
 boundary (attention, memory, pointer), the prefix is bidirectional, the pointer copies
 input tokens, and cached decoding with a prefix reproduces the full forward pass."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import VOCAB, init_params, tiny_model
+from conftest import VOCAB, forward, full_log_probs as log_probs, init_params, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.decode import Decoder, generate
-
-
-@functools.partial(jax.jit, static_argnums=0)  # compiled once, not run op by op
-def log_probs(model, params, tokens, doc_ids=None, prefix=None):
-  return losses.next_token_log_probs(model.apply(params, tokens, doc_ids, prefix))
 
 
 def tokens_for(model, seed=0):
@@ -81,7 +74,7 @@ def test_pointer_proposes_input_tokens_themselves(copy_inputs):
   params = init_params(model)
   tokens = tokens_for(model)
   prefix = (jnp.arange(model.cfg.seq_len) < 6)[None].repeat(2, 0)
-  output = model.apply(params, tokens, None, prefix)
+  output = forward(model, params, tokens, None, prefix)
   proposals = output.proposals[:, 0, model.cfg.pointer_cache_len:]  # segment 0's candidates
   segment = tokens[:, :model.cfg.segment_len]
   inputs_proposal = segment[:, :6] if copy_inputs else segment[:, 1:7]
@@ -130,7 +123,7 @@ def test_pointer_attention_by_absolute_position(memgpt):
   """Segment k's candidates land at positions k*T - P + c: every query's copy mass
   (1 - gate) sits on earlier positions, within reach of the cache."""
   model, params = memgpt
-  output = model.apply(params, tokens_for(model))
+  output = forward(model, params, tokens_for(model))
   attn = losses.pointer_attention(output)  # [B, N, N]
   n, length = model.cfg.seq_len, model.cfg.segment_len
   np.testing.assert_allclose(attn.sum(-1), 1 - jnp.exp(output.log_gate).reshape(2, n),

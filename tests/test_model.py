@@ -9,15 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import MEMORY_KINDS, VOCAB, init_params, tiny_model
+from conftest import MEMORY_KINDS, VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.model.pointer import target_log_probs
 from memgpt_jax.model.state import SegmentOutput
-
-
-@functools.partial(jax.jit, static_argnums=0)  # compiled once, not run op by op
-def full_log_probs(model, params, tokens):
-  return losses.next_token_log_probs(model.apply(params, tokens))
 
 
 def random_tokens(shape, seed=0, vocab=VOCAB):
@@ -43,7 +38,7 @@ def test_causal_across_segments_with_memory_and_pointer(memgpt):
 def test_pointer_mixture_is_a_distribution(memgpt):
   model, params = memgpt
   tokens = random_tokens((2, model.cfg.seq_len), seed=1)
-  output = model.apply(params, tokens)
+  output = forward(model, params, tokens)
   probs = jnp.exp(losses.next_token_log_probs(output))
   assert float(probs.min()) >= 0.0
   np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
@@ -88,13 +83,11 @@ def test_pointer_is_finite_in_bfloat16():
   model, _ = tiny_model(dtype='bfloat16')
   params = init_params(model)
   tokens = random_tokens((2, model.cfg.seq_len), seed=3)
-  output = model.apply(params, tokens)
-  log_p = losses.token_log_probs(output, random_tokens(tokens.shape, seed=4))
+  targets = random_tokens(tokens.shape, seed=4)
+  loss = lambda p: -losses.token_log_probs(model.apply(p, tokens), targets).mean()
+  log_p, grads = jax.jit(jax.value_and_grad(loss))(params)
   assert log_p.dtype == jnp.float32
-  assert bool(jnp.isfinite(log_p).all())
-  grads = jax.jit(jax.grad(
-      lambda p: -losses.token_log_probs(model.apply(p, tokens), tokens).mean()))(
-      params)
+  assert bool(jnp.isfinite(log_p))
   assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
@@ -122,7 +115,7 @@ def test_slot_memory_gates_run_and_differ(gate):
                              'pointer.enabled': False})
   params = init_params(model)
   tokens = random_tokens((1, cfg.seq_len), seed=6)
-  output = model.apply(params, tokens)
+  output = forward(model, params, tokens)
   assert bool(jnp.isfinite(output.vocab_logits).all())
   names = set(params['params']['memories_0'])
   assert ('gate_bias' in names) == (gate == 'fixed')
@@ -130,23 +123,25 @@ def test_slot_memory_gates_run_and_differ(gate):
 
 
 @pytest.mark.parametrize('kind', MEMORY_KINDS)
-@pytest.mark.parametrize('bptt_segments,expect_gradient', [(0, True), (1, False)])
-def test_truncated_bptt_cuts_the_memory_gradient(kind, bptt_segments, expect_gradient):
-  """Loss on the last segment, gradient on embeddings used only in the first segment."""
-  model, cfg = tiny_model(**{'memory.bptt_segments': bptt_segments, 'memory.kind': kind,
-                             'pointer.enabled': False, 'tie_embeddings': False})
-  params = init_params(model)
-  first = random_tokens((2, cfg.segment_len), seed=7, vocab=8)  # ids 0..7
-  rest = 8 + random_tokens((2, cfg.seq_len - cfg.segment_len), seed=8, vocab=VOCAB - 8)
-  tokens = jnp.concatenate([first, rest], axis=1)
+def test_truncated_bptt_cuts_the_memory_gradient(kind):
+  """Loss on the last segment, gradient on embeddings used only in the first segment:
+  there through the memory with full BPTT, none with the gradient cut every segment."""
+  params = None
+  for bptt_segments, expect_gradient in ((0, True), (1, False)):
+    model, cfg = tiny_model(**{'memory.bptt_segments': bptt_segments, 'memory.kind': kind,
+                               'pointer.enabled': False, 'tie_embeddings': False})
+    params = params or init_params(model)  # the same parameters: bptt changes none
+    first = random_tokens((2, cfg.segment_len), seed=7, vocab=8)  # ids 0..7
+    rest = 8 + random_tokens((2, cfg.seq_len - cfg.segment_len), seed=8, vocab=VOCAB - 8)
+    tokens = jnp.concatenate([first, rest], axis=1)
 
-  def last_segment_loss(p):
-    output = model.apply(p, tokens)
-    return -losses.token_log_probs(output, tokens)[:, -1].mean()
+    def last_segment_loss(p, model=model, tokens=tokens):
+      output = model.apply(p, tokens)
+      return -losses.token_log_probs(output, tokens)[:, -1].mean()
 
-  grads = jax.jit(jax.grad(last_segment_loss))(params)['params']['embed']['embedding']
-  norm = float(jnp.abs(grads[:8]).max())
-  assert (norm > 0.0) == expect_gradient
+    grads = jax.jit(jax.grad(last_segment_loss))(params)['params']['embed']['embedding']
+    norm = float(jnp.abs(grads[:8]).max())
+    assert (norm > 0.0) == expect_gradient, bptt_segments
 
 
 @pytest.mark.parametrize('position', ['rope', 'sinusoidal', 'learned', 'none'])
@@ -187,12 +182,15 @@ def test_memory_read_does_not_depend_on_the_query_position(kind):
   window = jnp.zeros((1, cfg.segment_len, cfg.num_heads, cfg.head_dim))
   sees = jnp.ones((1, 1), bool)
 
+  apply = jax.jit(attention.apply)  # compiled once, not run op by op
+
   def alone_at(start):
     mask = (jnp.arange(cfg.segment_len) == start)[None, None, None, :]
-    return attention.apply(params, x, start, memory, sees, window, window, mask)[0]
+    return apply(params, x, start, memory, sees, window, window, mask)[0]
 
-  params = nn.unbox(attention.init(jax.random.key(2), x, 0, memory, sees, window, window,
-                                   (jnp.arange(cfg.segment_len) == 0)[None, None, None, :]))
+  params = nn.unbox(jax.jit(attention.init)(
+      jax.random.key(2), x, 0, memory, sees, window, window,
+      (jnp.arange(cfg.segment_len) == 0)[None, None, None, :]))
   first = alone_at(0)
   for start in (1, 5, cfg.segment_len - 1):
     np.testing.assert_allclose(alone_at(start), first, atol=1e-5)
@@ -226,13 +224,15 @@ def test_fast_paths_give_the_same_outputs(variants):
   np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
 
 
-@pytest.mark.parametrize('remat', ['dots', 'full'])
-def test_remat_policies_give_the_gradients_of_keeping_everything(remat):
+def test_remat_policies_give_the_gradients_of_keeping_everything():
   """model.remat trades memory for recomputation: the gradients stay the same."""
-  gradients = []
-  for policy in ('none', remat):
+  gradients, params = {}, None
+  for policy in ('none', 'dots', 'full'):
     model, cfg = tiny_model(remat=policy)
+    params = params or init_params(model)  # the same parameters: remat changes none
     tokens = random_tokens((2, cfg.seq_len), seed=10)
-    gradients.append(jax.jit(jax.grad(lambda p, model=model, tokens=tokens: jnp.mean(
-        losses.next_token_log_probs(model.apply(p, tokens))[..., 0])))(init_params(model)))
-  jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6), *gradients)
+    gradients[policy] = jax.jit(jax.grad(lambda p, model=model, tokens=tokens: jnp.mean(
+        losses.next_token_log_probs(model.apply(p, tokens))[..., 0])))(params)
+  for policy in ('dots', 'full'):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6, err_msg=policy),
+                 gradients['none'], gradients[policy])

@@ -24,6 +24,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from memgpt_jax import config_lib
 from memgpt_jax.errors import UserError
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT
@@ -238,13 +239,6 @@ def read_params(step_dir: pathlib.Path, abstract_params):
   return restored['params']
 
 
-def _flatten(value, prefix: str = '') -> dict:
-  if isinstance(value, dict):
-    return {k: v for key, sub in value.items()
-            for k, v in _flatten(sub, f'{prefix}{key}.').items()}
-  return {prefix.rstrip('.'): value}
-
-
 # Settings a resume may change: how long to train (the learning rate follows the new
 # num_steps' schedule from the current step on), how often to log, evaluate and save, how the
 # batch is laid out on devices and in micro-batches (the same update), how the same
@@ -264,7 +258,7 @@ def resume_conflict(saved: ml_collections.ConfigDict,
                     current: ml_collections.ConfigDict) -> str | None:
   """'train.learning_rate=0.002 there, 0.01 here' for the first setting that differs
   between a checkpoint's config and this run's and may not change on resume; or None."""
-  old, new = (_flatten(json.loads(json.dumps(c.to_dict(), default=str)))
+  old, new = (config_lib.flatten(json.loads(json.dumps(c.to_dict(), default=str)))
               for c in (saved, current))  # as JSON has them: tuples are lists
   for key in sorted(old.keys() | new.keys()):
     if not key.startswith(RESUMABLE) and old.get(key) != new.get(key):
