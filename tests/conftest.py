@@ -9,10 +9,13 @@ import sys
 import tempfile
 
 # The tests' models are tiny, so XLA's compile time is most of their time on a CPU:
-# skip LLVM's optimisation passes (slower code, quicker compiles). Set before jax starts
-# its backend; the processes tests start inherit it (tests/multidevice.py).
-os.environ['XLA_FLAGS'] = ' '.join(
-    [os.environ.get('XLA_FLAGS', ''), '--xla_backend_optimization_level=0']).strip()
+# skip LLVM's optimisation passes, and emit fusions the older way (XLA's MLIR fusion
+# emitters take 2-3x longer to compile the tiny train step, for the same step time).
+# Set before jax starts its backend; the processes tests start inherit it
+# (tests/multidevice.py).
+os.environ['XLA_FLAGS'] = ' '.join([
+    os.environ.get('XLA_FLAGS', ''), '--xla_backend_optimization_level=0',
+    '--xla_cpu_use_fusion_emitters=false']).strip()
 
 import flax.linen as nn  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
