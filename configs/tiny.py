@@ -13,7 +13,7 @@ def get_config():
   config = load_config(pathlib.Path(__file__).with_name('default.py'))
   model = config.model
   model.d_model = 32
-  model.num_layers = 2
+  model.num_layers = 1  # tests that need layers to interact set 2
   model.num_heads = 2
   model.mlp_dim = 64
   model.segment_len = 8

@@ -162,6 +162,7 @@ def full_log_probs(model: MemGPT, params, tokens, doc_ids=None, prefix=None):
 
 @pytest.fixture(scope='session', params=MEMORY_KINDS)
 def memgpt(request):
-  """The tiny MemGPT (memory + pointer on) and its parameters, once per memory kind."""
-  model, _ = tiny_model(**{'memory.kind': request.param})
+  """The tiny MemGPT (memory + pointer on) with two layers, so that one layer's cache
+  feeds the next, and its parameters, once per memory kind."""
+  model, _ = tiny_model(**{'memory.kind': request.param, 'num_layers': 2})
   return model, init_params(model)

@@ -39,7 +39,7 @@ def trained(tmp_path_factory, data_dir):
   """A real CLI run with dotted overrides; it ends by streaming a sample."""
   workdir = tmp_path_factory.mktemp('cli_run')
   result = run('train', *tiny(workdir, data_dir, '--config.train.num_steps=4',
-                              '--config.model.num_layers=1', '--config.sample.prompt=import '))
+                              '--config.sample.prompt=import '))
   assert result.returncode == 0, result.stderr
   return workdir, result
 
@@ -47,7 +47,7 @@ def trained(tmp_path_factory, data_dir):
 def test_train_applies_overrides_and_prints_a_sample(trained):
   workdir, result = trained
   saved = json.loads((workdir / 'config.json').read_text())
-  assert saved['model']['num_layers'] == 1 and saved['train']['num_steps'] == 4
+  assert saved['train']['num_steps'] == 4
   assert 'last validation: loss=' in result.stdout
   assert "--- sample (prompt 'import ') ---\nimport " in result.stdout
 
@@ -83,8 +83,9 @@ def test_fine_tuning_from_another_shape_is_one_line(trained, data_dir, tmp_path)
   """A refusal deep in a training run, as one line with nothing written; the other
   refusals are checked in-process (tests/test_errors.py, tests/test_reliability.py)."""
   workdir, _ = trained
-  line = error_line(run('train', *tiny(tmp_path / 'new', data_dir, f'--config.init_from={workdir}')))
-  # The run there has one layer, this config two.
+  line = error_line(run('train', *tiny(tmp_path / 'new', data_dir, f'--config.init_from={workdir}',
+                                      '--config.model.num_layers=2')))
+  # The run there has one layer, this one two.
   assert line.startswith('memgpt-train: error: init_from: params/blocks_1/')
   assert not (tmp_path / 'new').exists()
 

@@ -146,6 +146,7 @@ def test_flop_count_of_the_plain_gpt_matches_its_parameters():
 def _tiny_memgpt(memory_kind: str) -> ModelConfig:
   config = load_config('tiny')
   config.model.memory.kind = memory_kind
+  config.model.num_layers = 2
   cfg = config_lib.validate(config, vocab_size=VOCAB)
   # The numbers the hand counts below are made of: a change here must redo them.
   assert (cfg.d_model, cfg.num_heads, cfg.head_dim, cfg.mlp_dim, cfg.mlp_type) == (

@@ -157,7 +157,7 @@ def test_positions_options_build_and_stay_causal(position):
 
 @pytest.mark.parametrize('kind,read', [('slots', 'slot_embedding'), ('delta', 'memory_read')])
 def test_memory_in_a_subset_of_layers(kind, read):
-  model, cfg = tiny_model(**{'memory.layers': '1', 'memory.kind': kind})
+  model, cfg = tiny_model(**{'num_layers': 2, 'memory.layers': '1', 'memory.kind': kind})
   params = init_params(model)['params']
   assert cfg.memory_layers == (1,)
   reads = lambda layer: read in params[f'blocks_{layer}'] or read in params[
