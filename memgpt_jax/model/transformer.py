@@ -117,8 +117,11 @@ class MemGPT(nn.Module):
       return state, output.replace(write_strength=write_strength)
 
     unroll = min(cfg.segment_unroll or num_segments, num_segments)  # segments per iteration
+    # Outside init, flax need not trace the body a second time to find the broadcast
+    # parameters (init creates them there); that trace is a third of the model's.
     scan = nn.scan(step, variable_broadcast='params', unroll=unroll,
-                   split_rngs={'params': False, 'dropout': True})
+                   split_rngs={'params': False, 'dropout': True},
+                   check_constancy_invariants=self.is_initializing())
     state, outputs = scan(self, state,
                           (by_segment(tokens), by_segment(doc_ids), by_segment(prefix),
                            jnp.arange(num_segments)))
