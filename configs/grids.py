@@ -106,8 +106,8 @@ GRIDS = {
                                   stages=({'train.num_steps': 2},)),)  # a curriculum
         + _text(2)[-1:],
         seeds=(0,),
-        overrides={'model.d_model': 16, 'model.num_heads': 2, 'model.mlp_dim': 32,
-                   'model.segment_len': 32, 'model.num_segments': 2,
+        overrides={'model.num_layers': 1, 'model.d_model': 16, 'model.num_heads': 2,
+                   'model.mlp_dim': 32, 'model.segment_len': 32, 'model.num_segments': 2,
                    'model.memory.slots.num_slots': 4, 'model.pointer.head_dim': 8,
                    'data.task.num_pairs': 3, 'data.task.num_queries': 2,
                    'data.task.num_train': 64, 'data.task.num_eval': 32,
