@@ -34,7 +34,7 @@ from memgpt_jax import flops
 from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.decode import Decoder
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.model.transformer import MemGPT, init_tokens
 from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
 from memgpt_jax.provenance import provenance, write_results
@@ -116,7 +116,7 @@ def decoding_speed(cfg: ModelConfig, batch: int) -> dict:
   model = MemGPT(cfg)
   context = _DECODE_CONTEXT.value - _DECODE_CONTEXT.value % cfg.segment_len
   prompt = np.random.default_rng(1).integers(0, 256, (batch, context), dtype=np.int32)
-  params = nn.unbox(jax.jit(model.init)(jax.random.key(0), prompt[:, :cfg.seq_len]))
+  params = nn.unbox(jax.jit(model.init)(jax.random.key(0), init_tokens(cfg)))
   decoder = Decoder(model, params)
   log_probs, state = decoder.feed(decoder.start(batch), jnp.asarray(prompt))
   sample = lambda: decoder.sample_and_feed(

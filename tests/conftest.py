@@ -24,7 +24,7 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from memgpt_jax import config_lib, losses
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.model.transformer import MemGPT, init_tokens
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VOCAB = 64
@@ -143,8 +143,7 @@ def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
   """{'params': ...} as plain arrays (init boxes them with their logical axis names).
   Compiled: only the initialisers are left of the forward pass, where running init op
   by op would run (and compile) all of it."""
-  tokens = jax.numpy.zeros((batch_size, model.cfg.seq_len), jax.numpy.int32)
-  return nn.unbox(jax.jit(model.init)(jax.random.key(seed), tokens))
+  return nn.unbox(jax.jit(model.init)(jax.random.key(seed), init_tokens(model.cfg, batch_size)))
 
 
 @functools.partial(jax.jit, static_argnums=0)

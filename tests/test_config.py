@@ -11,7 +11,7 @@ from conftest import ROOT, VOCAB, init_params, load_config, tiny_model
 from memgpt_jax import config_lib
 from memgpt_jax import flops
 from memgpt_jax.data.tokenizer import declared_vocab_size
-from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.model.transformer import MemGPT, init_tokens
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.config import ModelConfig
 
@@ -237,10 +237,8 @@ def test_model_size_configs_have_the_parameters_of_their_names(size, millions):
   counts = []
   for variant in ('', ':memgpt'):
     config = config_lib.load_config(f'{ROOT}/configs/gpt_{size}.py{variant}')
-    config.model.segment_unroll = 1  # the same parameters, one segment to trace
     model = MemGPT(config_lib.validate(config, declared_vocab_size(config.data)))
-    tokens = jax.ShapeDtypeStruct((1, model.cfg.seq_len), jnp.int32)
-    shapes = jax.eval_shape(model.init, jax.random.key(0), tokens)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), init_tokens(model.cfg))
     counts.append(sum(x.size for x in jax.tree.leaves(shapes)))
   assert abs(counts[0] / (millions * 1e6) - 1) < 0.15, counts
   assert counts[0] < counts[1] < 1.1 * counts[0], counts

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import VOCAB, load_config, snapshot, tiny_model
 from memgpt_jax.errors import UserError
+from memgpt_jax.model.transformer import init_tokens
 from memgpt_jax.training import steps
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import abstract_params
@@ -68,10 +69,9 @@ def test_restores_the_saved_params_from_any_path_form(saved):
 def test_needs_no_optimizer_and_reads_none_of_its_state(saved, monkeypatch):
   workdir, _, params = saved
   model, _ = tiny_model()
-  tokens = jax.numpy.zeros((1, model.cfg.seq_len), jax.numpy.int32)
   model_only = jax.tree.map(  # what a model without any optimizer state wants
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=DEVICE),
-      nn.unbox(jax.eval_shape(model.init, jax.random.key(0), tokens))['params'])
+      nn.unbox(jax.eval_shape(model.init, jax.random.key(0), init_tokens(model.cfg)))['params'])
   read = []
   deserialize = ocp.type_handlers.ArrayHandler.deserialize
 

@@ -34,6 +34,12 @@ REMAT_POLICIES = {'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveab
                   'full': None}
 
 
+def init_tokens(cfg: ModelConfig, batch_size: int = 1) -> jax.Array:
+  """What init runs on: one segment of zeros [batch_size, T]. The parameters do not
+  depend on the number of segments, and init then traces one segment, not K unrolled."""
+  return jnp.zeros((batch_size, cfg.segment_len), jnp.int32)
+
+
 def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
   """Zeroed buffers for one segment; the attention mask hides unwritten positions."""
   window = (batch_size, cfg.segment_len)

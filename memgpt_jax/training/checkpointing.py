@@ -27,7 +27,7 @@ import orbax.checkpoint as ocp
 from memgpt_jax import config_lib
 from memgpt_jax.errors import UserError
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.model.transformer import MemGPT, init_tokens
 
 Restored = TypeVar('Restored')
 
@@ -178,8 +178,8 @@ def abstract_params(config: ml_collections.ConfigDict, vocab_size: int,
   dtypes of its parameters, traced without computing them or building an optimizer;
   every leaf laid out on `sharding` if given (where a checkpoint restores to)."""
   model = MemGPT(ModelConfig.from_config(config.model, vocab_size))
-  tokens = jax.ShapeDtypeStruct((1, model.cfg.seq_len), jax.numpy.int32)
-  params = nn.unbox(jax.eval_shape(lambda t: model.init(jax.random.PRNGKey(0), t), tokens))
+  params = nn.unbox(jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), init_tokens(model.cfg))))
   return model, jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params['params'])
 

@@ -5,7 +5,7 @@ import jax
 import optax
 
 from memgpt_jax import losses
-from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.model.transformer import MemGPT, init_tokens
 
 
 @flax.struct.dataclass
@@ -23,8 +23,7 @@ def init_train_state(model: MemGPT, optimizer: optax.GradientTransformation,
   (memgpt_jax.parallel); nn.unbox(state) holds the plain arrays."""
   rng = jax.random.PRNGKey(seed)
   init_rng, train_rng = jax.random.split(rng)
-  tokens = jax.numpy.zeros((batch_size, model.cfg.seq_len), jax.numpy.int32)
-  params = model.init(init_rng, tokens)['params']
+  params = model.init(init_rng, init_tokens(model.cfg, batch_size))['params']
   return TrainState(step=jax.numpy.int32(0), params=params,
                     opt_state=optimizer.init(params), rng=train_rng)
 
