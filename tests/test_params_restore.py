@@ -9,9 +9,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import VOCAB, load_config, snapshot, tiny_model
+from conftest import VOCAB, load_config, snapshot
 from memgpt_jax.errors import UserError
-from memgpt_jax.model.transformer import init_tokens
 from memgpt_jax.training import steps
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import abstract_params
@@ -67,11 +66,8 @@ def test_restores_the_saved_params_from_any_path_form(saved):
 
 
 def test_needs_no_optimizer_and_reads_none_of_its_state(saved, monkeypatch):
-  workdir, _, params = saved
-  model, _ = tiny_model()
-  model_only = jax.tree.map(  # what a model without any optimizer state wants
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=DEVICE),
-      nn.unbox(jax.eval_shape(model.init, jax.random.key(0), init_tokens(model.cfg)))['params'])
+  workdir, config, params = saved
+  model_only = params_on_device(config)  # what a model without any optimizer state wants
   read = []
   deserialize = ocp.type_handlers.ArrayHandler.deserialize
 
