@@ -46,6 +46,10 @@ def get_config() -> ml_collections.ConfigDict:
   # memory) | 'dots' (matmul outputs; the rest is recomputed) | 'full' (only its
   # input: least memory, one more forward pass).
   config.model.remat = 'none'
+  # The blocks as one lax.scan over the depth (params stacked on a leading 'layers'
+  # axis): trace and compile time stay flat in num_layers. Layers repeat in groups of
+  # the fewest layers whose memory pattern repeats (every 4th layer: groups of 4).
+  config.model.scan_layers = False
   # The window's softmax attention: 'fused' (jax.nn.dot_product_attention: cuDNN's
   # kernel on a GPU) | 'einsum' (spelled out: the faster on a CPU) | 'auto' (einsum on
   # a CPU, fused elsewhere). Both give the same outputs (tests/test_model.py).

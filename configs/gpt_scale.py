@@ -48,6 +48,7 @@ def get_config(arg: str = '125m') -> ml_collections.ConfigDict:
   model.pointer.cache_len = 512
   model.dtype = 'bfloat16'
   model.remat = 'dots' if size == '1_3b' else 'none'
+  model.scan_layers = True  # compile time flat in depth (the twin: groups of 4 layers)
 
   data = config.data
   data.tokenizer = 'sentencepiece'

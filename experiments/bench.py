@@ -37,7 +37,7 @@ from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT, init_tokens
 from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
-from memgpt_jax.provenance import provenance, write_results
+from memgpt_jax.provenance import devices, provenance, write_results
 from memgpt_jax.training.optimizer import make_optimizer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -166,9 +166,8 @@ def markdown(results: dict) -> str:
 def main(argv):
   del argv
   config = _CONFIG.value
-  device = jax.devices()[0]
-  name = _NAME.value or f'bench_{device.platform}'
-  results = {'name': name, **provenance(), 'device': f'{len(jax.devices())} x {device.device_kind}',
+  name = _NAME.value or f'bench_{jax.devices()[0].platform}'
+  results = {'name': name, **provenance(), 'device': devices(),
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
              'seq_len': config.model.segment_len * config.model.num_segments,
              'rounds': _ROUNDS.value, 'steps': _STEPS.value, 'warmup': _WARMUP.value}

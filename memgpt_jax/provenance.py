@@ -1,11 +1,13 @@
-"""What produced a result: the command line and the commit of the code it ran; and the
-results files that carry them."""
+"""What produced a result: the command line, the commit of the code it ran and the
+devices; and the results files that carry them."""
 
 import json
 import pathlib
 import shlex
 import subprocess
 import sys
+
+import jax
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -28,6 +30,11 @@ def provenance() -> dict[str, str]:
   if commit and _git('status', '--porcelain', '--untracked-files=no'):
     commit += ' + changes'
   return {'command': shlex.join(['python', str(script), *sys.argv[1:]]), 'commit': commit}
+
+
+def devices() -> str:
+  """'8 x cpu': the devices a result was measured on."""
+  return f'{jax.device_count()} x {jax.devices()[0].device_kind}'
 
 
 def write_results(out: str | pathlib.Path, name: str, report: dict, markdown: str) -> None:

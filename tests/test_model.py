@@ -11,6 +11,7 @@ import pytest
 
 from conftest import MEMORY_KINDS, VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax import losses
+from memgpt_jax.decode import Decoder
 from memgpt_jax.model.pointer import target_log_probs
 from memgpt_jax.model.state import SegmentOutput
 
@@ -222,6 +223,48 @@ def test_fast_paths_give_the_same_outputs(variants):
     tokens = random_tokens((2, cfg.seq_len), seed=8)
     outputs.append(full_log_probs(model, init_params(model), tokens))
   np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+
+
+def unrolled_layers(params: dict, cfg) -> dict:
+  """model.scan_layers's parameters in the layout of unrolled layers: row r of block_j
+  is block r p + j (p = cfg.layer_period), row i of the memories memory layer i."""
+  params = dict(params['params'])
+  groups, memories = params.pop('block_groups'), params.pop('memories', None)
+  row = lambda tree, index: jax.tree.map(lambda x: x[index], tree)
+  for layer in range(cfg.num_layers):
+    params[f'blocks_{layer}'] = row(groups[f'block_{layer % cfg.layer_period}'],
+                                    layer // cfg.layer_period)
+  for index in range(cfg.num_memory_layers):
+    params[f'memories_{index}'] = row(memories, index)
+  return {'params': params}
+
+
+@pytest.mark.parametrize('overrides,check_gradients', [
+    ({'memory.kind': 'delta', 'num_layers': 2}, True),  # memory in every layer: groups of 1
+    ({'memory.kind': 'slots', 'num_layers': 4, 'memory.layers': '1,3'}, False),  # of 2
+])
+def test_scan_over_layers_computes_what_the_unrolled_layers_do(overrides, check_gradients):
+  """model.scan_layers on the same parameters: the same log-probs, cached decoding and
+  gradients as the unrolled layers."""
+  unrolled, cfg = tiny_model(**overrides)
+  scanned, scanned_cfg = tiny_model(**overrides, scan_layers=True)
+  stacked = init_params(scanned)
+  params = unrolled_layers(stacked, scanned_cfg)
+  shape_of = lambda tree: jax.tree.map(jnp.shape, tree)
+  assert shape_of(params) == shape_of(nn.unbox(jax.eval_shape(
+      unrolled.init, jax.random.key(0), jnp.zeros((2, cfg.segment_len), jnp.int32))))
+  tokens = random_tokens((2, cfg.seq_len), seed=12)
+  want = full_log_probs(unrolled, params, tokens)
+  np.testing.assert_allclose(full_log_probs(scanned, stacked, tokens), want, atol=1e-6)
+  fed = cfg.segment_len + 3  # a memory write, then part of a segment
+  decoder = Decoder(scanned, stacked)
+  log_probs, _ = decoder.feed(decoder.start(2), tokens[:, :fed])
+  np.testing.assert_allclose(log_probs, want[:, :fed], atol=2e-6)
+  if check_gradients:
+    grads = lambda model, p: jax.jit(jax.grad(lambda p: -losses.token_log_probs(
+        model.apply(p, tokens), tokens)[:, :-1].mean()))(p)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
+                 unrolled_layers(grads(scanned, stacked), scanned_cfg), grads(unrolled, params))
 
 
 def test_remat_policies_give_the_gradients_of_keeping_everything():

@@ -47,9 +47,11 @@ def test_mesh_that_does_not_fit_is_a_config_error(axes, message):
     mesh_shape(mesh_config(**axes), 8)
 
 
-def state_specs(mesh_axes: dict[str, int], vocab: int = VOCAB) -> steps.TrainState:
+def state_specs(mesh_axes: dict[str, int], vocab: int = VOCAB,
+                scan_layers: bool = False) -> steps.TrainState:
   """The PartitionSpecs the default rules give the tiny model's train state."""
   config = parallel_config()
+  config.model.scan_layers = scan_layers
   model, optimizer = model_and_optimizer(config)
   model = MemGPT(dataclasses.replace(model.cfg, vocab_size=vocab))
   boxed = jax.eval_shape(lambda: steps.init_train_state(model, optimizer, 0, 1))
@@ -58,17 +60,22 @@ def state_specs(mesh_axes: dict[str, int], vocab: int = VOCAB) -> steps.TrainSta
   return jax.tree.map(lambda s: s.spec, shardings)
 
 
-def test_rules_shard_parameters_and_their_optimizer_state():
-  specs = state_specs({'data': 1, 'fsdp': 2, 'tensor': 2})
+@pytest.mark.parametrize('scan_layers', [False, True])
+def test_rules_shard_parameters_and_their_optimizer_state(scan_layers):
+  """With model.scan_layers every layer parameter has a leading 'layers' axis, which
+  no rule names: each device holds its shards of every layer."""
+  specs = state_specs({'data': 1, 'fsdp': 2, 'tensor': 2}, scan_layers=scan_layers)
   params = specs.params
-  block = params['blocks_0']
+  block = params['block_groups']['block_0'] if scan_layers else params['blocks_0']
+  memory = params['memories'] if scan_layers else params['memories_0']
+  spec = lambda *axes: P(None, *axes) if scan_layers else P(*axes)
   assert params['embed']['embedding'] == P('tensor', 'fsdp')
-  assert block['attention']['query']['kernel'] == P('fsdp', 'tensor', None)
-  assert block['attention']['out']['kernel'] == P('tensor', None, 'fsdp')
-  assert block['mlp']['w1']['kernel'] == P('fsdp', 'tensor')
-  assert block['mlp']['w2']['kernel'] == P('tensor', 'fsdp')
-  assert block['attention_norm']['scale'] == P('fsdp')
-  assert params['memories_0']['project']['kernel'] == P('fsdp', 'tensor', None)
+  assert block['attention']['query']['kernel'] == spec('fsdp', 'tensor', None)
+  assert block['attention']['out']['kernel'] == spec('tensor', None, 'fsdp')
+  assert block['mlp']['w1']['kernel'] == spec('fsdp', 'tensor')
+  assert block['mlp']['w2']['kernel'] == spec('tensor', 'fsdp')
+  assert block['attention_norm']['scale'] == spec('fsdp')
+  assert memory['project']['kernel'] == spec('fsdp', 'tensor', None)
   assert specs.step == P() and specs.rng == P()
   # Adam's two moments are laid out exactly like the parameters.
   moments = [spec for path, spec in jax.tree_util.tree_flatten_with_path(specs.opt_state)[0]

@@ -1,7 +1,9 @@
-"""One pre-norm Transformer block whose attention also reads the layer's memory."""
+"""One pre-norm Transformer block whose attention also reads the layer's memory, and
+the group of blocks that a scan over the depth repeats (model.scan_layers)."""
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from memgpt_jax.model.attention import SelfAttention
 from memgpt_jax.model.config import ModelConfig
@@ -46,3 +48,49 @@ class Block(nn.Module):
     x = x + dropout(attended)
     x = x + dropout(Mlp(cfg, name='mlp')(make_norm(cfg, name='mlp_norm')(x)))
     return x, window_keys, window_values, normed if cfg.memory_kind == 'delta' else x
+
+
+# model.remat: what a block keeps for the backward pass (None: nothing but its input).
+REMAT_POLICIES = {'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+                  'full': None}
+
+
+def block_class(cfg: ModelConfig) -> type[nn.Module]:
+  """Block, rematerialised as model.remat says."""
+  return Block if cfg.remat == 'none' else nn.remat(Block, policy=REMAT_POLICIES[cfg.remat])
+
+
+class BlockGroup(nn.Module):
+  """cfg.layer_period consecutive blocks: one step of the scan over the depth. Every
+  group has the same memory pattern, so one set of stacked parameters serves them all."""
+  cfg: ModelConfig
+  deterministic: bool = True
+
+  @nn.compact
+  def __call__(
+      self,
+      x: jax.Array,  # [B, L, d]: the carry, from group to group
+      layers: tuple,  # this group's window keys and values [p, B, T, H, D] and memory
+                      # ([m, ...] for its m memory layers, or None)
+      start: jax.Array,
+      sees_memory: jax.Array,  # [B, L] bool
+      mask: jax.Array,  # [B, 1, L, T]
+  ) -> tuple[jax.Array, tuple]:
+    """-> (x, (window keys [p, ...], window values [p, ...], what the memory writes
+    read [m, B, L, d] or None))."""
+    cfg = self.cfg
+    window_keys, window_values, memory = layers
+    keys, values, written = [], [], []
+    for offset in range(cfg.layer_period):
+      has_memory = cfg.has_memory(offset)
+      layer_memory = (jax.tree.map(lambda m, i=len(written): m[i], memory)
+                      if has_memory else None)
+      x, layer_keys, layer_values, layer_written = block_class(cfg)(
+          cfg, has_memory, self.deterministic, name=f'block_{offset}')(
+              x, start, layer_memory, sees_memory, window_keys[offset],
+              window_values[offset], mask)
+      keys.append(layer_keys)
+      values.append(layer_values)
+      if has_memory:
+        written.append(layer_written)
+    return x, (jnp.stack(keys), jnp.stack(values), jnp.stack(written) if written else None)

@@ -121,6 +121,7 @@ class ModelConfig:
   attention: str = _setting(choices=('auto', 'einsum', 'fused'))
   segment_unroll: int = _setting(minimum=0)
   remat: str = _setting(choices=('none', 'dots', 'full'))
+  scan_layers: bool = _setting()
   bidirectional_prefix: bool = _setting()
   memory_enabled: bool = _setting('memory.enabled')
   memory_kind: str = _setting('memory.kind', choices=('delta', 'slots'))
@@ -158,6 +159,18 @@ class ModelConfig:
 
   def has_memory(self, layer: int) -> bool:
     return self.memory_enabled and layer in self.memory_layers
+
+  @property
+  def num_memory_layers(self) -> int:
+    return len(self.memory_layers) if self.memory_enabled else 0
+
+  @property
+  def layer_period(self) -> int:
+    """The fewest layers whose memory pattern repeats through the depth: what one
+    step of the scan over layers applies (model.scan_layers)."""
+    layers = self.num_layers
+    return next(period for period in range(1, layers + 1) if layers % period == 0 and all(
+        self.has_memory(layer) == self.has_memory(layer % period) for layer in range(layers)))
 
   @classmethod
   def from_config(cls, model: ml_collections.ConfigDict, vocab_size: int) -> 'ModelConfig':

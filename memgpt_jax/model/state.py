@@ -24,8 +24,9 @@ class DeltaState:
 @flax.struct.dataclass
 class MemoryState:
   """Carried from segment to segment (the lax.scan carry; also the decoder's)."""
-  # One per memory layer: the slots [B, S, d] float32, or a DeltaState.
-  memory: tuple[jax.Array | DeltaState, ...]
+  # One per memory layer: the slots [B, S, d] float32, or a DeltaState. With
+  # model.scan_layers one of them, every array stacked: [memory layers, B, ...].
+  memory: tuple[jax.Array | DeltaState, ...] | jax.Array | DeltaState
   memory_doc: jax.Array  # [B] int32: the document the memory holds (FRESH_MEMORY at start)
   pointer_keys: jax.Array  # [B, P, heads, d_p]: final-layer keys of the last P positions
   pointer_tokens: jax.Array  # [B, P] int32: their token ids
@@ -36,11 +37,12 @@ class MemoryState:
 @flax.struct.dataclass
 class WindowCache:
   """Per-position buffers of the current segment: empty at each segment's start."""
-  keys: tuple[jax.Array, ...]  # one [B, T, H, D] per layer
-  values: tuple[jax.Array, ...]  # one [B, T, H, D] per layer
+  # Per layer; with model.scan_layers one array, the layers stacked on a leading axis.
+  keys: tuple[jax.Array, ...] | jax.Array  # one [B, T, H, D] per layer
+  values: tuple[jax.Array, ...] | jax.Array  # one [B, T, H, D] per layer
   # One [B, T, d] per memory layer, what its write reads: the layer's output (slots) or
   # its normed input (delta).
-  hiddens: tuple[jax.Array, ...]
+  hiddens: tuple[jax.Array, ...] | jax.Array
   pointer_keys: jax.Array  # [B, T, heads, d_p]
   tokens: jax.Array  # [B, T] int32
   docs: jax.Array  # [B, T] int32 document ids

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memgpt_jax.model.block import Block
+from memgpt_jax.model.block import BlockGroup, block_class
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import Dense, default_init, make_norm
 from memgpt_jax.model.delta_memory import DeltaMemory
@@ -29,15 +29,22 @@ from memgpt_jax.model.attention import window_mask
 from memgpt_jax.model.state import EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, WindowCache
 
 
-# model.remat: what a block keeps for the backward pass (None: nothing but its input).
-REMAT_POLICIES = {'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-                  'full': None}
-
-
 def init_tokens(cfg: ModelConfig, batch_size: int = 1) -> jax.Array:
   """What init runs on: one segment of zeros [batch_size, T]. The parameters do not
   depend on the number of segments, and init then traces one segment, not K unrolled."""
   return jnp.zeros((batch_size, cfg.segment_len), jnp.int32)
+
+
+def stacked_memories(memory: type[nn.Module], cfg: ModelConfig) -> nn.Module:
+  """One memory module for every memory layer, parameters and states stacked on a
+  leading axis: the writes run side by side (model.scan_layers)."""
+  # __call__: (state, inputs) per layer; the rest (which tokens to write, ...) shared.
+  shared_inputs = 2 if memory is SlotMemory else 4
+  stacked = dict(variable_axes={'params': 0}, split_rngs={'params': True},
+                 axis_size=cfg.num_memory_layers, metadata_params={nn.PARTITION_NAME: 'layers'})
+  return nn.vmap(memory, methods={
+      '__call__': dict(stacked, in_axes=(0, 0) + (None,) * shared_inputs),
+      'initial_state': dict(stacked, in_axes=None)})(cfg)
 
 
 def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
@@ -46,11 +53,14 @@ def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
   heads = (*window, cfg.num_heads, cfg.head_dim)
   zeros = lambda shape, dtype=cfg.compute_dtype: jnp.zeros(shape, dtype)
   pointer_heads = cfg.pointer_heads if cfg.pointer_enabled else 0
+  if cfg.scan_layers:  # one array, layers on the leading axis
+    per_layer = lambda count, shape: zeros((count, *shape))
+  else:
+    per_layer = lambda count, shape: tuple(zeros(shape) for _ in range(count))
   return WindowCache(
-      keys=tuple(zeros(heads) for _ in range(cfg.num_layers)),
-      values=tuple(zeros(heads) for _ in range(cfg.num_layers)),
-      hiddens=tuple(zeros((*window, cfg.d_model)) for _ in range(len(cfg.memory_layers))
-                    if cfg.memory_enabled),
+      keys=per_layer(cfg.num_layers, heads),
+      values=per_layer(cfg.num_layers, heads),
+      hiddens=per_layer(cfg.num_memory_layers, (*window, cfg.d_model)),
       pointer_keys=zeros((*window, pointer_heads, cfg.pointer_head_dim), jnp.float32),
       tokens=zeros(window, jnp.int32),
       docs=zeros(window, jnp.int32),
@@ -68,11 +78,18 @@ class MemGPT(nn.Module):
         cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype,
         embedding_init=nn.with_logical_partitioning(default_init(cfg), ('vocab', 'embed')))
     self.positions = AdditivePositions(cfg)
-    block = Block if cfg.remat == 'none' else nn.remat(Block, policy=REMAT_POLICIES[cfg.remat])
-    self.blocks = [block(cfg, cfg.has_memory(layer), self.deterministic)
-                   for layer in range(cfg.num_layers)]
     memory = DeltaMemory if cfg.memory_kind == 'delta' else SlotMemory
-    self.memories = [memory(cfg) for _ in cfg.memory_layers] if cfg.memory_enabled else []
+    if cfg.scan_layers:
+      self.block_groups = nn.scan(
+          BlockGroup, variable_axes={'params': 0}, split_rngs={'params': True, 'dropout': True},
+          in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+          length=cfg.num_layers // cfg.layer_period,
+          metadata_params={nn.PARTITION_NAME: 'layers'})(cfg, self.deterministic)
+      self.memories = stacked_memories(memory, cfg) if cfg.num_memory_layers else None
+    else:
+      self.blocks = [block_class(cfg)(cfg, cfg.has_memory(layer), self.deterministic)
+                     for layer in range(cfg.num_layers)]
+      self.memories = [memory(cfg) for _ in range(cfg.num_memory_layers)]
     self.final_norm = make_norm(cfg)
     self.dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     if not cfg.tie_embeddings:
@@ -137,8 +154,12 @@ class MemGPT(nn.Module):
     cfg = self.cfg
     cache_len = cfg.pointer_cache_len if cfg.pointer_enabled else 0
     heads = cfg.pointer_heads if cfg.pointer_enabled else 0
+    if cfg.scan_layers:
+      memory = self.memories.initial_state(batch_size) if self.memories else ()
+    else:
+      memory = tuple(memory.initial_state(batch_size) for memory in self.memories)
     return MemoryState(
-        memory=tuple(memory.initial_state(batch_size) for memory in self.memories),
+        memory=memory,
         memory_doc=jnp.full((batch_size,), FRESH_MEMORY, jnp.int32),
         pointer_keys=jnp.zeros((batch_size, cache_len, heads, cfg.pointer_head_dim)),
         pointer_tokens=jnp.zeros((batch_size, cache_len), jnp.int32),
@@ -158,8 +179,8 @@ class MemGPT(nn.Module):
     cfg = self.cfg
     length = tokens.shape[1]
     positions = start + jnp.arange(length)
-    write = lambda buffer, chunk: jax.lax.dynamic_update_slice_in_dim(
-        buffer, chunk.astype(buffer.dtype), start, axis=1)
+    write = lambda buffer, chunk, axis=1: jax.lax.dynamic_update_slice_in_dim(
+        buffer, chunk.astype(buffer.dtype), start, axis=axis)
     window = window.replace(tokens=write(window.tokens, tokens),
                             docs=write(window.docs, doc_ids),
                             prefix=write(window.prefix, prefix))
@@ -168,24 +189,38 @@ class MemGPT(nn.Module):
     sees_memory = (state.memory_doc[:, None] == doc_ids) | (
         state.memory_doc[:, None] == FRESH_MEMORY)  # [B, L]
     x = self.dropout(self.embed(tokens) + self.positions(positions))  # [B, L, d]
-    memory_slot = {layer: i for i, layer in enumerate(cfg.memory_layers)}
-    keys, values, hiddens = [], [], []
-    for layer, block in enumerate(self.blocks):
-      slot = memory_slot.get(layer) if cfg.memory_enabled else None
-      memory = state.memory[slot] if slot is not None else None
-      x, layer_keys, layer_values, written = block(
-          x, start, memory, sees_memory, window.keys[layer], window.values[layer], mask)
-      keys.append(layer_keys)
-      values.append(layer_values)
-      if slot is not None:
-        hiddens.append(write(window.hiddens[slot], written))
+    if cfg.scan_layers:
+      groups = cfg.num_layers // cfg.layer_period
+      by_group = lambda tree: jax.tree.map(  # [n, ...] -> [groups, n / groups, ...]
+          lambda a: a.reshape(groups, a.shape[0] // groups, *a.shape[1:]), tree)
+      by_layer = lambda a: a.reshape(-1, *a.shape[2:])  # and back
+      memory = by_group(state.memory) if self.memories else None
+      x, (keys, values, written) = self.block_groups(
+          x, (by_group(window.keys), by_group(window.values), memory), start, sees_memory,
+          mask)
+      keys, values = by_layer(keys), by_layer(values)
+      hiddens = window.hiddens if written is None else write(
+          window.hiddens, by_layer(written), axis=2)
+    else:
+      memory_slot = {layer: i for i, layer in enumerate(cfg.memory_layers)}
+      keys, values, hiddens = [], [], []
+      for layer, block in enumerate(self.blocks):
+        slot = memory_slot.get(layer) if cfg.memory_enabled else None
+        memory = state.memory[slot] if slot is not None else None
+        x, layer_keys, layer_values, written = block(
+            x, start, memory, sees_memory, window.keys[layer], window.values[layer], mask)
+        keys.append(layer_keys)
+        values.append(layer_values)
+        if slot is not None:
+          hiddens.append(write(window.hiddens[slot], written))
+      keys, values, hiddens = tuple(keys), tuple(values), tuple(hiddens)
     hidden = self.final_norm(x)
     if cfg.tie_embeddings:  # on [B * L, d] rows: see layers.flat_dot_general
       logits = self.embed.attend(hidden.reshape(-1, cfg.d_model)).reshape(
           *hidden.shape[:-1], cfg.vocab_size)
     else:
       logits = self.lm_head(hidden)
-    window = window.replace(keys=tuple(keys), values=tuple(values), hiddens=tuple(hiddens))
+    window = window.replace(keys=keys, values=values, hiddens=hiddens)
     if not cfg.pointer_enabled:
       return SegmentOutput(vocab_logits=logits), window
 
@@ -209,21 +244,26 @@ class MemGPT(nn.Module):
     last_doc = window.docs[:, -1]  # [B]
     written = window.docs == last_doc[:, None]  # [B, T]
     continues = (state.memory_doc == last_doc) | (state.memory_doc == FRESH_MEMORY)
-    layers = tuple(zip(self.memories, state.memory, window.hiddens))
-    write_strength = None
-    if self.cfg.memory_kind == 'delta':
+    delta = self.cfg.memory_kind == 'delta'
+    shared = (written, continues)
+    if delta:
       # The key of token t also reads token t - 1, when that is of t's document (the
       # token before a segment is of memory_doc, the previous segment's last).
       previous_docs = jnp.concatenate([state.memory_doc[:, None], window.docs[:, :-1]], 1)
-      written_layers = [memory(state_l, hiddens, written, continues,
-                               previous_docs == window.docs, window.pointer_keys)
-                        for memory, state_l, hiddens in layers]
-      memory = tuple(layer_state for layer_state, _ in written_layers)
-      if written_layers:  # [B, T]: mean over layers and heads
-        write_strength = jnp.mean(jnp.stack([beta for _, beta in written_layers]), (0, -1))
-    else:
-      memory = tuple(slots(state_l, hiddens, written, continues)
-                     for slots, state_l, hiddens in layers)
+      shared += (previous_docs == window.docs, window.pointer_keys)
+    memory, write_strength = state.memory, None
+    if self.memories and self.cfg.scan_layers:  # stacked: [layers, ...]
+      memory = self.memories(state.memory, window.hiddens, *shared)
+      if delta:
+        memory, betas = memory  # betas [layers, B, T, H]
+        write_strength = jnp.mean(betas, (0, -1))
+    elif self.memories:
+      memory = tuple(layer(layer_state, hiddens, *shared) for layer, layer_state, hiddens
+                     in zip(self.memories, state.memory, window.hiddens))
+      if delta:
+        betas = jnp.stack([beta for _, beta in memory])
+        memory = tuple(layer_state for layer_state, _ in memory)
+        write_strength = jnp.mean(betas, (0, -1))  # [B, T]: over layers and heads
     state = state.replace(memory=memory, memory_doc=last_doc)
     cache_len = state.pointer_tokens.shape[1]
     if cache_len == 0:

@@ -11,6 +11,9 @@ flax.linen.logical_to_mesh_axes; a name with no rule is replicated. The default 
   mlp    -> tensor         MLP hidden units: Megatron-style tensor parallel
   embed  -> fsdp           the model width of every weight: ZeRO-3 / FSDP
 
+With model.scan_layers the layers' parameters are stacked on a leading 'layers' axis,
+which no default rule names: every device keeps its shards of all layers.
+
 A dimension that its mesh axes do not divide stays whole (e.g. the byte vocabulary
 of 258 over tensor=4). The optimizer's moments are initialised from the boxed
 parameters, so they carry the same names and get the same shardings.

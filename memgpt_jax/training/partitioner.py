@@ -13,6 +13,7 @@ import functools
 import flax.jax_utils
 import flax.linen as nn
 import jax
+import jax.extend
 from jax.sharding import NamedSharding, PartitionSpec
 import ml_collections
 import numpy as np
@@ -40,13 +41,19 @@ class JitPartitioner:
     mesh_lib.check_batch(config.train.batch_size // config.train.grad_accum_steps,
                          self.batch_sharding, 'a micro-batch (train.batch_size / '
                          'train.grad_accum_steps)')
-    init = functools.partial(steps.init_train_state, model, optimizer, config.seed, 1)
-    boxed = jax.eval_shape(init)
+    # The model is traced once for init: the traced program's output shapes and
+    # logical axis names give the state's shardings, and the compiled init replays it.
+    traced = jax.jit(functools.partial(
+        steps.init_train_state, model, optimizer, config.seed, 1)).trace()
+    boxed = traced.out_info
     self.state_shardings = sharding_lib.tree_shardings(boxed, self.mesh, self.rules)
     self.abstract_state = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         nn.unbox(boxed), self.state_shardings)
-    self._init = jax.jit(lambda: nn.unbox(init()), out_shardings=self.state_shardings)
+    replay, unboxed = jax.extend.core.jaxpr_as_fun(traced.jaxpr), jax.tree.structure(
+        nn.unbox(boxed))
+    self._init = jax.jit(lambda: jax.tree.unflatten(unboxed, replay()),
+                         out_shardings=self.state_shardings)
     self._step = self._compile(functools.partial(
         steps.train_step, model=model, optimizer=optimizer, z_loss=config.train.z_loss,
         coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
@@ -77,6 +84,14 @@ class JitPartitioner:
   def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
     """-> (state, metrics) after one update on this process's rows of the global batch."""
     return self._step(state, self.global_batch(batch))
+
+  def trace_step(self, batch_size: int, seq_len: int) -> jax.stages.Traced:
+    """The train step traced on abstract inputs (a global batch of token rows, no
+    documents or prefix): its .lower().compile() builds the program without running it."""
+    tokens = jax.ShapeDtypeStruct((batch_size, seq_len), np.int32, sharding=self.batch_sharding)
+    mask = jax.ShapeDtypeStruct((batch_size, seq_len), np.float32, sharding=self.batch_sharding)
+    return self._step.trace(self.abstract_state,
+                            {'inputs': tokens, 'targets': tokens, 'mask': mask})
 
 
 class PmapPartitioner(JitPartitioner):
