@@ -251,19 +251,19 @@ class MemGPT(nn.Module):
       # token before a segment is of memory_doc, the previous segment's last).
       previous_docs = jnp.concatenate([state.memory_doc[:, None], window.docs[:, :-1]], 1)
       shared += (previous_docs == window.docs, window.pointer_keys)
-    memory, write_strength = state.memory, None
+    memory, betas = state.memory, None  # betas: the delta writes' [layers, B, T, H]
     if self.memories and self.cfg.scan_layers:  # stacked: [layers, ...]
       memory = self.memories(state.memory, window.hiddens, *shared)
       if delta:
-        memory, betas = memory  # betas [layers, B, T, H]
-        write_strength = jnp.mean(betas, (0, -1))
+        memory, betas = memory
     elif self.memories:
       memory = tuple(layer(layer_state, hiddens, *shared) for layer, layer_state, hiddens
                      in zip(self.memories, state.memory, window.hiddens))
       if delta:
         betas = jnp.stack([beta for _, beta in memory])
         memory = tuple(layer_state for layer_state, _ in memory)
-        write_strength = jnp.mean(betas, (0, -1))  # [B, T]: over layers and heads
+    # [B, T]: mean over layers and heads
+    write_strength = None if betas is None else jnp.mean(betas, (0, -1))
     state = state.replace(memory=memory, memory_doc=last_doc)
     cache_len = state.pointer_tokens.shape[1]
     if cache_len == 0:
