@@ -80,12 +80,13 @@ class BlockGroup(nn.Module):
     read [m, B, L, d] or None))."""
     cfg = self.cfg
     window_keys, window_values, memory = layers
+    block = block_class(cfg)
     keys, values, written = [], [], []
     for offset in range(cfg.layer_period):
       has_memory = cfg.has_memory(offset)
       layer_memory = (jax.tree.map(lambda m, i=len(written): m[i], memory)
                       if has_memory else None)
-      x, layer_keys, layer_values, layer_written = block_class(cfg)(
+      x, layer_keys, layer_values, layer_written = block(
           cfg, has_memory, self.deterministic, name=f'block_{offset}')(
               x, start, layer_memory, sees_memory, window_keys[offset],
               window_values[offset], mask)
