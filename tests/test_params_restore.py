@@ -1,6 +1,7 @@
 """Params-only restore from a checkpoint the real Checkpointer wrote: any path form,
 no optimizer state read, other model shapes refused, the source left untouched."""
 
+import functools
 import json
 
 import flax.linen as nn
@@ -26,7 +27,9 @@ def saved(tmp_path_factory):
   each, and the params of each step."""
   config = load_config('tiny')
   model, _ = abstract_params(config, VOCAB)
-  state = nn.unbox(steps.init_train_state(model, make_optimizer(config.train), 0, 1))
+  # Compiled: run op by op, init would run (and compile) the whole forward pass.
+  state = nn.unbox(jax.jit(functools.partial(
+      steps.init_train_state, model, make_optimizer(config.train), 0, 1))())
   workdir = tmp_path_factory.mktemp('pretrained')
   checkpointer = workdir_lib.checkpointer(workdir, async_save=False)
   params = {}

@@ -83,8 +83,9 @@ def _open_locked(path: pathlib.Path) -> int:
 def locked(workdir: pathlib.Path, active: bool = True):
   """Holds `workdir`'s lock for the body (only where `active`: process 0 of a run).
 
-  Creates the workdir; a failure before anything else was written there leaves no
-  trace (the workdir is removed again if this made it and it is empty).
+  Creates the workdir. A run that fails before it starts (before it writes its
+  config.json) leaves no trace in a workdir this made, not even the SentencePiece
+  model it trained or inherited.
   """
   if not active:
     yield
@@ -105,8 +106,8 @@ def locked(workdir: pathlib.Path, active: bool = True):
   finally:
     path.unlink(missing_ok=True)
     os.close(fd)
-    if created and not any(workdir.iterdir()):
-      workdir.rmdir()
+    if created and not (workdir / CONFIG).exists():
+      shutil.rmtree(workdir, ignore_errors=True)
 
 
 def checkpointer(workdir: str | pathlib.Path, keep: int = 3,
