@@ -28,24 +28,18 @@ class DecodeState:
 
 
 class Decoder:
-  """Holds the jitted chunk / segment-end steps of one model and its parameters."""
+  """One model and its parameters, with the compiled chunk / segment-end steps.
+
+  The steps are compiled once per model (equal configs make equal models) and shape,
+  not once per Decoder: a fresh Decoder, e.g. for each evaluation, traces nothing new.
+  """
 
   def __init__(self, model: MemGPT, params):
     self.model = model
     self.params = params
-    self._chunk = jax.jit(functools.partial(_chunk_log_probs, model))
-    self._end_segment = jax.jit(
-        lambda params, state, window: model.apply(
-            params, state, window, method=MemGPT.end_segment))
-    self._initial = jax.jit(
-        lambda params, batch_size: model.apply(
-            params, batch_size, method=MemGPT.initial_state),
-        static_argnums=1)
-    self._sample_and_feed = jax.jit(functools.partial(_sample_and_feed, model),
-                                    static_argnames=('count', 'top_k'))
 
   def start(self, batch_size: int) -> DecodeState:
-    return DecodeState(self._initial(self.params, batch_size),
+    return DecodeState(_initial_state(self.model, self.params, batch_size),
                        empty_window(self.model.cfg, batch_size), 0)
 
   def feed(self, state: DecodeState, tokens: jax.Array, prefix: bool = False,
@@ -61,14 +55,14 @@ class Decoder:
     while offset < tokens.shape[1]:
       size = min(segment_len - state.position, tokens.shape[1] - offset)
       chunk = slice(offset, offset + size)
-      log_probs, window = self._chunk(self.params, tokens[:, chunk], jnp.int32(state.position),
-                                      state.memory, state.window, doc_ids[:, chunk],
-                                      jnp.full((tokens.shape[0], size), prefix))
+      log_probs, window = _chunk_log_probs(
+          self.model, self.params, tokens[:, chunk], jnp.int32(state.position), state.memory,
+          state.window, doc_ids[:, chunk], jnp.full((tokens.shape[0], size), prefix))
       outputs.append(log_probs)
       offset += size
       state = DecodeState(state.memory, window, state.position + size)
       if state.position == segment_len:
-        memory = self._end_segment(self.params, state.memory, state.window)
+        memory = _end_segment(self.model, self.params, state.memory, state.window)
         state = DecodeState(memory, empty_window(self.model.cfg, tokens.shape[0]), 0)
     return jnp.concatenate(outputs, axis=1), state
 
@@ -78,24 +72,24 @@ class Decoder:
     """`count` new tokens in one compiled loop: each sampled from log_probs [B, V]
     (with key fold_in(rng, step)), then fed. -> (tokens [B, count], log_probs, done,
     state); rows that emitted stop_id (done [B]) keep emitting it."""
-    carry, tokens = self._sample_and_feed(
-        self.params, state.memory, state.window, jnp.int32(state.position), log_probs,
+    carry, tokens = _sample_and_feed(
+        self.model, self.params, state.memory, state.window, jnp.int32(state.position), log_probs,
         done, rng, jnp.int32(first_step), jnp.float32(temperature), jnp.float32(top_p),
         jnp.int32(-1 if stop_id is None else stop_id), count=count, top_k=top_k)
     memory, window, position, log_probs, done = carry
     return tokens, log_probs, done, DecodeState(memory, window, int(position))
 
 
+@functools.partial(jax.jit, static_argnums=0, static_argnames=('count', 'top_k'))
 def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs, done, rng,
                      first_step, temperature, top_p, stop_id, *, count: int, top_k: int):
-  """Decoder.sample_and_feed's loop, traced once per (count, top_k)."""
+  """Decoder.sample_and_feed's loop, traced once per model, shape, count and top_k."""
   cfg = model.cfg
   batch = log_probs.shape[0]
   ones = jnp.ones((batch, 1), jnp.int32)
 
   def end_segment(memory, window):
-    return (model.apply(params, memory, window, method=MemGPT.end_segment),
-            empty_window(cfg, batch))
+    return _end_segment(model, params, memory, window), empty_window(cfg, batch)
 
   def step(carry, index):
     memory, window, position, log_probs, done = carry
@@ -116,6 +110,18 @@ def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs,
   return carry, tokens.T
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _initial_state(model: MemGPT, params, batch_size: int) -> MemoryState:
+  return model.apply(params, batch_size, method=MemGPT.initial_state)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _end_segment(model: MemGPT, params, memory: MemoryState,
+                 window: WindowCache) -> MemoryState:
+  return model.apply(params, memory, window, method=MemGPT.end_segment)
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_ids, prefix):
   output, window = model.apply(params, tokens, start, memory, window, doc_ids, prefix,
                                method=MemGPT.process_chunk)

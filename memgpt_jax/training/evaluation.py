@@ -83,14 +83,14 @@ class GenerationEvaluator:
     self._max_new_tokens = config.train.generate_max_tokens
     self._max_source_tokens = max(model.cfg.seq_len - self._max_new_tokens, 1)
     self._batch_size = config.train.batch_size
-    self._decoder = Decoder(model, None)
+    self._model = model
 
   def __call__(self, params) -> dict[str, float]:
-    self._decoder.params = {'params': params}
+    decoder = Decoder(self._model, {'params': params})  # compiled once, for every call
     predictions = []
     for start in range(0, len(self._sources), self._batch_size):
       predictions += generate_targets(
-          self._decoder, self._tokenizer, list(self._sources[start:start + self._batch_size]),
+          decoder, self._tokenizer, list(self._sources[start:start + self._batch_size]),
           self._max_new_tokens, self._max_source_tokens)
     return text_metrics.task_metrics(self._kind, predictions, list(self._references))
 
