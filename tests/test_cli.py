@@ -1,6 +1,6 @@
-"""The command-line programs as a user runs them: overrides, streaming, and how errors
-and signals reach the shell (one line on stderr, the exit status); what each error
-says is checked in-process (tests/test_errors.py, tests/test_reliability.py)."""
+"""The command-line programs as a user runs them: overrides, the sampling flags, and
+how errors and signals reach the shell (one line on stderr, the exit status); what
+each error says is checked in-process (tests/test_errors.py, tests/test_reliability.py)."""
 
 import json
 import os
@@ -52,17 +52,18 @@ def test_train_applies_overrides_and_prints_a_sample(trained):
   assert "--- sample (prompt 'import ') ---\nimport " in result.stdout
 
 
-def test_sample_program_streams_from_the_workdir(trained, tmp_path):
+def test_sample_program_decodes_from_the_workdir(trained, tmp_path):
+  """The flags reach the sampler: a prompt file, a batch of samples and the sampling
+  settings (the one-sample stream is checked in-process, tests/test_training.py)."""
   workdir, _ = trained
   prompt_file = tmp_path / 'prompt.txt'
   prompt_file.write_text('class A:\n')
   result = run('sample', f'--workdir={workdir}', f'--prompt_file={prompt_file}',
-               '--max_new_tokens=10', '--temperature=0')
+               '--max_new_tokens=5', '--num_samples=2', '--top_k=5', '--top_p=0.9',
+               '--seed=3')
   assert result.returncode == 0, result.stderr
-  assert result.stdout.startswith('class A:\n')
-  batched = run('sample', f'--workdir={workdir}', '--prompt=x', '--max_new_tokens=5',
-                '--num_samples=2', '--top_k=5', '--top_p=0.9', '--seed=3')
-  assert batched.stdout.count('--- sample ') == 2, batched.stderr
+  assert result.stdout.count('--- sample ') == 2, result.stdout
+  assert result.stdout.count('---\nclass A:\n') == 2, result.stdout
 
 
 @pytest.mark.parametrize('args,message', [
@@ -79,20 +80,10 @@ def test_bad_training_input_is_one_line(tmp_path, args, message):
   assert line.startswith('memgpt-train: error: ') and message in line
 
 
-def test_fine_tuning_from_another_shape_is_one_line(trained, data_dir, tmp_path):
-  """A refusal deep in a training run, as one line with nothing written; the other
-  refusals are checked in-process (tests/test_errors.py, tests/test_reliability.py)."""
-  workdir, _ = trained
-  line = error_line(run('train', *tiny(tmp_path / 'new', data_dir, f'--config.init_from={workdir}',
-                                      '--config.model.num_layers=2')))
-  # The run there has one layer, this one two.
-  assert line.startswith('memgpt-train: error: init_from: params/blocks_1/')
-  assert not (tmp_path / 'new').exists()
-
-
 def test_bad_sampling_input_is_one_line(tmp_path):
-  """A UserError from the program's main as one line; tests/test_errors.py checks the
-  messages."""
+  """A UserError from the program's main as one line (a refusal deep in a training run
+  takes the same way out); tests/test_errors.py and tests/test_fine_tuning.py check
+  the messages."""
   prompt_file = tmp_path / 'prompt.txt'
   prompt_file.write_bytes(b'caf\xe9 au lait')  # Latin-1
   line = error_line(run('sample', f'--workdir={tmp_path}', f'--prompt_file={prompt_file}'))
