@@ -139,11 +139,12 @@ def tiny_model(vocab_size: int = VOCAB, **overrides) -> tuple[MemGPT, ModelConfi
   return MemGPT(cfg), cfg
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
   """{'params': ...} as plain arrays (init boxes them with their logical axis names).
-  Compiled: only the initialisers are left of the forward pass, where running init op
-  by op would run (and compile) all of it."""
-  return nn.unbox(jax.jit(model.init)(jax.random.key(seed), init_tokens(model.cfg, batch_size)))
+  Compiled, once per model: only the initialisers are left of the forward pass, where
+  running init op by op would run (and compile) all of it."""
+  return nn.unbox(model.init(jax.random.key(seed), init_tokens(model.cfg, batch_size)))
 
 
 @functools.partial(jax.jit, static_argnums=0)
