@@ -54,7 +54,8 @@ def state_specs(mesh_axes: dict[str, int], vocab: int = VOCAB,
   config.model.scan_layers = scan_layers
   model, optimizer = model_and_optimizer(config)
   model = MemGPT(dataclasses.replace(model.cfg, vocab_size=vocab))
-  boxed = jax.eval_shape(lambda: steps.init_train_state(model, optimizer, 0, 1))
+  boxed = jax.eval_shape(
+      lambda: steps.init_train_state(model, optimizer, jax.random.PRNGKey(0), 1))
   mesh = AbstractMesh(tuple(mesh_axes[a] for a in AXES), AXES)
   shardings = tree_shardings(boxed, mesh, logical_rules(config.mesh))
   return jax.tree.map(lambda s: s.spec, shardings)

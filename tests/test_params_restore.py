@@ -29,7 +29,8 @@ def saved(tmp_path_factory):
   model, _ = abstract_params(config, VOCAB)
   # Compiled: run op by op, init would run (and compile) the whole forward pass.
   state = nn.unbox(jax.jit(functools.partial(
-      steps.init_train_state, model, make_optimizer(config.train), 0, 1))())
+      steps.init_train_state, model, make_optimizer(config.train)), static_argnums=1)(
+          jax.random.PRNGKey(0), 1))
   workdir = tmp_path_factory.mktemp('pretrained')
   checkpointer = workdir_lib.checkpointer(workdir, async_save=False)
   params = {}

@@ -1,7 +1,6 @@
 """Evaluation on fixed splits: loss, bits per byte and pointer use for every task, and
 task metrics (exact match, ROUGE, BLEU) from greedy generation for seq2seq tasks."""
 
-import functools
 import math
 
 from absl import logging
@@ -28,7 +27,9 @@ class Evaluator:
     self._data = make_eval_iterator(config, tokenizer, split)
     self._tokenizer = tokenizer
     self._partitioner = partitioner
-    self._step = jax.jit(functools.partial(steps.eval_step, model=model),
+    self._model = model
+    # The model is static: equal models share one compiled step.
+    self._step = jax.jit(steps.eval_step, static_argnums=2,
                          in_shardings=(partitioner.state_shardings.params,
                                        partitioner.batch_sharding),
                          out_shardings=NamedSharding(partitioner.mesh, PartitionSpec()))
@@ -38,7 +39,8 @@ class Evaluator:
     totals, num_bytes = {}, 0
     for batch in self._data:
       num_bytes += scored_bytes(self._tokenizer, batch)
-      sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch)))
+      sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch),
+                                       self._model))
       totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
     if jax.process_count() > 1:
       num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())

@@ -1,5 +1,7 @@
 """AdamW with linear warmup, cosine decay and global-norm clipping (Optax)."""
 
+import functools
+
 import jax
 import ml_collections
 import optax
@@ -23,7 +25,21 @@ def _decays(params):
 
 def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """One update per train step; gradient accumulation happens inside the step
-  (memgpt_jax.training.steps), so the schedule counts optimizer updates."""
+  (memgpt_jax.training.steps), so the schedule counts optimizer updates.
+
+  One object per settings: the compiled train step is cached by its settings, the
+  optimizer among them (steps.StepSettings), so equal configs share one program.
+  """
+  return _adamw(ml_collections.FrozenConfigDict({key: train[key] for key in _SETTINGS}))
+
+
+# The train.* settings the optimizer reads.
+_SETTINGS = ('grad_clip_norm', 'learning_rate', 'warmup_steps', 'num_steps', 'end_lr_ratio',
+             'adam_b1', 'adam_b2', 'weight_decay')
+
+
+@functools.lru_cache(maxsize=32)
+def _adamw(train: ml_collections.FrozenConfigDict) -> optax.GradientTransformation:
   return optax.chain(
       optax.clip_by_global_norm(train.grad_clip_norm),
       optax.adamw(learning_rate_schedule(train), b1=train.adam_b1, b2=train.adam_b2,

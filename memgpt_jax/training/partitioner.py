@@ -14,7 +14,7 @@ import flax.jax_utils
 import flax.linen as nn
 import jax
 import jax.extend
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import ml_collections
 import numpy as np
 import optax
@@ -41,27 +41,21 @@ class JitPartitioner:
     mesh_lib.check_batch(config.train.batch_size // config.train.grad_accum_steps,
                          self.batch_sharding, 'a micro-batch (train.batch_size / '
                          'train.grad_accum_steps)')
-    # The model is traced once for init: the traced program's output shapes and
-    # logical axis names give the state's shardings, and the compiled init replays it.
-    traced = jax.jit(functools.partial(
-        steps.init_train_state, model, optimizer, config.seed, 1)).trace()
-    boxed = traced.out_info
-    self.state_shardings = sharding_lib.tree_shardings(boxed, self.mesh, self.rules)
-    self.abstract_state = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        nn.unbox(boxed), self.state_shardings)
-    replay, unboxed = jax.extend.core.jaxpr_as_fun(traced.jaxpr), jax.tree.structure(
-        nn.unbox(boxed))
-    self._init = jax.jit(lambda: jax.tree.unflatten(unboxed, replay()),
-                         out_shardings=self.state_shardings)
-    self._step = self._compile(functools.partial(
-        steps.train_step, model=model, optimizer=optimizer, z_loss=config.train.z_loss,
+    self.state_shardings, self.abstract_state, self._init = _state_programs(
+        model, optimizer, self.mesh, self.rules)
+    self._rng = jax.random.PRNGKey(config.seed)
+    self._settings = steps.StepSettings(
+        model=model, optimizer=optimizer, z_loss=config.train.z_loss,
         coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
-        grad_accum_steps=config.train.grad_accum_steps))
+        grad_accum_steps=config.train.grad_accum_steps)
+    self._step = self._compile()
 
-  def _compile(self, step):
+  def _compile(self):
+    """The jitted step. The settings are a static argument of each call, so its
+    programs are cached by value: a second partitioner of the same setup (a resume,
+    another seed) traces and compiles nothing again."""
     replicated = NamedSharding(self.mesh, PartitionSpec())
-    return jax.jit(step,
+    return jax.jit(steps.train_step, static_argnums=2,
                    in_shardings=(self.state_shardings, self.batch_sharding),
                    out_shardings=(self.state_shardings, replicated), donate_argnums=0)
 
@@ -73,7 +67,7 @@ class JitPartitioner:
   def init_state(self) -> steps.TrainState:
     """Step 0 in the global layout (from_global makes it the step's); each device
     computes only its own shards."""
-    return self._init()
+    return self._init(self._rng)
 
   def to_global(self, state: steps.TrainState) -> steps.TrainState:
     return state
@@ -83,7 +77,7 @@ class JitPartitioner:
 
   def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
     """-> (state, metrics) after one update on this process's rows of the global batch."""
-    return self._step(state, self.global_batch(batch))
+    return self._step(state, self.global_batch(batch), self._settings)
 
   def trace_step(self, batch_size: int, seq_len: int) -> jax.stages.Traced:
     """The train step traced on abstract inputs (a global batch of token rows, no
@@ -91,7 +85,7 @@ class JitPartitioner:
     tokens = jax.ShapeDtypeStruct((batch_size, seq_len), np.int32, sharding=self.batch_sharding)
     mask = jax.ShapeDtypeStruct((batch_size, seq_len), np.float32, sharding=self.batch_sharding)
     return self._step.trace(self.abstract_state,
-                            {'inputs': tokens, 'targets': tokens, 'mask': mask})
+                            {'inputs': tokens, 'targets': tokens, 'mask': mask}, self._settings)
 
 
 class PmapPartitioner(JitPartitioner):
@@ -115,9 +109,10 @@ class PmapPartitioner(JitPartitioner):
                         f'{jax.process_count()} processes and their '
                         f'train.grad_accum_steps={config.train.grad_accum_steps} micro-batches')
 
-  def _compile(self, step):
-    return jax.pmap(functools.partial(step, axis_name=_PMAP_AXIS), axis_name=_PMAP_AXIS,
-                    donate_argnums=0)
+  def _compile(self):
+    return jax.pmap(functools.partial(steps.train_step, settings=self._settings,
+                                      axis_name=_PMAP_AXIS),
+                    axis_name=_PMAP_AXIS, donate_argnums=0)
 
   def to_global(self, state: steps.TrainState) -> steps.TrainState:
     """Stacked per-device copies -> one replicated array over the mesh."""
@@ -137,6 +132,27 @@ class PmapPartitioner(JitPartitioner):
         lambda x: x.reshape(jax.local_device_count(), -1, *x.shape[1:]), batch)
     state, metrics = self._step(state, per_device)
     return state, flax.jax_utils.unreplicate(metrics)
+
+
+@functools.lru_cache(maxsize=16)
+def _state_programs(model: MemGPT, optimizer: optax.GradientTransformation, mesh: Mesh,
+                    rules: sharding_lib.Rules):
+  """The train state's shardings, its abstract layout and the compiled init (key ->
+  state in that layout) of one setup, built once per process. The model is traced once
+  for init: the traced program's shapes and logical axis names give the shardings, and
+  the compiled init replays it."""
+  traced = jax.jit(lambda rng: steps.init_train_state(model, optimizer, rng, 1)).trace(
+      jax.random.PRNGKey(0))
+  boxed = traced.out_info
+  shardings = sharding_lib.tree_shardings(boxed, mesh, rules)
+  abstract_state = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      nn.unbox(boxed), shardings)
+  replay = jax.extend.core.jaxpr_as_fun(traced.jaxpr)
+  unboxed = jax.tree.structure(nn.unbox(boxed))
+  init = jax.jit(lambda rng: jax.tree.unflatten(unboxed, replay(rng)),
+                 out_shardings=shardings)
+  return shardings, abstract_state, init
 
 
 def make_partitioner(config: ml_collections.ConfigDict, model: MemGPT,

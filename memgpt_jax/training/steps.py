@@ -1,5 +1,7 @@
 """Pure train / eval step functions; memgpt_jax.parallel compiles them once over the devices."""
 
+from typing import NamedTuple
+
 import flax.struct
 import jax
 import optax
@@ -17,11 +19,11 @@ class TrainState:
 
 
 def init_train_state(model: MemGPT, optimizer: optax.GradientTransformation,
-                     seed: int, batch_size: int) -> TrainState:
-  """Step 0. Parameters and the optimizer's per-parameter state come boxed in
-  nn.LogicallyPartitioned: their logical axis names give the state's sharding
-  (memgpt_jax.parallel); nn.unbox(state) holds the plain arrays."""
-  rng = jax.random.PRNGKey(seed)
+                     rng: jax.Array, batch_size: int) -> TrainState:
+  """Step 0 from `rng` (jax.random.PRNGKey(config.seed)). Parameters and the
+  optimizer's per-parameter state come boxed in nn.LogicallyPartitioned: their logical
+  axis names give the state's sharding (memgpt_jax.parallel); nn.unbox(state) holds
+  the plain arrays."""
   init_rng, train_rng = jax.random.split(rng)
   params = model.init(init_rng, init_tokens(model.cfg, batch_size))['params']
   return TrainState(step=jax.numpy.int32(0), params=params,
@@ -35,23 +37,33 @@ def _micro_batches(batch: dict, count: int) -> dict:
       lambda x: x.reshape(x.shape[0] // count, count, *x.shape[1:]).swapaxes(0, 1), batch)
 
 
-def train_step(state: TrainState, batch: dict, *, model: MemGPT,
-               optimizer: optax.GradientTransformation, z_loss: float,
-               coverage_loss: float = 0.0, write_cost: float = 0.0,
-               grad_accum_steps: int = 1,
+class StepSettings(NamedTuple):
+  """What the train step is compiled for besides the shapes. Hashable (a static
+  argument): equal settings, with one optimizer object per optimizer config
+  (memgpt_jax/training/optimizer.py), share one compiled step."""
+  model: MemGPT
+  optimizer: optax.GradientTransformation
+  z_loss: float
+  coverage_loss: float = 0.0
+  write_cost: float = 0.0
+  grad_accum_steps: int = 1
+
+
+def train_step(state: TrainState, batch: dict, settings: StepSettings,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
   """One optimizer update on the mean loss over the batch's tokens.
 
   `batch`: inputs, targets, mask, and optionally doc_ids and prefix
   (memgpt_jax/data/pipeline.py); without them a row is one document, no prefix.
 
-  With `grad_accum_steps` k > 1 the batch is differentiated k micro-batches at a time
+  With `settings.grad_accum_steps` k > 1 the batch is differentiated k micro-batches at a time
   (activation memory of B / k rows) and their gradients and metrics summed, each
   weighted by its share of the batch's tokens: the update of one pass over the
   batch. Under pmap, `axis_name` is the device axis and the devices combine theirs
   the same way (a pmean when the shares are equal), so the update is the one a
   single device would make on the whole batch.
   """
+  model, optimizer, z_loss, coverage_loss, write_cost, grad_accum_steps = settings
   dropout_rng = jax.random.fold_in(state.rng, state.step)
   if axis_name is not None:  # independent dropout masks on every device
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
@@ -93,7 +105,7 @@ def train_step(state: TrainState, batch: dict, *, model: MemGPT,
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(params: dict, batch: dict, *, model: MemGPT) -> dict:
+def eval_step(params: dict, batch: dict, model: MemGPT) -> dict:
   output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
                        batch.get('prefix'))
   return losses.eval_sums(output, batch['targets'], batch['mask'])
