@@ -73,9 +73,10 @@ class Decoder:
     (with key fold_in(rng, step)), then fed. -> (tokens [B, count], log_probs, done,
     state); rows that emitted stop_id (done [B]) keep emitting it."""
     carry, tokens = _sample_and_feed(
-        self.model, self.params, state.memory, state.window, jnp.int32(state.position), log_probs,
-        done, rng, jnp.int32(first_step), jnp.float32(temperature), jnp.float32(top_p),
-        jnp.int32(-1 if stop_id is None else stop_id), count=count, top_k=top_k)
+        self.model, self.params, state.memory, state.window, jnp.int32(state.position),
+        log_probs, done, rng, jnp.int32(first_step), jnp.float32(temperature),
+        jnp.float32(top_p), jnp.int32(-1 if stop_id is None else stop_id), count=count,
+        top_k=top_k)
     memory, window, position, log_probs, done = carry
     return tokens, log_probs, done, DecodeState(memory, window, int(position))
 

@@ -17,7 +17,8 @@ from memgpt_jax.parallel.mesh import AXES, mesh_shape
 from memgpt_jax.training.partitioner import PmapPartitioner, make_partitioner
 from memgpt_jax.parallel.sharding import logical_rules, tree_shardings
 from memgpt_jax.training import steps
-from multidevice import last_json_line, model_and_optimizer, parallel_config, run_scripts
+from multidevice import (fixed_batch, last_json_line, model_and_optimizer, parallel_config,
+                         run_scripts)
 
 
 def mesh_config(**axes) -> ml_collections.ConfigDict:
@@ -168,3 +169,26 @@ def test_bad_layouts_are_one_line_config_errors(layouts):
   errors = layouts['errors']
   assert 'mesh data=3 x fsdp=1 x tensor=1 does not fit the 8 devices' in errors['mesh']
   assert 'train.batch_size=4 is not divisible by mesh.data x mesh.fsdp = 8' in errors['batch']
+
+
+def test_a_second_run_of_the_same_setup_compiles_nothing():
+  """Another partitioner of the same setup (a resume, another seed, other logging) reuses
+  the programs the first one traced and compiled: no trace, no compile."""
+  first = make_partitioner(parallel_config(), *model_and_optimizer(parallel_config()))
+  first.train_step(first.init_state(), fixed_batch(1))
+  config = parallel_config()
+  config.seed, config.train.log_every = 7, 1
+  events = []
+  record = lambda event, duration, **kwargs: events.append(event)
+  jax.monitoring.register_event_duration_secs_listener(record)
+  try:
+    second = make_partitioner(config, *model_and_optimizer(config))
+    state = second.init_state()
+    embedding = jax.device_get(state.params['embed']['embedding'])
+    _, metrics = second.train_step(state, fixed_batch(1))
+  finally:
+    jax.monitoring.unregister_event_duration_listener(record)
+  assert np.isfinite(float(metrics['loss']))
+  assert not [e for e in events if e.endswith(('trace_duration', 'compile_duration'))], events
+  # The seed still reaches the parameters.
+  assert not np.allclose(embedding, jax.device_get(first.init_state().params['embed']['embedding']))

@@ -44,9 +44,9 @@ class StepSettings(NamedTuple):
   model: MemGPT
   optimizer: optax.GradientTransformation
   z_loss: float
-  coverage_loss: float = 0.0
-  write_cost: float = 0.0
-  grad_accum_steps: int = 1
+  coverage_loss: float
+  write_cost: float
+  grad_accum_steps: int
 
 
 def train_step(state: TrainState, batch: dict, settings: StepSettings,
@@ -56,8 +56,8 @@ def train_step(state: TrainState, batch: dict, settings: StepSettings,
   `batch`: inputs, targets, mask, and optionally doc_ids and prefix
   (memgpt_jax/data/pipeline.py); without them a row is one document, no prefix.
 
-  With `settings.grad_accum_steps` k > 1 the batch is differentiated k micro-batches at a time
-  (activation memory of B / k rows) and their gradients and metrics summed, each
+  With `settings.grad_accum_steps` k > 1 the batch is differentiated k micro-batches
+  at a time (activation memory of B / k rows) and their gradients and metrics summed, each
   weighted by its share of the batch's tokens: the update of one pass over the
   batch. Under pmap, `axis_name` is the device axis and the devices combine theirs
   the same way (a pmean when the shares are equal), so the update is the one a
