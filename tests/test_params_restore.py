@@ -1,10 +1,8 @@
 """Params-only restore from a checkpoint the real Checkpointer wrote: any path form,
 no optimizer state read, other model shapes refused, the source left untouched."""
 
-import functools
 import json
 
-import flax.linen as nn
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -12,10 +10,10 @@ import pytest
 
 from conftest import VOCAB, load_config, snapshot
 from memgpt_jax.errors import UserError
-from memgpt_jax.training import steps
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import abstract_params
 from memgpt_jax.training.optimizer import make_optimizer
+from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.training.workdir import load_params, saved_config
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -27,10 +25,7 @@ def saved(tmp_path_factory):
   each, and the params of each step."""
   config = load_config('tiny')
   model, _ = abstract_params(config, VOCAB)
-  # Compiled: run op by op, init would run (and compile) the whole forward pass.
-  state = nn.unbox(jax.jit(functools.partial(
-      steps.init_train_state, model, make_optimizer(config.train)), static_argnums=1)(
-          jax.random.PRNGKey(0), 1))
+  state = make_partitioner(config, model, make_optimizer(config.train)).init_state()
   workdir = tmp_path_factory.mktemp('pretrained')
   checkpointer = workdir_lib.checkpointer(workdir, async_save=False)
   params = {}
