@@ -172,23 +172,29 @@ def test_bad_layouts_are_one_line_config_errors(layouts):
 
 
 def test_a_second_run_of_the_same_setup_compiles_nothing():
-  """Another partitioner of the same setup (a resume, another seed, other logging) reuses
-  the programs the first one traced and compiled: no trace, no compile."""
+  """Another partitioner of the same setup (a resume, another seed, other logging, a
+  longer run at another learning rate) reuses the programs the first one traced and
+  compiled: no trace, no compile; the seed and the schedule still take effect."""
   first = make_partitioner(parallel_config(), *model_and_optimizer(parallel_config()))
   first.train_step(first.init_state(), fixed_batch(1))
   config = parallel_config()
   config.seed, config.train.log_every = 7, 1
+  config.train.update(num_steps=90, learning_rate=1e-3)  # no warmup: the first step's
   events = []
   record = lambda event, duration, **kwargs: events.append(event)
   jax.monitoring.register_event_duration_secs_listener(record)
   try:
     second = make_partitioner(config, *model_and_optimizer(config))
     state = second.init_state()
-    embedding = jax.device_get(state.params['embed']['embedding'])
-    _, metrics = second.train_step(state, fixed_batch(1))
+    start = jax.device_get(state.params)
+    state, metrics = second.train_step(state, fixed_batch(1))
   finally:
     jax.monitoring.unregister_event_duration_listener(record)
   assert np.isfinite(float(metrics['loss']))
   assert not [e for e in events if e.endswith(('trace_duration', 'compile_duration'))], events
+  # Adam's first update moves a weight by about the learning rate (lr * (1 + decay * w)).
+  moved = np.abs(jax.device_get(state.params['embed']['embedding']) - start['embed']['embedding'])
+  np.testing.assert_allclose(moved.max(), 1e-3, rtol=0.01)
+  embedding = start['embed']['embedding']
   first_embedding = jax.device_get(first.init_state().params['embed']['embedding'])
   assert not np.allclose(embedding, first_embedding)  # the seed still reaches the parameters

@@ -5,6 +5,7 @@ import io
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from conftest import snapshot, tiny_train_config as tiny_config, train_losses
@@ -12,7 +13,26 @@ from memgpt_jax import sampling
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.training.optimizer import learning_rate, make_schedule
 from memgpt_jax.training.trainer import train_and_evaluate
+
+
+@pytest.mark.parametrize('settings', [
+    dict(learning_rate=2e-3, warmup_steps=5, num_steps=30, end_lr_ratio=0.1),
+    dict(learning_rate=1e-3, warmup_steps=0, num_steps=7, end_lr_ratio=0.0),
+    dict(learning_rate=3e-4, warmup_steps=50, num_steps=4, end_lr_ratio=0.5),  # warmup cut
+])
+def test_learning_rate_is_optax_warmup_cosine_decay(settings):
+  """The traced schedule (one function for the device and the log) is Optax's, at every
+  step and past the end."""
+  config = tiny_config('')
+  config.train.update(settings)
+  want = optax.warmup_cosine_decay_schedule(
+      0.0, settings['learning_rate'], min(settings['warmup_steps'], settings['num_steps'] - 1),
+      settings['num_steps'], settings['learning_rate'] * settings['end_lr_ratio'])
+  steps = np.arange(settings['num_steps'] + 3)
+  np.testing.assert_allclose(jax.vmap(learning_rate, (0, None))(steps, make_schedule(config.train)),
+                             jax.vmap(want)(steps), rtol=1e-5, atol=1e-10)
 
 
 @pytest.fixture(scope='module')

@@ -24,6 +24,7 @@ from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel import mesh as mesh_lib
 from memgpt_jax.parallel import sharding as sharding_lib
 from memgpt_jax.training import steps
+from memgpt_jax.training.optimizer import make_schedule
 
 _PMAP_AXIS = 'devices'
 
@@ -44,6 +45,7 @@ class JitPartitioner:
     self.state_shardings, self.abstract_state, self._init = _state_programs(
         model, optimizer, self.mesh, self.rules)
     self._rng = jax.random.PRNGKey(config.seed)
+    self._schedule = self._replicated(make_schedule(config.train))
     self._settings = steps.StepSettings(
         model=model, optimizer=optimizer, z_loss=config.train.z_loss,
         coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
@@ -53,11 +55,17 @@ class JitPartitioner:
   def _compile(self):
     """The jitted step. The settings are a static argument of each call, so its
     programs are cached by value: a second partitioner of the same setup (a resume,
-    another seed) traces and compiles nothing again."""
+    another seed, another learning-rate schedule) traces and compiles nothing again."""
     replicated = NamedSharding(self.mesh, PartitionSpec())
-    return jax.jit(steps.train_step, static_argnums=2,
-                   in_shardings=(self.state_shardings, self.batch_sharding),
+    return jax.jit(steps.train_step, static_argnums=3,
+                   in_shardings=(self.state_shardings, self.batch_sharding, replicated),
                    out_shardings=(self.state_shardings, replicated), donate_argnums=0)
+
+  def _replicated(self, tree):
+    """Host numbers, the same in every process -> arrays on every device of the mesh."""
+    replicated = NamedSharding(self.mesh, PartitionSpec())
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+        replicated, np.asarray(x, np.float32)), tree)
 
   def global_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """This process's rows -> arrays over the whole mesh, split as the rules say."""
@@ -77,7 +85,7 @@ class JitPartitioner:
 
   def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
     """-> (state, metrics) after one update on this process's rows of the global batch."""
-    return self._step(state, self.global_batch(batch), self._settings)
+    return self._step(state, self.global_batch(batch), self._schedule, self._settings)
 
   def trace_step(self, batch_size: int, seq_len: int) -> jax.stages.Traced:
     """The train step traced on abstract inputs (a global batch of token rows, no
@@ -85,7 +93,8 @@ class JitPartitioner:
     tokens = jax.ShapeDtypeStruct((batch_size, seq_len), np.int32, sharding=self.batch_sharding)
     mask = jax.ShapeDtypeStruct((batch_size, seq_len), np.float32, sharding=self.batch_sharding)
     return self._step.trace(self.abstract_state,
-                            {'inputs': tokens, 'targets': tokens, 'mask': mask}, self._settings)
+                            {'inputs': tokens, 'targets': tokens, 'mask': mask},
+                            self._schedule, self._settings)
 
 
 class PmapPartitioner(JitPartitioner):
@@ -101,6 +110,7 @@ class PmapPartitioner(JitPartitioner):
       raise ConfigError("parallelism='pmap' keeps a full copy of the state on every "
                         'device: set mesh.fsdp=1 and mesh.tensor=1 (or use jit)')
     super().__init__(config, model, optimizer)
+    self._schedule = make_schedule(config.train)  # host numbers: every device gets them
     local = jax.local_device_count()
     rows = config.train.batch_size // jax.process_count()
     if rows % (local * config.train.grad_accum_steps):
@@ -112,7 +122,7 @@ class PmapPartitioner(JitPartitioner):
   def _compile(self):
     return jax.pmap(functools.partial(steps.train_step, settings=self._settings,
                                       axis_name=_PMAP_AXIS),
-                    axis_name=_PMAP_AXIS, donate_argnums=0)
+                    axis_name=_PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=0)
 
   def to_global(self, state: steps.TrainState) -> steps.TrainState:
     """Stacked per-device copies -> one replicated array over the mesh."""
@@ -130,7 +140,7 @@ class PmapPartitioner(JitPartitioner):
   def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
     per_device = jax.tree.map(
         lambda x: x.reshape(jax.local_device_count(), -1, *x.shape[1:]), batch)
-    state, metrics = self._step(state, per_device)
+    state, metrics = self._step(state, per_device, self._schedule)
     return state, flax.jax_utils.unreplicate(metrics)
 
 

@@ -8,6 +8,7 @@ import optax
 
 from memgpt_jax import losses
 from memgpt_jax.model.transformer import MemGPT, init_tokens
+from memgpt_jax.training.optimizer import Schedule, learning_rate
 
 
 @flax.struct.dataclass
@@ -49,9 +50,10 @@ class StepSettings(NamedTuple):
   grad_accum_steps: int
 
 
-def train_step(state: TrainState, batch: dict, settings: StepSettings,
+def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: StepSettings,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
-  """One optimizer update on the mean loss over the batch's tokens.
+  """One optimizer update on the mean loss over the batch's tokens, of size
+  learning_rate(state.step, schedule) (traced: no recompile for another schedule).
 
   `batch`: inputs, targets, mask, and optionally doc_ids and prefix
   (memgpt_jax/data/pipeline.py); without them a row is one document, no prefix.
@@ -99,8 +101,9 @@ def train_step(state: TrainState, batch: dict, settings: StepSettings,
         accumulate, zeros, (jax.numpy.arange(grad_accum_steps), micro_batches))
   if axis_name is not None:
     grads, metrics = jax.lax.psum((grads, metrics), axis_name)
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  step_size = -learning_rate(state.step, schedule)
+  params = optax.apply_updates(state.params, jax.tree.map(lambda d: step_size * d, direction))
   metrics['grad_norm'] = optax.tree.norm(grads)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

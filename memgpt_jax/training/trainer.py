@@ -27,7 +27,7 @@ from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import Checkpointer, all_finite
 from memgpt_jax.training.evaluation import TaskEvaluators
 from memgpt_jax.training.metrics_writer import MetricsWriter
-from memgpt_jax.training.optimizer import learning_rate_schedule, make_optimizer
+from memgpt_jax.training.optimizer import learning_rate, make_optimizer, make_schedule
 
 
 class _StopSignal:
@@ -144,7 +144,7 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
   _log(f'{config.parallelism} on mesh {describe(partitioner.mesh)}: '
        f'{jax.device_count()} device(s), {jax.process_count()} process(es)')
 
-  schedule = learning_rate_schedule(train)
+  schedule = make_schedule(train)
   writer = MetricsWriter(workdir, resume_step=step if resuming else None)
   stop = _StopSignal()
   progress = tqdm.tqdm(total=train.num_steps, initial=step, unit='step', dynamic_ncols=True,
@@ -170,7 +170,7 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
         if step % train.log_every == 0 or step == train.num_steps:
           means = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)]))
                    for k in pending[0][1]}
-          means['learning_rate'] = float(schedule(step - 1))
+          means['learning_rate'] = float(learning_rate(step - 1, schedule))
           (start_time, start_step), now = timer, time.perf_counter()
           if step > start_step:
             means['tokens_per_second'] = (step - start_step) * tokens_per_step / (
