@@ -6,6 +6,9 @@ import logging
 import os
 import pathlib
 import shutil
+import signal
+import threading
+import time
 
 import jax
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 
 from conftest import snapshot, tiny_train_config, train_losses
 from memgpt_jax import config_lib, sampling
-from memgpt_jax.errors import Diverged, UserError
+from memgpt_jax.errors import Diverged, Preempted, UserError
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import all_finite
 from memgpt_jax.training.metrics_writer import MetricsWriter, read_metrics
@@ -160,6 +163,34 @@ def test_a_diverged_run_stops_and_keeps_its_last_finite_checkpoint(data_dir, tmp
   with pytest.raises(Diverged):
     train_and_evaluate(config, tmp_path)
   assert workdir_lib.checkpointer(tmp_path).all_steps() == kept
+
+
+def test_ctrl_c_mid_run_checkpoints_its_step_and_stops(data_dir, tmp_path):
+  """Ctrl-C (SIGINT) mid-run: the step in flight ends, is checkpointed whole, and the run
+  stops with Preempted, its lock released. (The program's exit status 3 and its one
+  line on stderr, after SIGTERM: tests/test_cli.py.)"""
+  config = tiny_train_config(data_dir, num_steps=100_000, warmup_steps=1,
+                             eval_every=100_000, checkpoint_every=100_000)
+  metrics, handler = tmp_path / 'metrics.jsonl', signal.getsignal(signal.SIGINT)
+
+  def interrupt_once_running():  # two logged steps: the loop and its handler are up
+    while not (metrics.exists() and metrics.read_text().count('\n') >= 2):
+      time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+
+  threading.Thread(target=interrupt_once_running, daemon=True).start()
+  with pytest.raises(Preempted) as preempted:
+    train_and_evaluate(config, tmp_path)
+  checkpointer = workdir_lib.checkpointer(tmp_path)
+  step = checkpointer.latest_step()
+  checkpointer.close()
+  assert 2 <= step < 100_000
+  assert str(preempted.value) == (
+      f'SIGINT at step {step}: checkpoint saved; run again on {tmp_path} to resume')
+  assert max(train_losses(tmp_path)) == step
+  assert not list(tmp_path.rglob('*.orbax-checkpoint-tmp*'))
+  assert not (tmp_path / 'train.lock').exists()
+  assert signal.getsignal(signal.SIGINT) is handler  # the test's own again
 
 
 def test_metrics_are_strict_json(tmp_path):
