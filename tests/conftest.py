@@ -139,11 +139,12 @@ def tiny_model(vocab_size: int = VOCAB, **overrides) -> tuple[MemGPT, ModelConfi
   return MemGPT(cfg), cfg
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+@functools.lru_cache(maxsize=None)
 def init_params(model: MemGPT, batch_size: int = 2, seed: int = 0):
-  """{'params': ...} as plain arrays (init boxes them with their logical axis names).
-  Compiled, once per model: only the initialisers are left of the forward pass, where
-  running init op by op would run (and compile) all of it."""
+  """{'params': ...} as plain arrays (init boxes them with their logical axis names),
+  once per model. Op by op: each small program (an initialiser of one shape, an op of
+  the one-segment forward pass) compiles once and serves every model of the run, where
+  compiling each model's init whole takes 1-3 s (and the test models are many)."""
   return nn.unbox(model.init(jax.random.key(seed), init_tokens(model.cfg, batch_size)))
 
 
