@@ -3,6 +3,7 @@
   python experiments/bench.py [--config=configs/default.py] [--rounds=7] [--steps=3]
                               [--config.train.batch_size=16 ...]
                               [--decode_context=2048] [--decode_batches=1,32]
+                              [--profile=plain_gpt,memgpt_delta_chunked]
                               [--out=experiments/results] [--name=bench_cpu]
 
 Every model is timed in ONE run on the same devices, with the real train step (jit
@@ -14,6 +15,9 @@ median round, so a machine that speeds up or slows down during the run moves eve
 model alike. Prints and writes (<out>/<name>.json, .md) params, step time, tokens/s,
 the ratio to the plain GPT, and on GPU/TPU the MFU from the model FLOP count of
 memgpt_jax/flops.py (memory and pointer work included) and its per-device peak table.
+For the --profile models, where a step's time goes: a profile of --steps steps broken
+down by part of the model (attention, MLP, memory read and write, pointer, ...;
+experiments/step_profile.py).
 Then decoding: new tokens/s of the delta MemGPT after --decode_context tokens, cached
 (the compiled loop of memgpt_jax/decode.py) and uncached, at each of --decode_batches.
 """
@@ -39,6 +43,7 @@ from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
 from memgpt_jax.provenance import devices, provenance, write_results
 from memgpt_jax.training.optimizer import make_optimizer
+import step_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _CONFIG = config_flags.DEFINE_config_file('config', str(ROOT / 'configs' / 'default.py'),
@@ -52,6 +57,8 @@ _DECODE_CONTEXT = flags.DEFINE_integer('decode_context', 2048,
                                        'Tokens fed before decoding is timed.')
 _DECODE_TOKENS = flags.DEFINE_integer('decode_tokens', 64, 'New tokens timed per batch.')
 _DECODE_BATCHES = flags.DEFINE_list('decode_batches', ['1', '32'], 'Decoding batch sizes.')
+_PROFILE = flags.DEFINE_list('profile', ['plain_gpt', 'memgpt_delta_chunked'],
+                             'Models whose step time is broken down by part of the model.')
 
 # MemGPT as configured, once per memory kind and write form.
 MEMORY_VARIANTS = {
@@ -88,6 +95,12 @@ class Timed:
     start = time.perf_counter()
     self.run(_STEPS.value)
     self.rounds.append((time.perf_counter() - start) / _STEPS.value)
+
+  def profile(self) -> dict[str, dict[str, float]]:
+    """{part of the model: {forward/backward: ms per step}} (experiments/step_profile.py)."""
+    hlo = self.partitioner.trace_step(self.config.train.batch_size,
+                                      self.cfg.seq_len).lower().compile().as_text()
+    return step_profile.profile(lambda: self.run(1), hlo, _STEPS.value)
 
   def summary(self) -> dict:
     seconds = float(np.median(self.rounds))
@@ -134,6 +147,29 @@ def decoding_speed(cfg: ModelConfig, batch: int) -> dict:
           'uncached_tokens_per_second': batch / seconds['uncached']}
 
 
+def profile_table(profiles: dict) -> list[str]:
+  """Markdown lines: each profiled model's ms per step by part, forward and backward."""
+  if not profiles:
+    return []
+  names = list(profiles)
+  lines = ['', 'Where the step time goes (experiments/step_profile.py: each XLA op charged to '
+           'the part of the model its name in the program places it in; on a CPU summed '
+           'over the threads that ran it), ms per step, forward / backward:', '',
+           '| part | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+  parts = [part for part, _ in step_profile.PARTS] + ['loss', 'optimizer', 'other']
+  for part in parts:
+    cells = []
+    for name in names:
+      times = profiles[name].get(part, {})
+      split = ' / '.join(f'{times[d]:.1f}' for d in ('forward', 'backward') if d in times)
+      total = sum(times.values())
+      cells.append(f'{total:.1f} ({split})' if split and len(times) > 1 else f'{total:.1f}')
+    lines.append(f'| {part} | ' + ' | '.join(cells) + ' |')
+  totals = [f'{sum(sum(t.values()) for t in profiles[name].values()):.1f}' for name in names]
+  lines.append('| all | ' + ' | '.join(totals) + ' |')
+  return lines
+
+
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
            f'`{results["command"]}` at commit {results["commit"]} on {results["device"]}, '
@@ -150,6 +186,7 @@ def markdown(results: dict) -> str:
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
                  f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
                  f'{over_slots:.3f} | {mfu} | {r["warmup_seconds"]:.1f} |')
+  lines += profile_table(results['profile'])
   decoding = results['decoding']
   lines += ['', f'Decoding, the model as configured, after {decoding[0]["context"]} tokens of '
             f'context (memgpt_delta_chunked\'s config; new tokens sampled at temperature 1):',
@@ -181,6 +218,7 @@ def main(argv):
     for model in models.values():
       model.time_round()
   results['models'] = {variant: model.summary() for variant, model in models.items()}
+  results['profile'] = {variant: models[variant].profile() for variant in _PROFILE.value}
   results['decoding'] = [decoding_speed(models['memgpt_delta_chunked'].cfg, int(batch))
                          for batch in _DECODE_BATCHES.value]
   plain = results['models']['plain_gpt']['tokens_per_second']

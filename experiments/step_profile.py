@@ -1,0 +1,79 @@
+"""Where a train step's time goes: a few steps under jax.profiler, each XLA op's time
+charged to the part of the model that its HLO metadata (the op's name in the traced
+program) places it in: attention, MLP, memory read, memory write, pointer, the rest of
+the model (embeddings, norms, output layer), the loss, the optimizer; forward and
+backward apart. For experiments/bench.py.
+
+On a CPU an op's time is the sum over the threads that ran it (XLA splits large ops
+over the intra-op thread pool), so the parts add up to more than the step's wall time
+while keeping their proportions; on an accelerator it is the device's kernel time.
+"""
+
+import collections
+import gzip
+import json
+import pathlib
+import re
+import tempfile
+from typing import Callable
+
+import jax
+
+# (part, substrings of an op's name that put it there): the first match wins.
+PARTS = (
+    ('pointer', ('/pointer/',)),
+    ('memory write', ('write_segment',)),
+    ('memory read', ('memory_read', 'slot_read')),
+    ('attention', ('/attention',)),
+    ('MLP', ('/mlp',)),
+    ('rest of the model', ('MemGPT',)),
+)
+_METADATA = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name="([^"]*)"',
+                       re.MULTILINE)
+
+
+def part_of(op_name: str) -> tuple[str, str]:
+  """An HLO op's name in the program -> (part, 'forward' | 'backward' | '' (the update))."""
+  differentiated = 'jvp(' in op_name or 'transpose(' in op_name
+  direction = 'backward' if 'transpose(' in op_name else 'forward'
+  for part, markers in PARTS:
+    if any(marker in op_name for marker in markers):
+      return part, direction
+  return ('loss', direction) if differentiated else ('optimizer', '')
+
+
+def op_parts(hlo_text: str) -> dict[str, tuple[str, str]]:
+  """The optimized HLO of the compiled step -> {op: (part, direction)}."""
+  return {op: part_of(name) for op, name in _METADATA.findall(hlo_text)}
+
+
+def _device_events(trace: dict, module: str) -> list[dict]:
+  """The trace's op events of `module`: the accelerator's kernels where there is one,
+  else the CPU's (run by the host's XLA thread pool)."""
+  processes = {e['pid']: e['args']['name'] for e in trace['traceEvents']
+               if e.get('ph') == 'M' and e.get('name') == 'process_name'}
+  accelerators = {pid for pid, name in processes.items() if re.search(r'/device:(GPU|TPU)', name)}
+  return [e for e in trace['traceEvents']
+          if e.get('ph') == 'X' and module in e.get('args', {}).get('hlo_module', '')
+          and 'hlo_op' in e['args'] and (not accelerators or e['pid'] in accelerators)]
+
+
+def profile(run_step: Callable[[], None], hlo_text: str, steps: int,
+            module: str = 'train_step') -> dict[str, dict[str, float]]:
+  """Runs `run_step` (one step, waited for) `steps` times under the profiler ->
+  {part: {direction: ms per step}}, ops the metadata names no part of under 'other'."""
+  parts = op_parts(hlo_text)
+  with tempfile.TemporaryDirectory() as log_dir:
+    jax.profiler.start_trace(log_dir)
+    for _ in range(steps):
+      run_step()
+    jax.profiler.stop_trace()
+    trace_file = max(pathlib.Path(log_dir).rglob('*.trace.json.gz'),
+                     key=lambda p: p.stat().st_mtime)
+    with gzip.open(trace_file) as f:
+      trace = json.load(f)
+  milliseconds = collections.defaultdict(lambda: collections.defaultdict(float))
+  for event in _device_events(trace, module):
+    part, direction = parts.get(event['args']['hlo_op'], ('other', ''))
+    milliseconds[part][direction] += event['dur'] / 1e3 / steps  # trace times are in us
+  return {part: dict(by_direction) for part, by_direction in milliseconds.items()}

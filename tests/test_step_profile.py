@@ -1,0 +1,50 @@
+"""experiments/step_profile.py: a step's ops are charged to the parts of the model
+that run them (what experiments/bench.py reports as where the time goes)."""
+
+import pytest
+
+from conftest import load_module
+from multidevice import BATCH, fixed_batch, model_and_optimizer, parallel_config
+from memgpt_jax.training.partitioner import make_partitioner
+
+step_profile = load_module('experiments/step_profile.py')
+
+
+@pytest.mark.parametrize('op_name,expected', [
+    ('jit(train_step)/jvp(MemGPT)/MemGPT.run_segments/while/body/closed_call/MemGPT.step/'
+     'MemGPT.process_chunk/blocks_0/mlp/w1/dot_general', ('MLP', 'forward')),
+    ('jit(train_step)/transpose(jvp(MemGPT))/MemGPT.run_segments/closed_call/MemGPT.step/'
+     'MemGPT.process_chunk/blocks_1/attention/memory_read/project/dot_general',
+     ('memory read', 'backward')),
+    ('jit(train_step)/jvp(MemGPT)/MemGPT.run_segments/closed_call/MemGPT.step/'
+     'MemGPT.write_segment/memories_0/bhtk,bhik->bhti/dot_general', ('memory write', 'forward')),
+    ('jit(train_step)/transpose(jvp(MemGPT))/MemGPT.step/MemGPT.process_chunk/pointer/query/'
+     'dot_general', ('pointer', 'backward')),
+    ('jit(train_step)/jvp(jit(log_softmax))/reduce_max', ('loss', 'forward')),
+    ('jit(train_step)/jit(clip)/min', ('optimizer', '')),
+])
+def test_op_names_place_ops_in_parts(op_name, expected):
+  assert step_profile.part_of(op_name) == expected
+
+
+def test_the_profile_of_a_real_step_covers_the_model():
+  """A tiny MemGPT's step: the time lands in the model's parts, the memory's and the
+  pointer's among them, not in 'other' (ops the metadata does not name)."""
+  config = parallel_config()
+  partitioner = make_partitioner(config, *model_and_optimizer(config))
+  state, batch = partitioner.init_state(), fixed_batch(1)
+
+  def run_step():
+    nonlocal state
+    state, metrics = partitioner.train_step(state, batch)
+    metrics['loss'].block_until_ready()
+
+  run_step()  # compiled before the profile
+  hlo = partitioner.trace_step(BATCH, batch['inputs'].shape[1]).lower().compile().as_text()
+  profile = step_profile.profile(run_step, hlo, steps=2)
+  for part in ('attention', 'MLP', 'memory read', 'memory write', 'pointer', 'loss',
+               'optimizer'):
+    assert sum(profile.get(part, {}).values()) > 0, (part, profile)
+  assert set(profile['memory write']) == {'forward', 'backward'}
+  total = sum(sum(times.values()) for times in profile.values())
+  assert sum(profile.get('other', {}).values()) < 0.2 * total, profile
