@@ -147,29 +147,6 @@ def decoding_speed(cfg: ModelConfig, batch: int) -> dict:
           'uncached_tokens_per_second': batch / seconds['uncached']}
 
 
-def profile_table(profiles: dict) -> list[str]:
-  """Markdown lines: each profiled model's ms per step by part, forward and backward."""
-  if not profiles:
-    return []
-  names = list(profiles)
-  lines = ['', 'Where the step time goes (experiments/step_profile.py: each XLA op charged to '
-           'the part of the model its name in the program places it in; on a CPU summed '
-           'over the threads that ran it), ms per step, forward / backward:', '',
-           '| part | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
-  parts = [part for part, _ in step_profile.PARTS] + ['loss', 'optimizer', 'other']
-  for part in parts:
-    cells = []
-    for name in names:
-      times = profiles[name].get(part, {})
-      split = ' / '.join(f'{times[d]:.1f}' for d in ('forward', 'backward') if d in times)
-      total = sum(times.values())
-      cells.append(f'{total:.1f} ({split})' if split and len(times) > 1 else f'{total:.1f}')
-    lines.append(f'| {part} | ' + ' | '.join(cells) + ' |')
-  totals = [f'{sum(sum(t.values()) for t in profiles[name].values()):.1f}' for name in names]
-  lines.append('| all | ' + ' | '.join(totals) + ' |')
-  return lines
-
-
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
            f'`{results["command"]}` at commit {results["commit"]} on {results["device"]}, '
@@ -186,7 +163,7 @@ def markdown(results: dict) -> str:
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
                  f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
                  f'{over_slots:.3f} | {mfu} | {r["warmup_seconds"]:.1f} |')
-  lines += profile_table(results['profile'])
+  lines += ['', *step_profile.table(results['profile'])]
   decoding = results['decoding']
   lines += ['', f'Decoding, the model as configured, after {decoding[0]["context"]} tokens of '
             f'context (memgpt_delta_chunked\'s config; new tokens sampled at temperature 1):',

@@ -13,6 +13,8 @@ import pathlib
 import re
 import sys
 
+import step_profile
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'experiments' / 'results'
 
@@ -136,6 +138,13 @@ def speed_table() -> str:
   return '\n'.join(lines + ['', source])
 
 
+def profile_table() -> str:
+  """Where the plain GPT's and MemGPT's step time goes, from the same bench run."""
+  report = _load('bench_cpu')
+  return '\n'.join(step_profile.table(report['profile']) + [
+      '', f'[`bench_cpu`](experiments/results/bench_cpu.md), commit {report["commit"]}'])
+
+
 def _mean_std(values: list) -> tuple[float, float]:
   mean = sum(values) / len(values)
   return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
@@ -146,7 +155,7 @@ def _num(stat, digits: int) -> str:
 
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
-          'text': text_table, 'speed': speed_table}
+          'text': text_table, 'speed': speed_table, 'profile': profile_table}
 
 
 def render(readme: str) -> str:

@@ -77,3 +77,23 @@ def profile(run_step: Callable[[], None], hlo_text: str, steps: int,
     part, direction = parts.get(event['args']['hlo_op'], ('other', ''))
     milliseconds[part][direction] += event['dur'] / 1e3 / steps  # trace times are in us
   return {part: dict(by_direction) for part, by_direction in milliseconds.items()}
+
+
+def table(profiles: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+  """Markdown lines: each profiled model's ms per step by part, total (forward /
+  backward)."""
+  names = list(profiles)
+  lines = ['Where the step time goes (experiments/step_profile.py: each XLA op charged to '
+           'the part of the model its name in the program places it in; on a CPU summed '
+           'over the threads that ran it), ms per step, total (forward / backward):', '',
+           '| part | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+  for part in [part for part, _ in PARTS] + ['loss', 'optimizer', 'other']:
+    cells = []
+    for name in names:
+      times = profiles[name].get(part, {})
+      split = ' / '.join(f'{times[d]:.1f}' for d in ('forward', 'backward') if d in times)
+      total = sum(times.values())
+      cells.append(f'{total:.1f} ({split})' if len(times) > 1 else f'{total:.1f}')
+    lines.append(f'| {part} | ' + ' | '.join(cells) + ' |')
+  totals = [sum(sum(times.values()) for times in profiles[name].values()) for name in names]
+  return lines + ['| all | ' + ' | '.join(f'{total:.1f}' for total in totals) + ' |']
