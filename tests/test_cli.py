@@ -14,8 +14,13 @@ import pytest
 from conftest import ROOT
 
 
-def run(program: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(program: str, *args: str, timeout: float = 300,
+        own_cache: bool = False) -> subprocess.CompletedProcess:
+  """`program` as a user runs it; `own_cache`: without the tests' shared compilation
+  cache (JAX_COMPILATION_CACHE_DIR), so that its --compilation_cache is used."""
   env = dict(os.environ, JAX_PLATFORMS='cpu')
+  if own_cache:
+    env.pop('JAX_COMPILATION_CACHE_DIR')
   return subprocess.run([sys.executable, '-m', f'memgpt_jax.cli.{program}', *args],
                         capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
 
@@ -53,17 +58,20 @@ def test_train_applies_overrides_and_prints_a_sample(trained):
 
 
 def test_sample_program_decodes_from_the_workdir(trained, tmp_path):
-  """The flags reach the sampler: a prompt file, a batch of samples and the sampling
-  settings (the one-sample stream is checked in-process, tests/test_training.py)."""
+  """The flags reach the sampler: a prompt file, a batch of samples, the sampling
+  settings, where compiled programs are kept (the one-sample stream is checked
+  in-process, tests/test_training.py)."""
   workdir, _ = trained
   prompt_file = tmp_path / 'prompt.txt'
   prompt_file.write_text('class A:\n')
+  cache = tmp_path / 'compiled'
   result = run('sample', f'--workdir={workdir}', f'--prompt_file={prompt_file}',
                '--max_new_tokens=5', '--num_samples=2', '--top_k=5', '--top_p=0.9',
-               '--seed=3')
+               '--seed=3', f'--compilation_cache={cache}', own_cache=True)
   assert result.returncode == 0, result.stderr
   assert result.stdout.count('--- sample ') == 2, result.stdout
   assert result.stdout.count('---\nclass A:\n') == 2, result.stdout
+  assert any(cache.iterdir())  # a second sampling run would compile nothing
 
 
 @pytest.mark.parametrize('args,message', [

@@ -1,15 +1,24 @@
-"""What both programs share: one-line errors instead of tracebacks, config flag checks."""
+"""What both programs share: one-line errors instead of tracebacks, config flag checks,
+the compilation cache."""
 
+import os
 import sys
 from collections.abc import Callable
 
 from absl import app
 from absl import logging
 from absl import flags
+import jax
 
 from memgpt_jax import config_lib
 from memgpt_jax.errors import Diverged, Preempted, UserError
 
+
+_COMPILATION_CACHE = flags.DEFINE_string(
+    'compilation_cache', '~/.cache/memgpt_jax/compilation',
+    'Where compiled programs are kept between runs, so that a resume, a rerun or sampling '
+    'does not compile them again; empty: nowhere. JAX_COMPILATION_CACHE_DIR, when set, '
+    'wins.')
 
 # 0 finished, 2 bad input (UserError), 3 preempted (Preempted), 4 diverged (Diverged),
 # 130 interrupted by a second Ctrl-C or before training started (the shell's 128 + SIGINT).
@@ -58,6 +67,9 @@ def run_main(program: str, main: Callable[[list[str]], None]):
   def guarded(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every step at INFO
     logging.get_absl_logger().addFilter(_drop_tfds_config_notice)
+    if _COMPILATION_CACHE.value and 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+      jax.config.update('jax_compilation_cache_dir',
+                        os.path.expanduser(_COMPILATION_CACHE.value))
     try:
       main(argv)
     except (UserError, Preempted, Diverged) as error:
