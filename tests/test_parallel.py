@@ -195,6 +195,6 @@ def test_a_second_run_of_the_same_setup_compiles_nothing():
   # Adam's first update moves a weight by about the learning rate (lr * (1 + decay * w)).
   moved = np.abs(jax.device_get(state.params['embed']['embedding']) - start['embed']['embedding'])
   np.testing.assert_allclose(moved.max(), 1e-3, rtol=0.01)
-  embedding = start['embed']['embedding']
   first_embedding = jax.device_get(first.init_state().params['embed']['embedding'])
-  assert not np.allclose(embedding, first_embedding)  # the seed still reaches the parameters
+  # The seed still reaches the parameters.
+  assert not np.allclose(start['embed']['embedding'], first_embedding)

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import snapshot, tiny_train_config as tiny_config, train_losses
+from conftest import load_config, snapshot, tiny_train_config as tiny_config, train_losses
 from memgpt_jax import sampling
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
@@ -25,13 +25,13 @@ from memgpt_jax.training.trainer import train_and_evaluate
 def test_learning_rate_is_optax_warmup_cosine_decay(settings):
   """The traced schedule (one function for the device and the log) is Optax's, at every
   step and past the end."""
-  config = tiny_config('')
-  config.train.update(settings)
+  train = load_config('tiny').train
+  train.update(settings)
   want = optax.warmup_cosine_decay_schedule(
       0.0, settings['learning_rate'], min(settings['warmup_steps'], settings['num_steps'] - 1),
       settings['num_steps'], settings['learning_rate'] * settings['end_lr_ratio'])
   steps = np.arange(settings['num_steps'] + 3)
-  np.testing.assert_allclose(jax.vmap(learning_rate, (0, None))(steps, make_schedule(config.train)),
+  np.testing.assert_allclose(jax.vmap(learning_rate, (0, None))(steps, make_schedule(train)),
                              jax.vmap(want)(steps), rtol=1e-5, atol=1e-10)
 
 

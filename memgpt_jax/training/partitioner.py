@@ -24,7 +24,7 @@ from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel import mesh as mesh_lib
 from memgpt_jax.parallel import sharding as sharding_lib
 from memgpt_jax.training import steps
-from memgpt_jax.training.optimizer import make_schedule
+from memgpt_jax.training.optimizer import Schedule, make_schedule
 
 _PMAP_AXIS = 'devices'
 
@@ -45,7 +45,7 @@ class JitPartitioner:
     self.state_shardings, self.abstract_state, self._init = _state_programs(
         model, optimizer, self.mesh, self.rules)
     self._rng = jax.random.PRNGKey(config.seed)
-    self._schedule = self._replicated(make_schedule(config.train))
+    self._schedule = self._place_schedule(make_schedule(config.train))
     self._settings = steps.StepSettings(
         model=model, optimizer=optimizer, z_loss=config.train.z_loss,
         coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
@@ -61,11 +61,11 @@ class JitPartitioner:
                    in_shardings=(self.state_shardings, self.batch_sharding, replicated),
                    out_shardings=(self.state_shardings, replicated), donate_argnums=0)
 
-  def _replicated(self, tree):
-    """Host numbers, the same in every process -> arrays on every device of the mesh."""
+  def _place_schedule(self, schedule: Schedule) -> Schedule:
+    """Its host numbers, the same in every process -> arrays on every device of the mesh."""
     replicated = NamedSharding(self.mesh, PartitionSpec())
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
-        replicated, np.asarray(x, np.float32)), tree)
+        replicated, np.asarray(x, np.float32)), schedule)
 
   def global_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """This process's rows -> arrays over the whole mesh, split as the rules say."""
@@ -110,7 +110,6 @@ class PmapPartitioner(JitPartitioner):
       raise ConfigError("parallelism='pmap' keeps a full copy of the state on every "
                         'device: set mesh.fsdp=1 and mesh.tensor=1 (or use jit)')
     super().__init__(config, model, optimizer)
-    self._schedule = make_schedule(config.train)  # host numbers: every device gets them
     local = jax.local_device_count()
     rows = config.train.batch_size // jax.process_count()
     if rows % (local * config.train.grad_accum_steps):
@@ -118,6 +117,10 @@ class PmapPartitioner(JitPartitioner):
                         f'equal rows for the {local} local devices of each of the '
                         f'{jax.process_count()} processes and their '
                         f'train.grad_accum_steps={config.train.grad_accum_steps} micro-batches')
+
+  def _place_schedule(self, schedule: Schedule) -> Schedule:
+    """Host numbers: pmap hands them to every local device (in_axes None)."""
+    return schedule
 
   def _compile(self):
     return jax.pmap(functools.partial(steps.train_step, settings=self._settings,
