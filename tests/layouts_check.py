@@ -1,44 +1,42 @@
 """Trains the tiny model on the same global batches under each layout of 8 simulated
-CPU devices and prints one JSON line for tests/test_parallel.py: losses, the largest
-parameter difference from one device, bytes per device, example shardings."""
+CPU devices, for tests/test_parallel.py: prints one JSON line (losses, bytes per device,
+example shardings, config errors) and saves each layout's final parameters to the .npz
+file named by its one argument. `train` also runs in the test's own process, on its one
+device: the reference every layout must match."""
 
 import json
+import sys
 
 import jax
 import numpy as np
 
 from memgpt_jax.errors import ConfigError
-from memgpt_jax.training.partitioner import JitPartitioner, make_partitioner
+from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
 from multidevice import fixed_batch, model_and_optimizer, parallel_config
 
 STEPS = 2
 LAYOUTS = {  # name: (mesh axes, parallelism)
-    'one device': ({}, 'jit'),
     'data=8': ({'data': 8}, 'jit'),
     'data=2 x fsdp=2 x tensor=2': ({'data': 2, 'fsdp': 2, 'tensor': 2}, 'jit'),
     'pmap': ({}, 'pmap'),
 }
 
 
-def partitioner_for(mesh: dict, parallelism: str = 'jit', batch_size: int | None = None,
-                    devices: list[jax.Device] | None = None) -> JitPartitioner:
+def partitioner_for(mesh: dict, parallelism: str = 'jit', batch_size: int | None = None):
   config = parallel_config(**mesh)
   config.parallelism = parallelism
   config.train.batch_size = batch_size or config.train.batch_size
-  model, optimizer = model_and_optimizer(config)
-  if devices:
-    return JitPartitioner(config, model, optimizer, devices)
-  return make_partitioner(config, model, optimizer)
+  return make_partitioner(config, *model_and_optimizer(config))
 
 
 def most_bytes_on_a_device(tree) -> int:
   return max(bytes_per_device(tree).values())
 
 
-def train(name: str, mesh: dict, parallelism: str) -> tuple[dict, dict]:
-  partitioner = partitioner_for(
-      mesh, parallelism, devices=jax.devices()[:1] if name == 'one device' else None)
+def train(mesh: dict, parallelism: str) -> tuple[dict, list[np.ndarray]]:
+  """STEPS updates on all of this process's devices -> (report, final parameter leaves)."""
+  partitioner = partitioner_for(mesh, parallelism)
   initial = partitioner.init_state()
   start = jax.device_get(initial.params)
   state = partitioner.from_global(initial)
@@ -47,16 +45,16 @@ def train(name: str, mesh: dict, parallelism: str) -> tuple[dict, dict]:
     state, metrics = partitioner.train_step(state, fixed_batch(step))
     losses.append(float(metrics['loss']))
   state = partitioner.to_global(state)
+  params = jax.tree.leaves(jax.device_get(state.params))
   query = partitioner.state_shardings.params['blocks_0']['attention']['query']['kernel']
   report = {
       'losses': losses,
       'param_bytes': most_bytes_on_a_device(state.params),
       'opt_state_bytes': most_bytes_on_a_device(state.opt_state),
       'query_spec': str(query.spec),
-      'moved': max(float(np.abs(a - b).max()) for a, b in
-                   zip(jax.tree.leaves(start), jax.tree.leaves(jax.device_get(state.params)))),
+      'moved': max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(start), params)),
   }
-  return report, jax.device_get(state.params)
+  return report, params
 
 
 def config_error(mesh: dict, batch_size: int | None = None) -> str:
@@ -67,14 +65,12 @@ def config_error(mesh: dict, batch_size: int | None = None) -> str:
   return ''
 
 
-def main():
+def main(params_file: str):
   reports, params = {}, {}
   for name, (mesh, parallelism) in LAYOUTS.items():
-    reports[name], params[name] = train(name, mesh, parallelism)
-  for name in reports:
-    reports[name]['param_diff'] = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(params[name]), jax.tree.leaves(params['one device'])))
+    reports[name], leaves = train(mesh, parallelism)
+    params.update({f'{name}:{index:04d}': leaf for index, leaf in enumerate(leaves)})
+  np.savez(params_file, **params)
   fsdp8 = partitioner_for({'data': 1, 'fsdp': 8}).init_state()
   reports['fsdp=8'] = {'param_bytes': most_bytes_on_a_device(fsdp8.params),
                        'opt_state_bytes': most_bytes_on_a_device(fsdp8.opt_state)}
@@ -84,4 +80,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  main(sys.argv[1])

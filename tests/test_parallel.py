@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import VOCAB, load_config
+import layouts_check
 from memgpt_jax.errors import ConfigError, UserError
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.parallel import distributed
@@ -136,20 +137,30 @@ def test_distributed_off_with_a_coordinator_is_refused():
 
 
 @pytest.fixture(scope='module')
-def layouts():
-  """tests/layouts_check.py on 8 simulated devices: 2 updates under each layout."""
-  (stdout,) = run_scripts(('layouts_check.py',), devices=8, timeout=600)
-  return last_json_line(stdout)
+def layouts(tmp_path_factory):
+  """tests/layouts_check.py on 8 simulated devices: 2 updates under each layout, and
+  the same 2 on this process's one device (the program the test below compiles)."""
+  params_file = tmp_path_factory.mktemp('layouts') / 'params.npz'
+  (stdout,) = run_scripts(('layouts_check.py', str(params_file)), devices=8, timeout=600)
+  results = last_json_line(stdout)
+  saved = np.load(params_file)
+  results['params'] = {name: [saved[key] for key in sorted(saved.files)
+                              if key.startswith(f'{name}:')] for name in layouts_check.LAYOUTS}
+  results['layouts']['one device'], results['params']['one device'] = layouts_check.train(
+      {}, 'jit')
+  return results
 
 
 def test_every_layout_makes_the_same_update(layouts):
-  reports = layouts['layouts']
+  reports, params = layouts['layouts'], layouts['params']
   reference = reports['one device']
   assert reference['moved'] > 1e-3  # the two updates really moved the parameters
-  for name in ('data=8', 'data=2 x fsdp=2 x tensor=2', 'pmap'):
+  for name in layouts_check.LAYOUTS:
     np.testing.assert_allclose(reports[name]['losses'], reference['losses'], rtol=1e-5,
                                err_msg=name)
-    assert reports[name]['param_diff'] < 2e-5, name
+    assert len(params[name]) == len(params['one device']), name
+    for got, want in zip(params[name], params['one device']):
+      np.testing.assert_allclose(got, want, atol=2e-5, err_msg=name)
 
 
 def test_fsdp_and_tensor_parallel_split_the_state(layouts):
