@@ -1,15 +1,19 @@
-"""Per-device memory and step time of each parallel layout on 8 simulated CPU devices.
+"""Per-device memory, communication and step time of each parallel layout on 8
+simulated CPU devices.
 
   python experiments/scale_check.py [--config=configs/default.py] [--rounds=3]
                                     [--steps=3] [--warmup=2] [--out=experiments/results]
                                     [--name=scale_check]
 
 The same model and global batch under data=8, fsdp=8, data=2 x fsdp=4,
-data=2 x tensor=4 and pmap, timed as bench.py times a model (the real train step on
-random tokens, the median of --rounds rounds of --steps steps). Memory: bytes of
-parameters + optimizer state held by the fullest device. Simulated devices share
-this machine's cores, so step times show the cost of each layout's collectives and
-bookkeeping, not a real speed-up. Writes <out>/<name>.json, .md.
+data=2 x tensor=4, data=2 x fsdp=2 x tensor=2 and pmap, timed as bench.py times a
+model (the real train step on random tokens, the median of --rounds rounds of --steps
+steps). Memory: bytes of parameters + optimizer state held by the fullest device.
+Communication: the bytes of every collective's result on one device, summed over the
+compiled step (jit layouts; from its optimized HLO, so after this backend's
+collective passes: a GPU or TPU build may combine or convert them). Simulated
+devices share this machine's cores, so step times show the cost of each layout's
+collectives and bookkeeping, not a real speed-up. Writes <out>/<name>.json, .md.
 """
 
 import os
@@ -22,6 +26,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 import bench  # its flags (--config, --rounds, --steps, --warmup, --out) and Timed
+import step_profile
 from memgpt_jax.provenance import devices, provenance, write_results
 
 LAYOUTS = {  # name: (mesh axes, parallelism)
@@ -29,6 +34,7 @@ LAYOUTS = {  # name: (mesh axes, parallelism)
     'fsdp=8': ({'data': 1, 'fsdp': 8}, 'jit'),
     'data=2 x fsdp=4': ({'data': 2, 'fsdp': 4}, 'jit'),
     'data=2 x tensor=4': ({'data': 2, 'tensor': 4}, 'jit'),
+    'data=2 x fsdp=2 x tensor=2': ({'data': 2, 'fsdp': 2, 'tensor': 2}, 'jit'),
     'pmap (data=8)': ({'data': 8}, 'pmap'),
 }
 
@@ -40,11 +46,16 @@ def markdown(results: dict) -> str:
            f'(simulated: they share the machine\'s cores), params {base["params"]:,}, '
            f'batch {results["batch_size"]}; each layout\'s median of {results["rounds"]} '
            f'rounds of {results["steps"]} steps.', '',
-           '| layout | state MB / device | / data=8 | step ms | tokens/s |', '|---|---|---|---|---|']
+           '| layout | state MB / device | / data=8 | collectives MB / device / step | '
+           'step ms | tokens/s |', '|---|---|---|---|---|---|']
   for name, r in results['layouts'].items():
+    sent = r.get('collective_bytes')
+    sent = '-' if sent is None else f'{sum(sent.values()) / 2**20:.1f}'
     lines.append(f'| {name} | {r["state_bytes_per_device"] / 2**20:.2f} | '
                  f'{r["state_bytes_per_device"] / base["state_bytes_per_device"]:.3f} | '
-                 f'{r["step_ms"]:.1f} | {r["tokens_per_second"]:,.0f} |')
+                 f'{sent} | {r["step_ms"]:.1f} | {r["tokens_per_second"]:,.0f} |')
+  lines += ['', 'pmap: one all-reduce of the gradients over the devices (its program is '
+            'not inspected here).']
   return '\n'.join(lines) + '\n'
 
 
@@ -63,6 +74,10 @@ def main(argv):
     for _ in range(options.rounds):
       timed.time_round()
     results['layouts'][name] = timed.summary()
+    if parallelism == 'jit':  # the step is compiled already: this only reads its text
+      hlo = timed.partitioner.trace_step(config.train.batch_size,
+                                         timed.cfg.seq_len).lower().compile().as_text()
+      results['layouts'][name]['collective_bytes'] = step_profile.collective_bytes(hlo)
   table = markdown(results)
   print(table)
   write_results(options.out, results['name'], results, table)

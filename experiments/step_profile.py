@@ -2,7 +2,8 @@
 charged to the part of the model that its HLO metadata (the op's name in the traced
 program) places it in: attention, MLP, memory read, memory write, pointer, the rest of
 the model (embeddings, norms, output layer), the loss, the optimizer; forward and
-backward apart. For experiments/bench.py.
+backward apart. For experiments/bench.py. And what a compiled step sends between
+devices: the bytes of its collectives (experiments/scale_check.py).
 
 On a CPU an op's time is the sum over the threads that ran it (XLA splits large ops
 over the intra-op thread pool), so the parts add up to more than the step's wall time
@@ -12,6 +13,7 @@ while keeping their proportions; on an accelerator it is the device's kernel tim
 import collections
 import gzip
 import json
+import math
 import pathlib
 import re
 import tempfile
@@ -30,6 +32,24 @@ PARTS = (
 )
 _METADATA = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name="([^"]*)"',
                        re.MULTILINE)
+
+
+_COLLECTIVE = re.compile(r'= (.*?) (all-gather|all-reduce|reduce-scatter|all-to-all|'
+                         r'collective-permute)(?:-start)?\(')
+_ARRAY = re.compile(r'\b([a-z]+[0-9]*)\[([0-9,]*)\]')
+_BYTES = {'f64': 8, 's64': 8, 'u64': 8, 'f32': 4, 's32': 4, 'u32': 4, 'bf16': 2, 'f16': 2,
+          's16': 2, 'u16': 2, 's8': 1, 'u8': 1, 'pred': 1}
+
+
+def collective_bytes(hlo: str) -> dict[str, int]:
+  """{collective kind: bytes of its results on one device} over an optimized HLO
+  module's text (a combined collective's result is a tuple: all of it counts)."""
+  totals = collections.Counter()
+  for match in _COLLECTIVE.finditer(hlo):
+    result, kind = match.groups()
+    for dtype, dims in _ARRAY.findall(result):
+      totals[kind] += _BYTES[dtype] * math.prod(int(d) for d in dims.split(',') if d)
+  return dict(totals)
 
 
 def part_of(op_name: str) -> tuple[str, str]:

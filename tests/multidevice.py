@@ -53,9 +53,10 @@ def host_rows(batch: dict[str, np.ndarray], sharding) -> dict[str, np.ndarray]:
   return {k: np.concatenate([v[start:stop] for start, stop in blocks]) for k, v in batch.items()}
 
 
-def run_scripts(*runs: tuple[str, ...], devices: int = 1, timeout: float = 400) -> list[str]:
+def run_scripts(*runs: tuple[str, ...], devices: int = 1,
+                timeout: float = 400) -> list[tuple[str, str]]:
   """Runs tests/<script> <args> for each run at once, on `devices` simulated CPU
-  devices each; returns their stdouts. One failure stops the others."""
+  devices each; returns their (stdout, stderr). One failure stops the others."""
   flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=flags.strip())
   processes = [subprocess.Popen([sys.executable, str(ROOT / 'tests' / script), *args],
@@ -67,7 +68,7 @@ def run_scripts(*runs: tuple[str, ...], devices: int = 1, timeout: float = 400) 
     for process in processes:
       stdout, stderr = process.communicate(timeout=timeout)
       assert process.returncode == 0, stderr[-4000:]
-      outputs.append(stdout)
+      outputs.append((stdout, stderr))
   finally:
     for process in processes:
       if process.poll() is None:

@@ -141,8 +141,10 @@ def layouts(tmp_path_factory):
   """tests/layouts_check.py on 8 simulated devices: 2 updates under each layout, and
   the same 2 on this process's one device (the program the test below compiles)."""
   params_file = tmp_path_factory.mktemp('layouts') / 'params.npz'
-  (stdout,) = run_scripts(('layouts_check.py', str(params_file)), devices=8, timeout=600)
+  ((stdout, stderr),) = run_scripts(('layouts_check.py', str(params_file)), devices=8,
+                                    timeout=600)
   results = last_json_line(stdout)
+  results['compiler_log'] = stderr
   saved = np.load(params_file)
   results['params'] = {name: [saved[key] for key in sorted(saved.files)
                               if key.startswith(f'{name}:')] for name in layouts_check.LAYOUTS}
@@ -161,6 +163,13 @@ def test_every_layout_makes_the_same_update(layouts):
     assert len(params[name]) == len(params['one device']), name
     for got, want in zip(params[name], params['one device']):
       np.testing.assert_allclose(got, want, atol=2e-5, err_msg=name)
+
+
+def test_no_layout_makes_the_compiler_replicate_a_tensor(layouts):
+  """Activations stay split like the batch rows (the model's constrain() calls), so
+  the partitioner never has to gather a whole tensor on every device to re-split it
+  (XLA logs each such fallback)."""
+  assert 'Involuntary full rematerialization' not in layouts['compiler_log']
 
 
 def test_fsdp_and_tensor_parallel_split_the_state(layouts):

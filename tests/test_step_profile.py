@@ -27,6 +27,17 @@ def test_op_names_place_ops_in_parts(op_name, expected):
   assert step_profile.part_of(op_name) == expected
 
 
+def test_collective_bytes_count_every_result_of_every_collective():
+  hlo = """
+  %all-gather.1 = f32[8,4]{1,0} all-gather(f32[2,4]{1,0} %p0), channel_id=1, dimensions={0}
+  %add.2 = f32[8,4]{1,0} add(f32[8,4]{1,0} %all-gather.1, f32[8,4]{1,0} %all-gather.1)
+  %all-reduce.3 = (f32[4]{0}, /*index=1*/bf16[2,3]{1,0}) all-reduce(f32[4]{0} %a, bf16[2,3]{1,0} %b), to_apply=%sum
+  ROOT %reduce-scatter.4 = f32[2]{0} reduce-scatter(f32[16]{0} %c), dimensions={0}
+  """
+  assert step_profile.collective_bytes(hlo) == {
+      'all-gather': 8 * 4 * 4, 'all-reduce': 4 * 4 + 2 * 3 * 2, 'reduce-scatter': 2 * 4}
+
+
 def test_the_profile_of_a_real_step_covers_the_model():
   """A tiny MemGPT's step: the time lands in the model's parts, the memory's and the
   pointer's among them, not in 'other' (ops the metadata does not name)."""

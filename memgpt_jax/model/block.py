@@ -9,6 +9,10 @@ from memgpt_jax.model.attention import SelfAttention
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import Mlp, default_init, make_norm
 from memgpt_jax.model.state import DeltaState
+from memgpt_jax.parallel.sharding import constrain
+
+
+RESIDUAL = ('batch', None, None)  # [B, L, d]: rows split, width whole
 
 
 class Block(nn.Module):
@@ -32,6 +36,7 @@ class Block(nn.Module):
   ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """-> (x, window keys, window values, what the memory write reads: [B, L, d])."""
     cfg = self.cfg
+    x = constrain(x, RESIDUAL)
     attention_norm = make_norm(cfg, name='attention_norm')
     normed = attention_norm(x)
     read = None
@@ -47,6 +52,7 @@ class Block(nn.Module):
     dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     x = x + dropout(attended)
     x = x + dropout(Mlp(cfg, name='mlp')(make_norm(cfg, name='mlp_norm')(x)))
+    x = constrain(x, RESIDUAL)
     return x, window_keys, window_values, normed if cfg.memory_kind == 'delta' else x
 
 

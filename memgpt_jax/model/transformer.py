@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memgpt_jax.model.block import BlockGroup, block_class
+from memgpt_jax.model.block import RESIDUAL, BlockGroup, block_class
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import Dense, default_init, make_norm
 from memgpt_jax.model.delta_memory import DeltaMemory
@@ -27,6 +27,7 @@ from memgpt_jax.model.positions import AdditivePositions
 from memgpt_jax.model.slot_memory import SlotMemory
 from memgpt_jax.model.attention import window_mask
 from memgpt_jax.model.state import EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, WindowCache
+from memgpt_jax.parallel.sharding import constrain
 
 
 def init_tokens(cfg: ModelConfig, batch_size: int = 1) -> jax.Array:
@@ -188,7 +189,10 @@ class MemGPT(nn.Module):
                        cfg.bidirectional_prefix)  # [B, 1, L, T]
     sees_memory = (state.memory_doc[:, None] == doc_ids) | (
         state.memory_doc[:, None] == FRESH_MEMORY)  # [B, L]
-    x = self.dropout(self.embed(tokens) + self.positions(positions))  # [B, L, d]
+    # The lookup reads whole rows of the table (gathered over fsdp first): its
+    # output is then split by rows like the rest of the residual stream.
+    table = constrain(self.embed.embedding, ('vocab', None)).astype(cfg.compute_dtype)
+    x = self.dropout(jnp.take(table, tokens, axis=0) + self.positions(positions))  # [B, L, d]
     if cfg.scan_layers:
       groups = cfg.num_layers // cfg.layer_period
       by_group = lambda tree: jax.tree.map(  # [n, ...] -> [groups, n / groups, ...]

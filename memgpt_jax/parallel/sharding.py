@@ -17,9 +17,19 @@ which no default rule names: every device keeps its shards of all layers.
 A dimension that its mesh axes do not divide stays whole (e.g. the byte vocabulary
 of 258 over tensor=4). The optimizer's moments are initialised from the boxed
 parameters, so they carry the same names and get the same shardings.
+
+Activations are placed the same way: while a step traces under activation_layout(),
+the model's constrain() calls pin the residual stream to ('batch', None, None), rows
+split, width whole. Left to itself, the partitioner splits activations like the FSDP
+weights that produce them (by width), gathers them back for the next matmul, and
+where two such splits disagree replicates the whole tensor to re-split it
+(experiments/scale_check.py counts the bytes a step's collectives move).
 """
 
+import contextlib
 import math
+import threading
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -82,3 +92,34 @@ def bytes_per_device(tree) -> dict[jax.Device, int]:
     for shard in leaf.addressable_shards:
       held[shard.device] = held.get(shard.device, 0) + shard.data.nbytes
   return held
+
+
+class ActivationLayout(NamedTuple):
+  """Where activations live while a step traces: the mesh and the rules that map
+  their logical names (hashable: part of the step's static settings)."""
+  mesh: Mesh
+  rules: Rules
+
+
+_layout = threading.local()
+
+
+@contextlib.contextmanager
+def activation_layout(layout: ActivationLayout | None):
+  """Within: constrain() pins activations onto layout.mesh. None: it does nothing."""
+  outer = getattr(_layout, 'value', None)
+  _layout.value = layout
+  try:
+    yield
+  finally:
+    _layout.value = outer
+
+
+def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
+  """x sharded as the active layout's rules map its dimensions' logical names (a
+  dimension its mesh axes do not divide stays whole); x itself outside a layout."""
+  layout = getattr(_layout, 'value', None)
+  if layout is None:
+    return x
+  spec = mesh_spec(names, x.shape, layout.mesh, layout.rules)
+  return jax.lax.with_sharding_constraint(x, NamedSharding(layout.mesh, spec))

@@ -28,8 +28,8 @@ class Evaluator:
     self._tokenizer = tokenizer
     self._partitioner = partitioner
     self._model = model
-    # The model is static: equal models share one compiled step.
-    self._step = jax.jit(steps.eval_step, static_argnums=2,
+    # The model and layout are static: equal ones share one compiled step.
+    self._step = jax.jit(steps.eval_step, static_argnums=(2, 3),
                          in_shardings=(partitioner.state_shardings.params,
                                        partitioner.batch_sharding),
                          out_shardings=NamedSharding(partitioner.mesh, PartitionSpec()))
@@ -40,7 +40,7 @@ class Evaluator:
     for batch in self._data:
       num_bytes += scored_bytes(self._tokenizer, batch)
       sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch),
-                                       self._model))
+                                       self._model, self._partitioner.activation_layout))
       totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
     if jax.process_count() > 1:
       num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())

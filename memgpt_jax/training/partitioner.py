@@ -44,12 +44,17 @@ class JitPartitioner:
                          'train.grad_accum_steps)')
     self.state_shardings, self.abstract_state, self._init = _state_programs(
         model, optimizer, self.mesh, self.rules)
+    # Activations split over the mesh like the batch rows (constrain() in the model),
+    # so that the compiler never splits them like the weights; one device: nothing to split.
+    self.activation_layout = (sharding_lib.ActivationLayout(self.mesh, self.rules)
+                              if self.mesh.size > 1 else None)
     self._rng = jax.random.PRNGKey(config.seed)
     self._schedule = self._place_schedule(make_schedule(config.train))
     self._settings = steps.StepSettings(
         model=model, optimizer=optimizer, z_loss=config.train.z_loss,
         coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
-        grad_accum_steps=config.train.grad_accum_steps)
+        grad_accum_steps=config.train.grad_accum_steps,
+        layout=self.activation_layout)
     self._step = self._compile()
 
   def _compile(self):
@@ -123,7 +128,9 @@ class PmapPartitioner(JitPartitioner):
     return schedule
 
   def _compile(self):
-    return jax.pmap(functools.partial(steps.train_step, settings=self._settings,
+    # Inside pmap each device holds whole arrays: nothing for constrain() to place.
+    settings = self._settings._replace(layout=None)
+    return jax.pmap(functools.partial(steps.train_step, settings=settings,
                                       axis_name=_PMAP_AXIS),
                     axis_name=_PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=0)
 

@@ -8,6 +8,7 @@ import optax
 
 from memgpt_jax import losses
 from memgpt_jax.model.transformer import MemGPT, init_tokens
+from memgpt_jax.parallel import sharding as sharding_lib
 from memgpt_jax.training.optimizer import Schedule, learning_rate
 
 
@@ -48,6 +49,7 @@ class StepSettings(NamedTuple):
   coverage_loss: float
   write_cost: float
   grad_accum_steps: int
+  layout: sharding_lib.ActivationLayout | None  # where constrain() puts activations
 
 
 def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: StepSettings,
@@ -65,7 +67,7 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
   the same way (a pmean when the shares are equal), so the update is the one a
   single device would make on the whole batch.
   """
-  model, optimizer, z_loss, coverage_loss, write_cost, grad_accum_steps = settings
+  model, optimizer, z_loss, coverage_loss, write_cost, grad_accum_steps, layout = settings
   dropout_rng = jax.random.fold_in(state.rng, state.step)
   if axis_name is not None:  # independent dropout masks on every device
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
@@ -76,9 +78,10 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
 
   def weighted_grads(micro_batch: dict, rng: jax.Array):
     def loss_fn(params):
-      output = model.apply({'params': params}, micro_batch['inputs'],
-                           micro_batch.get('doc_ids'), micro_batch.get('prefix'),
-                           rngs={'dropout': rng})
+      with sharding_lib.activation_layout(layout):
+        output = model.apply({'params': params}, micro_batch['inputs'],
+                             micro_batch.get('doc_ids'), micro_batch.get('prefix'),
+                             rngs={'dropout': rng})
       return losses.train_loss(output, micro_batch, z_loss, coverage_loss, write_cost)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -108,7 +111,9 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(params: dict, batch: dict, model: MemGPT) -> dict:
-  output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
-                       batch.get('prefix'))
+def eval_step(params: dict, batch: dict, model: MemGPT,
+              layout: sharding_lib.ActivationLayout | None) -> dict:
+  with sharding_lib.activation_layout(layout):
+    output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
+                         batch.get('prefix'))
   return losses.eval_sums(output, batch['targets'], batch['mask'])
