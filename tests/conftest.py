@@ -19,6 +19,7 @@ os.environ['XLA_FLAGS'] = ' '.join([
 
 import flax.linen as nn  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -137,6 +138,11 @@ def tiny_model(vocab_size: int = VOCAB, **overrides) -> tuple[MemGPT, ModelConfi
     config_lib.set_dotted(model_config, key, value)
   cfg = ModelConfig.from_config(model_config, vocab_size)
   return MemGPT(cfg), cfg
+
+
+def random_tokens(shape: tuple[int, ...], seed: int = 0, vocab: int = VOCAB) -> jax.Array:
+  """Token ids uniform over the vocabulary: [*shape] int32."""
+  return jax.random.randint(jax.random.key(seed), shape, 0, vocab, dtype=jnp.int32)
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,23 +1,17 @@
 """Invariants of the model's math (DESIGN 1.7): causality, the plain-GPT baseline,
 the pointer mixture, memory across segments, truncated BPTT."""
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import MEMORY_KINDS, VOCAB, forward, full_log_probs, init_params, tiny_model
+from conftest import (MEMORY_KINDS, VOCAB, forward, full_log_probs, init_params,
+                      random_tokens, tiny_model)
 from memgpt_jax import losses
-from memgpt_jax.decode import Decoder
 from memgpt_jax.model.pointer import target_log_probs
 from memgpt_jax.model.state import SegmentOutput
-
-
-def random_tokens(shape, seed=0, vocab=VOCAB):
-  return jax.random.randint(jax.random.key(seed), shape, 0, vocab, dtype=jnp.int32)
 
 
 def test_causal_across_segments_with_memory_and_pointer(memgpt):
@@ -204,81 +198,3 @@ def test_init_std_sets_the_weight_scale(init_std):
   np.testing.assert_allclose(np.std(params['embed']['embedding']), init_std, rtol=0.1)
   residual = np.std(params['blocks_0']['mlp']['w2']['kernel'])
   np.testing.assert_allclose(residual, init_std / np.sqrt(2 * cfg.num_layers), rtol=0.15)
-
-
-@pytest.mark.parametrize('variants', [
-    # How the window's softmax runs, with the delta memory's read and without memory.
-    ({'attention': 'einsum'}, {'attention': 'fused'}),
-    ({'attention': 'einsum', 'memory.enabled': False},
-     {'attention': 'fused', 'memory.enabled': False}),
-    # The segment loop, unrolled or not, for both memory kinds.
-    ({'segment_unroll': 1}, {'segment_unroll': 0}),
-    ({'segment_unroll': 1, 'memory.kind': 'slots'}, {'segment_unroll': 2, 'memory.kind': 'slots'}),
-])
-def test_fast_paths_give_the_same_outputs(variants):
-  """model.attention and model.segment_unroll only pick how the same math runs."""
-  outputs, params = [], None
-  for overrides in variants:
-    model, cfg = tiny_model(**overrides)
-    params = params or init_params(model)  # the same parameters: the variants change none
-    tokens = random_tokens((2, cfg.seq_len), seed=8)
-    outputs.append(full_log_probs(model, params, tokens))
-  np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
-
-
-def unrolled_layers(params: dict, cfg) -> dict:
-  """model.scan_layers's parameters in the layout of unrolled layers: row r of block_j
-  is block r p + j (p = cfg.layer_period), row i of the memories memory layer i."""
-  params = dict(params['params'])
-  groups, memories = params.pop('block_groups'), params.pop('memories', None)
-  row = lambda tree, index: jax.tree.map(lambda x: x[index], tree)
-  for layer in range(cfg.num_layers):
-    params[f'blocks_{layer}'] = row(groups[f'block_{layer % cfg.layer_period}'],
-                                    layer // cfg.layer_period)
-  for index in range(cfg.num_memory_layers):
-    params[f'memories_{index}'] = row(memories, index)
-  return {'params': params}
-
-
-@pytest.mark.parametrize('overrides,check_gradients', [
-    ({'memory.kind': 'delta', 'num_layers': 2}, True),  # memory in every layer: groups of 1
-    ({'memory.kind': 'slots', 'num_layers': 4, 'memory.layers': '1,3'}, False),  # of 2
-])
-def test_scan_over_layers_computes_what_the_unrolled_layers_do(overrides, check_gradients):
-  """model.scan_layers on the same parameters: the same log-probs, cached decoding and
-  gradients as the unrolled layers. (The pointer, off here, reads the last layer's
-  output whichever way the layers run.)"""
-  overrides = {**overrides, 'pointer.enabled': False}
-  unrolled, cfg = tiny_model(**overrides)
-  scanned, scanned_cfg = tiny_model(**overrides, scan_layers=True)
-  stacked = init_params(scanned)
-  params = unrolled_layers(stacked, scanned_cfg)
-  shape_of = lambda tree: jax.tree.map(jnp.shape, tree)
-  assert shape_of(params) == shape_of(nn.unbox(jax.eval_shape(
-      unrolled.init, jax.random.key(0), jnp.zeros((2, cfg.segment_len), jnp.int32))))
-  tokens = random_tokens((2, cfg.seq_len), seed=12)
-  want = full_log_probs(unrolled, params, tokens)
-  np.testing.assert_allclose(full_log_probs(scanned, stacked, tokens), want, atol=1e-6)
-  fed = cfg.segment_len + 3  # a memory write, then part of a segment
-  decoder = Decoder(scanned, stacked)
-  log_probs, _ = decoder.feed(decoder.start(2), tokens[:, :fed])
-  np.testing.assert_allclose(log_probs, want[:, :fed], atol=2e-6)
-  if check_gradients:
-    grads = lambda model, p: jax.jit(jax.grad(lambda p: -losses.token_log_probs(
-        model.apply(p, tokens), tokens)[:, :-1].mean()))(p)
-    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
-                 unrolled_layers(grads(scanned, stacked), scanned_cfg), grads(unrolled, params))
-
-
-def test_remat_policies_give_the_gradients_of_keeping_everything():
-  """model.remat trades memory for recomputation: the gradients stay the same."""
-  gradients, params = {}, None
-  for policy in ('none', 'dots', 'full'):
-    model, cfg = tiny_model(remat=policy)
-    params = params or init_params(model)  # the same parameters: remat changes none
-    tokens = random_tokens((2, cfg.seq_len), seed=10)
-    gradients[policy] = jax.jit(jax.grad(lambda p, model=model, tokens=tokens: jnp.mean(
-        losses.next_token_log_probs(model.apply(p, tokens))[..., 0])))(params)
-  for policy in ('dots', 'full'):
-    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6, err_msg=policy),
-                 gradients['none'], gradients[policy])
