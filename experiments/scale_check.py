@@ -11,7 +11,9 @@ model (the real train step on random tokens, the median of --rounds rounds of --
 steps). Memory: bytes of parameters + optimizer state held by the fullest device.
 Communication: the bytes of every collective's result on one device, summed over the
 compiled step (jit layouts; from its optimized HLO, so after this backend's
-collective passes: a GPU or TPU build may combine or convert them). Simulated
+collective passes: on a CPU the weight gradient of each of the K segments is
+all-reduced apart, where XLA's GPU pipeline reassociates the sum first and turns
+all-reduce + slice into reduce-scatter). Simulated
 devices share this machine's cores, so step times show the cost of each layout's
 collectives and bookkeeping, not a real speed-up. Writes <out>/<name>.json, .md.
 """
