@@ -139,7 +139,8 @@ def test_distributed_off_with_a_coordinator_is_refused():
 @pytest.fixture(scope='module')
 def layouts(tmp_path_factory):
   """tests/layouts_check.py on 8 simulated devices: 2 updates under each layout, and
-  the same 2 on this process's one device (the program the test below compiles)."""
+  the same 2 on this process's one device (the program that
+  test_a_second_run_of_the_same_setup_compiles_nothing compiles too)."""
   params_file = tmp_path_factory.mktemp('layouts') / 'params.npz'
   ((stdout, stderr),) = run_scripts(('layouts_check.py', str(params_file)), devices=8,
                                     timeout=600)
