@@ -1,6 +1,8 @@
 """Shared fixtures: tiny model configs that compile in seconds on a 2-core CPU."""
 
+import contextlib
 import functools
+import importlib
 import importlib.util
 import os
 import pathlib
@@ -17,6 +19,7 @@ os.environ['XLA_FLAGS'] = ' '.join([
     os.environ.get('XLA_FLAGS', ''), '--xla_backend_optimization_level=0',
     '--xla_cpu_use_fusion_emitters=false']).strip()
 
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 import flax.linen as nn  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -52,6 +55,20 @@ def pytest_unconfigure(config):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+# make test's xdist hands out whole files in the order collected: the longest files
+# (pytest --durations on 2 cores, most test time first) go out first, so that no worker
+# starts a long file while the other has nothing left to do.
+LONGEST_FILES = ('test_model.py', 'test_distributed.py', 'test_fast_paths.py',
+                 'test_parallel.py', 'test_cli.py', 'test_reliability.py',
+                 'test_documents.py', 'test_seq2seq.py', 'test_delta_memory.py',
+                 'test_baseline_and_decoding.py', 'test_ablate.py')
+
+
+def pytest_collection_modifyitems(items):
+  first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
+  items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: file order kept
+
+
 def load_module(path: str):
   """The module of a script that is not in a package, e.g. 'experiments/ablate.py';
   it imports its neighbours as when it runs (its folder on sys.path)."""
@@ -60,8 +77,39 @@ def load_module(path: str):
     sys.path.append(str(path.parent))
   spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)
+  defined = set(flags.FLAGS)
   spec.loader.exec_module(module)
+  SCRIPT_FLAGS.update(set(flags.FLAGS) - defined)
   return module
+
+
+# absl flags defined by the scripts load_module loaded (e.g. ablate.py's --workdir):
+# absl's flags are one global set, so a program run in-process sets these aside.
+SCRIPT_FLAGS = set()
+
+
+@contextlib.contextmanager
+def program_flags(module_name: str):
+  """Imports the program `module_name` (e.g. 'memgpt_jax.cli.train') afresh, with
+  absl's flags as when it runs alone: the scripts' flags are set aside meanwhile, and
+  the flags its import defined are removed afterwards, with the modules that defined
+  them. -> the module."""
+  aside = {name: flags.FLAGS[name] for name in SCRIPT_FLAGS}
+  for name in aside:
+    delattr(flags.FLAGS, name)
+  defined = set(flags.FLAGS)
+  sys.modules.pop(module_name, None)
+  try:
+    yield importlib.import_module(module_name)
+  finally:
+    added = set(flags.FLAGS) - defined
+    for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+      if added & {flag.name for flag in module_flags}:
+        sys.modules.pop(module, None)  # its next import defines them again
+    for name in added:
+      delattr(flags.FLAGS, name)
+    for name, flag in aside.items():
+      flags.FLAGS[name] = flag
 
 
 def load_config(name: str = 'tiny') -> ml_collections.ConfigDict:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, program_flags
 
 
 def run(program: str, *args: str, timeout: float = 300,
@@ -74,24 +74,44 @@ def test_sample_program_decodes_from_the_workdir(trained, tmp_path):
   assert any(cache.iterdir())  # a second sampling run would compile nothing
 
 
+@pytest.fixture
+def train_in_process(monkeypatch, capsys):
+  """memgpt-train's entry point run in this process on the given flags: -> (exit
+  status, stderr)."""
+  with program_flags('memgpt_jax.cli.train') as train:
+
+    def run_train(*args: str) -> tuple[int, str]:
+      monkeypatch.setattr(sys, 'argv', ['memgpt-train', *args])
+      with pytest.raises(SystemExit) as exited:
+        train.run()
+      return exited.value.code, capsys.readouterr().err
+
+    yield run_train
+
+
 @pytest.mark.parametrize('args,message', [
     (('--config={tmp}/config.py',), 'is not valid Python: invalid syntax'),
     (('--config=configs/tiny.py', '--config.model.d_model=abc'),
      'flag --config.model.d_model=abc: invalid literal'),
 ])
-def test_bad_training_input_is_one_line(tmp_path, args, message):
+def test_bad_training_input_is_one_line(train_in_process, tmp_path, args, message):
   """A config file that does not load (found before the flags parser runs) and a value
-  the parser refuses, each as one line; tests/test_errors.py checks the messages."""
+  the parser refuses, each as one line with exit status 2; tests/test_errors.py checks
+  the messages."""
   (tmp_path / 'config.py').write_text('def get_config(:\n')
   args = [arg.format(tmp=tmp_path) for arg in args]
-  line = error_line(run('train', *args, f'--workdir={tmp_path / "w"}'))
-  assert line.startswith('memgpt-train: error: ') and message in line
+  status, stderr = train_in_process(*args, f'--workdir={tmp_path / "w"}')
+  assert status == 2 and 'Traceback' not in stderr
+  lines = stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('memgpt-train: error: '), stderr
+  assert message in lines[0]
+  assert not (tmp_path / 'w').exists()  # refused before anything was written
 
 
 def test_bad_sampling_input_is_one_line(tmp_path):
-  """A UserError from the program's main as one line (a refusal deep in a training run
-  takes the same way out); tests/test_errors.py and tests/test_fine_tuning.py check
-  the messages."""
+  """The shell's view of a refusal: exactly one line on stderr and exit status 2 from
+  the installed program (the training program's refusals take the same way out,
+  checked in-process above); tests/test_errors.py checks the message."""
   prompt_file = tmp_path / 'prompt.txt'
   prompt_file.write_bytes(b'caf\xe9 au lait')  # Latin-1
   line = error_line(run('sample', f'--workdir={tmp_path}', f'--prompt_file={prompt_file}'))
