@@ -69,6 +69,11 @@ def pytest_collection_modifyitems(items):
   items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: file order kept
 
 
+# absl flags defined by the scripts load_module loaded (e.g. ablate.py's --workdir):
+# absl's flags are one global set, so a program run in-process sets these aside.
+SCRIPT_FLAGS = set()
+
+
 def load_module(path: str):
   """The module of a script that is not in a package, e.g. 'experiments/ablate.py';
   it imports its neighbours as when it runs (its folder on sys.path)."""
@@ -81,11 +86,6 @@ def load_module(path: str):
   spec.loader.exec_module(module)
   SCRIPT_FLAGS.update(set(flags.FLAGS) - defined)
   return module
-
-
-# absl flags defined by the scripts load_module loaded (e.g. ablate.py's --workdir):
-# absl's flags are one global set, so a program run in-process sets these aside.
-SCRIPT_FLAGS = set()
 
 
 @contextlib.contextmanager

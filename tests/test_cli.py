@@ -25,12 +25,12 @@ def run(program: str, *args: str, timeout: float = 300,
                         capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
 
 
-def error_line(result: subprocess.CompletedProcess) -> str:
+def error_line(status: int, stderr: str) -> str:
   """Asserts a clean failure: status 2, no traceback, exactly one line on stderr."""
-  assert result.returncode == 2, result.stderr
-  assert 'Traceback' not in result.stderr
-  lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1, result.stderr
+  assert status == 2, stderr
+  assert 'Traceback' not in stderr
+  lines = stderr.strip().splitlines()
+  assert len(lines) == 1, stderr
   return lines[0]
 
 
@@ -100,21 +100,19 @@ def test_bad_training_input_is_one_line(train_in_process, tmp_path, args, messag
   the messages."""
   (tmp_path / 'config.py').write_text('def get_config(:\n')
   args = [arg.format(tmp=tmp_path) for arg in args]
-  status, stderr = train_in_process(*args, f'--workdir={tmp_path / "w"}')
-  assert status == 2 and 'Traceback' not in stderr
-  lines = stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('memgpt-train: error: '), stderr
-  assert message in lines[0]
+  line = error_line(*train_in_process(*args, f'--workdir={tmp_path / "w"}'))
+  assert line.startswith('memgpt-train: error: ') and message in line
   assert not (tmp_path / 'w').exists()  # refused before anything was written
 
 
 def test_bad_sampling_input_is_one_line(tmp_path):
   """The shell's view of a refusal: exactly one line on stderr and exit status 2 from
-  the installed program (the training program's refusals take the same way out,
-  checked in-process above); tests/test_errors.py checks the message."""
+  the program run as a user runs it (the training program's refusals take the same
+  way out, checked in-process above); tests/test_errors.py checks the message."""
   prompt_file = tmp_path / 'prompt.txt'
   prompt_file.write_bytes(b'caf\xe9 au lait')  # Latin-1
-  line = error_line(run('sample', f'--workdir={tmp_path}', f'--prompt_file={prompt_file}'))
+  result = run('sample', f'--workdir={tmp_path}', f'--prompt_file={prompt_file}')
+  line = error_line(result.returncode, result.stderr)
   assert line == f'memgpt-sample: error: --prompt_file {prompt_file} is not UTF-8 text ' \
       '(invalid continuation byte at byte 3): convert it, e.g. with iconv -t UTF-8'
 
