@@ -21,7 +21,7 @@ train: install
 	$(PY) -m memgpt_jax.cli.train --config=$(CONFIG) --workdir=$(WORKDIR)
 
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: install
 	$(PY) experiments/bench.py

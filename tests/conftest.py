@@ -55,20 +55,6 @@ def pytest_unconfigure(config):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-# make test's xdist hands out whole files in the order collected: the longest files
-# (pytest --durations on 2 cores, most test time first) go out first, so that no worker
-# starts a long file while the other has nothing left to do.
-LONGEST_FILES = ('test_model.py', 'test_distributed.py', 'test_fast_paths.py',
-                 'test_parallel.py', 'test_cli.py', 'test_reliability.py',
-                 'test_documents.py', 'test_seq2seq.py', 'test_delta_memory.py',
-                 'test_baseline_and_decoding.py', 'test_ablate.py')
-
-
-def pytest_collection_modifyitems(items):
-  first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
-  items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: file order kept
-
-
 # absl flags defined by the scripts load_module loaded (e.g. ablate.py's --workdir):
 # absl's flags are one global set, so a program run in-process sets these aside.
 SCRIPT_FLAGS = set()
