@@ -52,6 +52,15 @@ class StepSettings(NamedTuple):
   layout: sharding_lib.ActivationLayout | None  # where constrain() puts activations
 
 
+def apply_model(model: MemGPT, params: dict, batch: dict,
+                layout: sharding_lib.ActivationLayout | None, rngs: dict | None = None):
+  """The model on a batch's rows (its doc_ids and prefix when it has them), its
+  activations placed by `layout`: -> SegmentOutput."""
+  with sharding_lib.activation_layout(layout):
+    return model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
+                       batch.get('prefix'), rngs=rngs)
+
+
 def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: StepSettings,
                axis_name: str | None = None) -> tuple[TrainState, dict]:
   """One optimizer update on the mean loss over the batch's tokens, of size
@@ -78,10 +87,7 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
 
   def weighted_grads(micro_batch: dict, rng: jax.Array):
     def loss_fn(params):
-      with sharding_lib.activation_layout(layout):
-        output = model.apply({'params': params}, micro_batch['inputs'],
-                             micro_batch.get('doc_ids'), micro_batch.get('prefix'),
-                             rngs={'dropout': rng})
+      output = apply_model(model, params, micro_batch, layout, {'dropout': rng})
       return losses.train_loss(output, micro_batch, z_loss, coverage_loss, write_cost)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -113,7 +119,5 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
 
 def eval_step(params: dict, batch: dict, model: MemGPT,
               layout: sharding_lib.ActivationLayout | None) -> dict:
-  with sharding_lib.activation_layout(layout):
-    output = model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
-                         batch.get('prefix'))
+  output = apply_model(model, params, batch, layout)
   return losses.eval_sums(output, batch['targets'], batch['mask'])
