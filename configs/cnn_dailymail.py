@@ -14,9 +14,9 @@ input (data.inputs_key), the highlights, one sentence a line, the target
 names and numbers are copied from. Each evaluation also reports exact match and
 ROUGE-1/2/L of the greedy highlights of the first train.generate_examples validation
 records (at most train.generate_max_tokens bytes each: highlights run to ~300).
-Splits: train / validation / test. Model and schedule: configs/corpus_base.py with
-twice its segments and memory key width (d_k = 128), a pointer cache of 1024, remat, half its batch
-and 50k steps. Tokenizer: bytes; a subword one fits more of the article in N (see
+Splits: train / validation / test. Model and schedule: configs/corpus_base.py's
+long_examples variant (8 segments, d_k = 128, remat, batch 32) with a pointer cache of
+1024 and 50k steps. Tokenizer: bytes; a subword one fits more of the article in N (see
 configs/corpus_base.py):
 --config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
 """
@@ -29,12 +29,8 @@ from memgpt_jax.config_lib import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
-  model = config.model
-  model.num_segments = 8  # K: N = 2048 bytes
-  model.memory.delta.key_dim = 128
-  model.pointer.cache_len = 1024
-  model.remat = 'full'
+  config = load_config(f"{pathlib.Path(__file__).with_name('corpus_base.py')}:long_examples")
+  config.model.pointer.cache_len = 1024
 
   data = config.data
   data.source = 'tfds'
@@ -45,7 +41,6 @@ def get_config() -> ml_collections.ConfigDict:
   data.task_metrics = 'summarization'
 
   train = config.train
-  train.batch_size = 32
   train.num_steps = 50_000
   train.generate_max_tokens = 384
   return config

@@ -5,6 +5,9 @@ and schema_guided_dialogue.py load this file and set their dataset (data.*) and
 whatever differs for it: the example shape (segments, memory width, pointer cache),
 the batch, the number of steps, or the model size (c4 larger, dialogue smaller).
 
+Variant (after the file name, as configs/synthetic.py's): 'long_examples' (8 segments,
+d_k = 128, remat, batch 32), the base of pg19.py and cnn_dailymail.py.
+
 Not meant to be run alone: it names no dataset (data.* are configs/default.py's: the
 Python stdlib corpus), though get_config() gives a complete, valid config.
 
@@ -24,10 +27,17 @@ import pathlib
 
 import ml_collections
 
-from memgpt_jax.config_lib import load_config
+from memgpt_jax.config_lib import apply_variants, load_config
+
+VARIANTS = {
+    # Examples of 8 segments (N = 2048 tokens) for documents that run to several KB:
+    # twice the memory key width to hold them, half the batch, remat to fit.
+    'long_examples': {'model.num_segments': 8, 'model.memory.delta.key_dim': 128,
+                      'model.remat': 'full', 'train.batch_size': 32},
+}
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
   config = load_config(pathlib.Path(__file__).with_name('default.py'))
   model = config.model
   model.d_model = 512
@@ -49,4 +59,4 @@ def get_config() -> ml_collections.ConfigDict:
   train.eval_every = 2000
   train.eval_batches = 50
   train.checkpoint_every = 2000
-  return config
+  return apply_variants(config, variants, VARIANTS)

@@ -13,8 +13,8 @@ Records {'book_text', 'book_id', 'book_title', 'publication_date', 'book_link'}:
 Project Gutenberg book (published before 1919) each, the text under 'book_text'.
 Examples are 8 segments of 256 bytes read in order through a book, so memory and the
 pointer's cache carry names and phrasing across segments. Splits: train / validation /
-test. Model and schedule: configs/corpus_base.py with twice its segments, memory key width
-(d_k = 128) and pointer cache, half its batch, remat. Tokenizer: bytes; a subword one reaches
+test. Model and schedule: configs/corpus_base.py's long_examples variant (8 segments,
+d_k = 128, remat, batch 32; remat to backprop through all 8) with twice its pointer cache. Tokenizer: bytes; a subword one reaches
 further per segment (see configs/corpus_base.py):
 --config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
 """
@@ -27,18 +27,13 @@ from memgpt_jax.config_lib import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
-  model = config.model
-  model.num_segments = 8  # K: N = 2048 bytes
-  model.memory.delta.key_dim = 128
-  model.pointer.cache_len = 512
-  model.remat = 'full'  # backprop through all 8 segments
+  config = load_config(f"{pathlib.Path(__file__).with_name('corpus_base.py')}:long_examples")
+  config.model.pointer.cache_len = 512
 
   data = config.data
   data.source = 'tfds'
   data.tfds_name = 'pg19'
   data.text_key = 'book_text'
 
-  config.train.batch_size = 32
   config.sample.prompt = 'CHAPTER I.\n\n'
   return config

@@ -28,23 +28,10 @@ from memgpt_jax.config_lib import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = load_config(pathlib.Path(__file__).with_name('corpus_base.py'))
-  model = config.model
-  model.num_segments = 8  # K: N = 2048 bytes
-  model.memory.delta.key_dim = 128
-  model.pointer.cache_len = 1024
-  model.remat = 'full'
-
+  config = load_config(pathlib.Path(__file__).with_name('cnn_dailymail.py'))
   data = config.data
-  data.source = 'tfds'
   data.tfds_name = 'xsum'
-  data.text_key = ''
   data.inputs_key = 'document'
   data.targets_key = 'summary'
-  data.task_metrics = 'summarization'
-
-  train = config.train
-  train.batch_size = 32
-  train.num_steps = 50_000
-  train.generate_max_tokens = 192
+  config.train.generate_max_tokens = 192
   return config
