@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.delta_memory import DeltaRead
 from memgpt_jax.model.layers import DenseGeneral, default_init, residual_init
-from memgpt_jax.model.positions import apply_rope
+from memgpt_jax.model.positions import apply_rope, rope_table
 
 
 def window_mask(
@@ -62,16 +62,14 @@ class SelfAttention(nn.Module):
         (cfg.num_heads, cfg.head_dim), use_bias=False,
         kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
         dtype=cfg.compute_dtype, name=name)
-    length = x.shape[1]
-    positions = start + jnp.arange(length)
     key_proj, value_proj = projection('key'), projection('value')
     query = projection('query')(x)  # [B, L, H, D]
     key = key_proj(x)
     value = value_proj(x)
     slot_query = query  # slots have no position: they meet the query unrotated
     if cfg.position == 'rope':
-      query = apply_rope(query, positions, cfg.rope_base)
-      key = apply_rope(key, positions, cfg.rope_base)
+      table = rope_table(cfg.segment_len, cfg.head_dim, cfg.rope_base)
+      query, key = apply_rope(query, start, table), apply_rope(key, start, table)
     window_keys = jax.lax.dynamic_update_slice_in_dim(
         window_keys, key.astype(window_keys.dtype), start, axis=1)
     window_values = jax.lax.dynamic_update_slice_in_dim(

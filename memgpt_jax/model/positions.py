@@ -1,8 +1,11 @@
 """Positional encodings. Positions count within the segment; memory slots have none."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import default_init
@@ -15,13 +18,25 @@ def sinusoidal(positions: jax.Array, dim: int) -> jax.Array:
   return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 
-def apply_rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
-  """Rotary embedding of x [B, L, H, D] at positions [L] (rotate-half convention)."""
-  half = x.shape[-1] // 2
-  inv_freq = 1.0 / (base ** (jnp.arange(half, dtype=jnp.float32) / half))
-  angles = positions.astype(jnp.float32)[:, None] * inv_freq[None, :]  # [L, D/2]
-  sin = jnp.sin(angles)[None, :, None, :]
-  cos = jnp.cos(angles)[None, :, None, :]
+@functools.lru_cache(maxsize=None)
+def rope_table(length: int, dim: int, base: float) -> tuple[np.ndarray, np.ndarray]:
+  """sin and cos [length, dim / 2] of the rotary angles of positions 0 .. length - 1,
+  computed on the host (in float64, rounded once): constants of the program. Computed
+  in it, XLA fuses them into each of their uses and evaluates them again for every
+  batch row and head: the default train step's rotations took 85 thread-ms on a CPU
+  that way, 22 from the table."""
+  half = dim // 2
+  inv_freq = 1.0 / base ** (np.arange(half, dtype=np.float64) / half)
+  angles = np.arange(length, dtype=np.float64)[:, None] * inv_freq[None, :]
+  return np.sin(angles).astype(np.float32), np.cos(angles).astype(np.float32)
+
+
+def apply_rope(x: jax.Array, start: jax.Array | int, table: tuple[np.ndarray, np.ndarray]
+               ) -> jax.Array:
+  """Rotary embedding of x [B, L, H, D] at positions start .. start + L - 1
+  (rotate-half convention), its angles from `table` (rope_table)."""
+  sin, cos = (jax.lax.dynamic_slice_in_dim(t, start, x.shape[1])[None, :, None, :]
+              for t in table)  # [1, L, 1, D/2]
   x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
   rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return rotated.astype(x.dtype)
