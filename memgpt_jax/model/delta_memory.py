@@ -190,7 +190,7 @@ def _delta_rule_chunk(matrix, keys, values, beta, log_decay):
 
 def write_rule(form: str, chunk_size: int):
   """The delta rule's implementation. 'auto' is the chunked form: on the CPU it trains
-  1.35x faster than the scan (experiments/results/bench_cpu.md), and accelerators
+  1.37x faster than the scan (experiments/results/bench_cpu.md), and accelerators
   favour it more."""
   if form == 'scan':
     return delta_rule_scan
