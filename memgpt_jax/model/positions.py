@@ -24,11 +24,15 @@ def rope_table(length: int, dim: int, base: float) -> tuple[np.ndarray, np.ndarr
   computed on the host (in float64, rounded once): constants of the program. Computed
   in it, XLA fuses them into each of their uses and evaluates them again for every
   batch row and head: the default train step's rotations took 85 thread-ms on a CPU
-  that way, 22 from the table."""
+  that way, 22 from the table. Cached: one pair of arrays per shape, so a program holds
+  one copy however many layers rotate (read-only, as they are shared)."""
   half = dim // 2
   inv_freq = 1.0 / base ** (np.arange(half, dtype=np.float64) / half)
   angles = np.arange(length, dtype=np.float64)[:, None] * inv_freq[None, :]
-  return np.sin(angles).astype(np.float32), np.cos(angles).astype(np.float32)
+  tables = np.sin(angles).astype(np.float32), np.cos(angles).astype(np.float32)
+  for table in tables:
+    table.flags.writeable = False
+  return tables
 
 
 def apply_rope(x: jax.Array, start: jax.Array | int, table: tuple[np.ndarray, np.ndarray]
