@@ -51,8 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   # the fewest layers whose memory pattern repeats (every 4th layer: groups of 4).
   config.model.scan_layers = False
   # The window's softmax attention: 'fused' (jax.nn.dot_product_attention: cuDNN's
-  # kernel on a GPU) | 'einsum' (spelled out: the faster on a CPU) | 'auto' (einsum on
-  # a CPU, fused elsewhere). Both give the same outputs (tests/test_fast_paths.py).
+  # kernel on a GPU, 16-bit only) | 'einsum' (spelled out: the faster on a CPU) |
+  # 'auto' (fused on a GPU for 16-bit queries of more than one token, einsum
+  # otherwise). Both give the same outputs (tests/test_fast_paths.py).
   config.model.attention = 'auto'
   # Segments per iteration of the segment loop (lax.scan's unroll); 0: all K, no loop.
   # Unrolled trains ~1.25x faster on a CPU (experiments/results/bench_cpu.md) and

@@ -2,6 +2,7 @@
 
   python experiments/bench.py [--config=configs/default.py] [--rounds=7] [--steps=3]
                               [--config.train.batch_size=16 ...]
+                              [--models=plain_gpt,memgpt_slots,memgpt_delta_scan,...]
                               [--decode_context=2048] [--decode_batches=1,32]
                               [--profile=plain_gpt,memgpt_delta_chunked]
                               [--out=experiments/results] [--name=bench_cpu]
@@ -9,16 +10,16 @@
 Every model is timed in ONE run on the same devices, with the real train step (jit
 over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so the
 input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
-MemGPT with the delta memory written by each of its forms (scan, chunked). The models
-take turns: --rounds rounds of --steps steps each, and a model's step time is its
+MemGPT with the delta memory written by each of its forms (scan, chunked), or those
+of them --models names. The models take turns: --rounds rounds of --steps steps each, and a model's step time is its
 median round, so a machine that speeds up or slows down during the run moves every
 model alike. Prints and writes (<out>/<name>.json, .md) params, step time, tokens/s,
-the ratio to the plain GPT, and on GPU/TPU the MFU from the model FLOP count of
+the ratio to the plain GPT, the step's device memory (XLA's count), and on GPU/TPU the MFU from the model FLOP count of
 memgpt_jax/flops.py (memory and pointer work included) and its per-device peak table.
 For the --profile models, where a step's time goes: a profile of --steps steps broken
 down by part of the model (attention, MLP, memory read and write, pointer, ...;
 experiments/step_profile.py).
-Then decoding: new tokens/s of the delta MemGPT after --decode_context tokens, cached
+Then decoding: new tokens/s of the model of --config after --decode_context tokens, cached
 (the compiled loop of memgpt_jax/decode.py) and uncached, at each of --decode_batches.
 """
 
@@ -57,6 +58,9 @@ _DECODE_CONTEXT = flags.DEFINE_integer('decode_context', 2048,
                                        'Tokens fed before decoding is timed.')
 _DECODE_TOKENS = flags.DEFINE_integer('decode_tokens', 64, 'New tokens timed per batch.')
 _DECODE_BATCHES = flags.DEFINE_list('decode_batches', ['1', '32'], 'Decoding batch sizes.')
+_MODELS = flags.DEFINE_list(
+    'models', ['plain_gpt', 'memgpt_slots', 'memgpt_delta_scan', 'memgpt_delta_chunked'],
+    'Models timed: plain_gpt and any of MEMORY_VARIANTS.')
 _PROFILE = flags.DEFINE_list('profile', ['plain_gpt', 'memgpt_delta_chunked'],
                              'Models whose step time is broken down by part of the model.')
 
@@ -96,14 +100,37 @@ class Timed:
     self.run(_STEPS.value)
     self.rounds.append((time.perf_counter() - start) / _STEPS.value)
 
-  def compiled_text(self) -> str:
-    """The optimized HLO of the step being timed (compiled already: a cache hit)."""
+  def compiled(self) -> jax.stages.Compiled:
+    """The step being timed (compiled already: a cache hit)."""
     return self.partitioner.trace_step(self.config.train.batch_size,
-                                       self.cfg.seq_len).lower().compile().as_text()
+                                       self.cfg.seq_len).lower().compile()
+
+  def compiled_text(self) -> str:
+    """The optimized HLO of the step being timed."""
+    return self.compiled().as_text()
+
+  def step_memory_bytes(self) -> int | None:
+    """Device memory the step takes at its peak, by XLA's own count: its inputs
+    (parameters, optimizer state, batch), outputs not written in place of an input, and
+    temporaries (activations kept for the backward pass included)."""
+    stats = self.compiled().memory_analysis()
+    if stats is None:
+      return None
+    return (stats.argument_size_in_bytes + stats.output_size_in_bytes
+            - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
 
   def profile(self) -> dict[str, dict[str, float]]:
-    """{part of the model: {forward/backward: ms per step}} (experiments/step_profile.py)."""
-    return step_profile.profile(lambda: self.run(1), self.compiled_text(), _STEPS.value)
+    """{part of the model: {forward/backward: ms per step}} (experiments/step_profile.py),
+    from the step built with the profile's XLA options (a second program on a GPU)."""
+    compiled = self.partitioner.trace_step(self.config.train.batch_size, self.cfg.seq_len).lower(
+    ).compile(step_profile.COMPILER_OPTIONS.get(jax.default_backend()))
+
+    def run_step():
+      self.state, metrics = self.partitioner.run_compiled(compiled, self.state, self.batch)
+      jax.block_until_ready((self.state, metrics))
+
+    run_step()  # its first run, outside the profile
+    return step_profile.profile(run_step, compiled.as_text(), _STEPS.value)
 
   def summary(self) -> dict:
     seconds = float(np.median(self.rounds))
@@ -115,6 +142,7 @@ class Timed:
         # Parameters and optimizer state on the fullest device.
         'state_bytes_per_device': max(
             bytes_per_device(self.partitioner.to_global(self.state)).values()),
+        'step_memory_bytes': self.step_memory_bytes(),
         'step_ms': 1e3 * seconds,
         'step_ms_rounds': [1e3 * s for s in self.rounds],
         'warmup_seconds': self.warmup_seconds,
@@ -150,6 +178,10 @@ def decoding_speed(cfg: ModelConfig, batch: int) -> dict:
           'uncached_tokens_per_second': batch / seconds['uncached']}
 
 
+def gigabytes(count: int | None) -> str:
+  return '-' if count is None else f'{count / 2**30:.2f}'
+
+
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
            f'`{results["command"]}` at commit {results["commit"]} on {results["device"]}, '
@@ -157,19 +189,24 @@ def markdown(results: dict) -> str:
            f'each model\'s median of {results["rounds"]} rounds of {results["steps"]} steps, '
            'the models taking turns.', '',
            f'Warm-up: the first {results["warmup"]} steps, compilation included.', '',
-           '| model | params | step ms | tokens/s | / plain GPT | / slot memory | MFU | warm-up s |',
-           '|---|---|---|---|---|---|---|---|']
+           '| model | params | step ms | tokens/s | / plain GPT | / slot memory | MFU | '
+           'step memory GB | warm-up s |', '|---|---|---|---|---|---|---|---|---|']
   models = results['models']
   for name, r in models.items():
     mfu = f'{100 * r["mfu"]:.1f}%' if r['mfu'] is not None else 'n/a'
-    over_slots = r['tokens_per_second'] / models['memgpt_slots']['tokens_per_second']
+    over_slots = (f'{r["tokens_per_second"] / models["memgpt_slots"]["tokens_per_second"]:.3f}'
+                  if 'memgpt_slots' in models else '-')
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
                  f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
-                 f'{over_slots:.3f} | {mfu} | {r["warmup_seconds"]:.1f} |')
-  lines += ['', *step_profile.table(results['profile'])]
+                 f'{over_slots} | {mfu} | {gigabytes(r.get("step_memory_bytes"))} | '
+                 f'{r["warmup_seconds"]:.1f} |')
+  if results['profile']:
+    lines += ['', *step_profile.table(results['profile'])]
   decoding = results['decoding']
-  lines += ['', f'Decoding, the model as configured, after {decoding[0]["context"]} tokens of '
-            f'context (memgpt_delta_chunked\'s config; new tokens sampled at temperature 1):',
+  if not decoding:
+    return '\n'.join(lines) + '\n'
+  lines += ['', f'Decoding, the model of --config, after {decoding[0]["context"]} tokens of '
+            'context (new tokens sampled at temperature 1):',
             '', '| batch | cached tokens/s | uncached tokens/s | cached / uncached | '
             '/ batch 1 (cached) |', '|---|---|---|---|---|']
   for r in decoding:
@@ -188,22 +225,33 @@ def main(argv):
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
              'seq_len': config.model.segment_len * config.model.num_segments,
              'rounds': _ROUNDS.value, 'steps': _STEPS.value, 'warmup': _WARMUP.value}
+  if 'plain_gpt' not in _MODELS.value or set(_MODELS.value) - {'plain_gpt', *MEMORY_VARIANTS}:
+    raise app.UsageError(f'--models: plain_gpt and any of {", ".join(MEMORY_VARIANTS)} '
+                         f'(got {",".join(_MODELS.value)})')
+  if set(_PROFILE.value) - set(_MODELS.value):
+    raise app.UsageError(f'--profile: models among --models (got {",".join(_PROFILE.value)})')
   configs = {'plain_gpt': config_lib.plain_gpt(config)}
-  for variant, overrides in MEMORY_VARIANTS.items():
+  for variant in (v for v in _MODELS.value if v in MEMORY_VARIANTS):
     configs[variant] = config.copy_and_resolve_references()
-    for key, value in overrides.items():
+    for key, value in MEMORY_VARIANTS[variant].items():
       config_lib.set_dotted(configs[variant], key, value)
   models = {variant: Timed(c) for variant, c in configs.items()}
   for _ in range(_ROUNDS.value):
     for model in models.values():
       model.time_round()
   results['models'] = {variant: model.summary() for variant, model in models.items()}
-  results['profile'] = {variant: models[variant].profile() for variant in _PROFILE.value}
-  results['decoding'] = [decoding_speed(models['memgpt_delta_chunked'].cfg, int(batch))
-                         for batch in _DECODE_BATCHES.value]
   plain = results['models']['plain_gpt']['tokens_per_second']
   for r in results['models'].values():
     r['over_plain_gpt'] = r['tokens_per_second'] / plain
+  results['profile'], results['decoding'] = {}, []
+  # Written after each stage: a later stage that fails keeps what the earlier measured.
+  write_results(_OUT.value, name, results, markdown(results))
+  for variant in _PROFILE.value:
+    results['profile'][variant] = models[variant].profile()
+  write_results(_OUT.value, name, results, markdown(results))
+  decode_cfg = config_lib.validate(config, declared_vocab_size(config.data))
+  for batch in _DECODE_BATCHES.value:
+    results['decoding'].append(decoding_speed(decode_cfg, int(batch)))
   table = markdown(results)
   print(table)
   write_results(_OUT.value, name, results, table)

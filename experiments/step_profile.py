@@ -21,6 +21,11 @@ from typing import Callable
 
 import jax
 
+# XLA options of the program a profile runs, by backend. On a GPU, no command buffers
+# (CUDA graphs): the profiler sees a graph's kernels as the one op that launched the
+# graph, so every op of the step would land in 'other'.
+COMPILER_OPTIONS = {'gpu': {'xla_gpu_enable_command_buffer': ''}}
+
 # (part, substrings of an op's name that put it there): the first match wins.
 PARTS = (
     ('pointer', ('/pointer/',)),

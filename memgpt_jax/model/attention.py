@@ -100,14 +100,20 @@ def attend(
 ) -> jax.Array:
   """softmax(q k^T / sqrt(D)) v over the keys each query sees: -> [B, L, H, D].
 
-  'fused' is jax.nn.dot_product_attention (cuDNN's kernel on a GPU where it applies);
-  'einsum' spells it out, the faster on a CPU (experiments/results/bench_cpu.md);
-  'auto' takes 'einsum' on a CPU and 'fused' elsewhere.
+  'fused' is jax.nn.dot_product_attention: cuDNN's flash-attention kernel on a GPU
+  (16-bit inputs only; the mask goes in as an additive bias), XLA's composition
+  elsewhere. 'einsum' spells it out: the faster on a CPU
+  (experiments/results/bench_cpu.md), and for a decoding step's single query, a
+  matrix-vector product no kernel speeds up. 'auto' takes 'fused' on a GPU for 16-bit
+  queries of more than one token, 'einsum' otherwise.
   """
+  on_gpu = jax.default_backend() == 'gpu'
   if implementation == 'auto':
-    implementation = 'einsum' if jax.default_backend() == 'cpu' else 'fused'
+    fusable = on_gpu and query.dtype in (jnp.bfloat16, jnp.float16) and query.shape[1] > 1
+    implementation = 'fused' if fusable else 'einsum'
   if implementation == 'fused':
-    return jax.nn.dot_product_attention(query, keys, values, mask=mask)
+    return jax.nn.dot_product_attention(query, keys, values, mask=mask,
+                                        implementation='cudnn' if on_gpu else 'xla')
   logits = jnp.einsum('blhd,bthd->bhlt', query, keys).astype(jnp.float32)
   logits = jnp.where(mask, logits / jnp.sqrt(jnp.float32(query.shape[-1])), -1e30)
   weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)

@@ -92,6 +92,12 @@ class JitPartitioner:
     """-> (state, metrics) after one update on this process's rows of the global batch."""
     return self._step(state, self.global_batch(batch), self._schedule, self._settings)
 
+  def run_compiled(self, compiled: jax.stages.Compiled, state: steps.TrainState,
+                   batch: dict[str, np.ndarray]):
+    """train_step through a program built from trace_step(...).lower().compile(options):
+    the same step, with XLA options of the caller's (a profile's, say)."""
+    return compiled(state, self.global_batch(batch), self._schedule)
+
   def trace_step(self, batch_size: int, seq_len: int) -> jax.stages.Traced:
     """The train step traced on abstract inputs (a global batch of token rows, no
     documents or prefix): its .lower().compile() builds the program without running it."""
