@@ -138,6 +138,28 @@ def speed_table() -> str:
   return '\n'.join(lines + ['', source])
 
 
+# Model size (configs/gpt_scale.py): its bench run on an accelerator, smallest first.
+ACCELERATOR_BENCHES = {'350M': 'bench_gpu_350m', '1.3B': 'bench_gpu_1_3b'}
+
+
+def accelerator_speed_table() -> str:
+  """Plain GPT and MemGPT at each model size, one bench run per size."""
+  lines = ['| size | model | params | batch x tokens | step ms | tokens/s | / plain GPT | MFU '
+           '| step memory GB | warm-up s |', '|---|---|---|---|---|---|---|---|---|---|']
+  sources = []
+  for size, name in ACCELERATOR_BENCHES.items():
+    report = _load(name)
+    for model, r in report['models'].items():
+      lines.append(f'| {size} | {model} | {r["params"]:,} | {report["batch_size"]} x '
+                   f'{report["seq_len"]} | {r["step_ms"]:.0f} | {r["tokens_per_second"]:,.0f} | '
+                   f'{r["over_plain_gpt"]:.3f} | {100 * r["mfu"]:.1f}% | '
+                   f'{r["step_memory_bytes"] / 2**30:.1f} | {r["warmup_seconds"]:.1f} |')
+    sources.append(f'[`{name}`](experiments/results/{name}.md): `{report["command"]}`, '
+                   f'commit {report["commit"]}, {report["device"]}, {report["dtype"]}; '
+                   f'median of {report["rounds"]} rounds of {report["steps"]} steps')
+  return '\n'.join(lines + ['', '\n\n'.join(sources)])
+
+
 def profile_table() -> str:
   """Where the plain GPT's and MemGPT's step time goes, from the same bench run."""
   report = _load('bench_cpu')
@@ -155,7 +177,8 @@ def _num(stat, digits: int) -> str:
 
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
-          'text': text_table, 'speed': speed_table, 'profile': profile_table}
+          'text': text_table, 'speed': speed_table, 'profile': profile_table,
+          'accelerator_speed': accelerator_speed_table}
 
 
 def render(readme: str) -> str:
