@@ -40,8 +40,11 @@ The chunked form writes the whole segment at once. With gamma_t = alpha_1 ... al
     U  = (I + tril_{-1}(diag(beta) (K K^T o Gamma)))^{-1} diag(beta) (V - diag(gamma) K S)
     S' = gamma_T S + K^T diag(gamma_T / gamma) U
 
-one unit-lower-triangular solve; it equals the token-by-token scan
-(tests/test_delta_memory.py).
+one unit-lower-triangular solve per chunk of tokens; it equals the token-by-token scan
+(tests/test_delta_memory.py). The inverses do not depend on S: every chunk's is
+computed at once, so that on an accelerator the chunks share each of the inversion's
+small matmuls instead of launching their own, and only the products with S run chunk
+after chunk.
 """
 
 import functools
@@ -122,15 +125,18 @@ def _unit_lower_inverse(lower: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
-def solve_unit_lower(lower: jax.Array, rhs: jax.Array) -> jax.Array:
+def solve_unit_lower(lower: jax.Array, inverse: jax.Array, rhs: jax.Array) -> jax.Array:
   """X = (I + lower)^{-1} rhs for a strictly lower-triangular `lower` [..., T, T] and
-  rhs [..., T, n]. Matmuls only: jax.lax.linalg.triangular_solve calls LAPACK on the
-  CPU, and inside the model's scanned, differentiated step it deadlocked there."""
-  return _unit_lower_inverse(lower) @ rhs
+  rhs [..., T, n], given `inverse` = (I + lower)^{-1} (_unit_lower_inverse: matmuls
+  only, where jax.lax.linalg.triangular_solve calls LAPACK on the CPU, and inside the
+  model's scanned, differentiated step it deadlocked there). Gradients reach `lower`
+  and `rhs`, not `inverse`: its own backward pass would cost two T x T x T matmuls
+  where the solve's needs one T x n x T."""
+  return inverse @ rhs
 
 
-def _solve_forward(lower, rhs):
-  inverse = _unit_lower_inverse(lower)
+def _solve_forward(lower, inverse, rhs):
+  del lower
   solution = inverse @ rhs
   return solution, (inverse, solution)
 
@@ -141,7 +147,7 @@ def _solve_backward(residuals, grad):
   inverse, solution = residuals
   grad_rhs = inverse.swapaxes(-1, -2) @ grad
   grad_lower = jnp.tril(-grad_rhs @ solution.swapaxes(-1, -2), -1)
-  return grad_lower, grad_rhs
+  return grad_lower, jnp.zeros_like(inverse), grad_rhs
 
 
 solve_unit_lower.defvjp(_solve_forward, _solve_backward)
@@ -155,37 +161,41 @@ def delta_rule_chunked(
     log_decay: jax.Array | None = None,  # [B, T, H] log alpha_t; None: alpha = 1
     chunk_size: int = 64,
 ) -> jax.Array:
-  """The same update, chunk_size tokens at a time: one unit-lower-triangular solve per
-  head and chunk (the solve's work grows with the square of its length)."""
-  for start in range(0, keys.shape[1], chunk_size):
-    chunk = lambda x: None if x is None else x[:, start:start + chunk_size]
-    matrix = _delta_rule_chunk(matrix, chunk(keys), chunk(values), chunk(beta),
-                               chunk(log_decay))
-  return matrix
+  """The same update, chunk_size tokens at a time (the solve's work grows with the
+  square of its length). Each chunk's inverse does not depend on the state: all of
+  them are computed at once, in batched matmuls; only the products with the state
+  (K S, the solve's right side, the rank-c update) run chunk after chunk."""
+  batch, length, heads, _ = keys.shape
+  size = min(chunk_size, length)
+  chunks = -(-length // size)
 
+  def by_chunk(x):  # [B, T, H, ...] -> [B, H, chunks, size, ...]; zeros pad the last
+    if chunks * size > length:
+      x = jnp.pad(x, [(0, 0), (0, chunks * size - length)] + [(0, 0)] * (x.ndim - 2))
+    return jnp.moveaxis(x.reshape(batch, chunks, size, heads, *x.shape[3:]), 3, 1)
 
-def _delta_rule_chunk(matrix, keys, values, beta, log_decay):
-  """One chunk of delta_rule_chunked, in closed form."""
-  keys, values = keys.swapaxes(1, 2), values.swapaxes(1, 2)  # [B, H, T, d]
-  beta = beta.swapaxes(1, 2)  # [B, H, T]
-  length = keys.shape[2]
-  below = jnp.tril(jnp.ones((length, length), bool), -1)
-  interactions = jnp.einsum('bhtk,bhik->bhti', keys, keys)  # [B, H, T, T]
-  predicted = jnp.einsum('bhtk,bhkv->bhtv', keys, matrix)  # K S: [B, H, T, d_v]
-  if log_decay is None:
-    to_end = None
-  else:
-    log_gamma = jnp.cumsum(log_decay.swapaxes(1, 2), axis=-1)  # [B, H, T]
+  # Padding tokens have beta 0 and log alpha 0: they write nothing and decay nothing.
+  keys, values, beta = by_chunk(keys), by_chunk(values), by_chunk(beta)
+  below = jnp.tril(jnp.ones((size, size), bool), -1)
+  interactions = jnp.einsum('bhntk,bhnik->bhnti', keys, keys)  # [B, H, n, c, c]
+  predicting_keys, written_keys, chunk_decay = keys, keys, None
+  if log_decay is not None:
+    log_gamma = jnp.cumsum(by_chunk(log_decay), axis=-1)  # [B, H, n, c], within the chunk
     gaps = log_gamma[..., :, None] - log_gamma[..., None, :]  # log Gamma_ti
     interactions = interactions * jnp.exp(jnp.where(below, gaps, 0.0))
-    predicted = jnp.exp(log_gamma)[..., None] * predicted
-    to_end = jnp.exp(log_gamma[..., -1:] - log_gamma)  # gamma_T / gamma_t
+    predicting_keys = jnp.exp(log_gamma)[..., None] * keys  # diag(gamma) K
+    written_keys = jnp.exp(log_gamma[..., -1:] - log_gamma)[..., None] * keys
+    chunk_decay = jnp.exp(log_gamma[..., -1])[..., None, None]  # gamma_T: [B, H, n, 1, 1]
   lower = jnp.where(below, beta[..., :, None] * interactions, 0.0)
-  update = solve_unit_lower(lower, beta[..., None] * (values - predicted))  # U
-  if to_end is None:
-    return matrix + jnp.einsum('bhtk,bhtv->bhkv', keys, update)
-  return (jnp.exp(log_gamma[..., -1])[..., None, None] * matrix
-          + jnp.einsum('bhtk,bhtv->bhkv', keys, to_end[..., None] * update))
+  inverse = jax.lax.stop_gradient(_unit_lower_inverse(lower))  # see solve_unit_lower
+  for i in range(chunks):
+    predicted = predicting_keys[:, :, i] @ matrix  # diag(gamma) K S: [B, H, c, d_v]
+    update = solve_unit_lower(  # U: [B, H, c, d_v]
+        lower[:, :, i], inverse[:, :, i], beta[:, :, i, :, None] * (values[:, :, i] - predicted))
+    if chunk_decay is not None:
+      matrix = chunk_decay[:, :, i] * matrix
+    matrix = matrix + jnp.einsum('bhtk,bhtv->bhkv', written_keys[:, :, i], update)
+  return matrix
 
 
 def write_rule(form: str, chunk_size: int):
