@@ -23,8 +23,12 @@ train: install
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
+# BENCH_FLAGS: e.g. '--config=configs/gpt_350m.py:memgpt --config.train.batch_size=16
+# --models=plain_gpt,memgpt_delta_chunked' (experiments/bench.py lists them all).
+BENCH_FLAGS ?=
+
 bench: install
-	$(PY) experiments/bench.py
+	$(PY) experiments/bench.py $(BENCH_FLAGS)
 
 # The ablation grid (experiments/ablate.py): results in experiments/results/<grid>.{md,json,png}.
 ablate: install
