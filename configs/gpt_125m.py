@@ -2,7 +2,8 @@
 
 Run:     memgpt-train --config=configs/gpt_125m.py --workdir=runs/gpt_125m
          memgpt-train --config=configs/gpt_125m.py:memgpt --workdir=runs/memgpt_125m
-Reaches: never run: it needs C4 prepared (configs/c4.py) and an accelerator.
+Reaches: not trained yet: it needs C4 prepared (configs/c4.py) and an accelerator.
+Speed:   not timed on an accelerator yet.
 """
 
 import pathlib

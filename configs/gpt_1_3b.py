@@ -2,7 +2,9 @@
 
 Run:     memgpt-train --config=configs/gpt_1_3b.py --workdir=runs/gpt_1_3b
          memgpt-train --config=configs/gpt_1_3b.py:memgpt --workdir=runs/memgpt_1_3b
-Reaches: never run: it needs C4 prepared (configs/c4.py) and an accelerator.
+Reaches: not trained yet: it needs C4 prepared (configs/c4.py) and an accelerator.
+Speed:   its train step, both twins, on one H200: experiments/results/bench_gpu_1_3b.md
+         (make bench BENCH_FLAGS='--config=configs/gpt_1_3b.py:memgpt ...').
 """
 
 import pathlib

@@ -2,7 +2,9 @@
 
 Run:     memgpt-train --config=configs/gpt_350m.py --workdir=runs/gpt_350m
          memgpt-train --config=configs/gpt_350m.py:memgpt --workdir=runs/memgpt_350m
-Reaches: never run: it needs C4 prepared (configs/c4.py) and an accelerator.
+Reaches: not trained yet: it needs C4 prepared (configs/c4.py) and an accelerator.
+Speed:   its train step, both twins, on one H200: experiments/results/bench_gpu_350m.md
+         (make bench BENCH_FLAGS='--config=configs/gpt_350m.py:memgpt ...').
 """
 
 import pathlib
