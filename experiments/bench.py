@@ -11,16 +11,17 @@ Every model is timed in ONE run on the same devices, with the real train step (j
 over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so the
 input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
 MemGPT with the delta memory written by each of its forms (scan, chunked), or those
-of them --models names. The models take turns: --rounds rounds of --steps steps each, and a model's step time is its
-median round, so a machine that speeds up or slows down during the run moves every
-model alike. Prints and writes (<out>/<name>.json, .md) params, step time, tokens/s,
-the ratio to the plain GPT, the step's device memory (XLA's count), and on GPU/TPU the MFU from the model FLOP count of
-memgpt_jax/flops.py (memory and pointer work included) and its per-device peak table.
-For the --profile models, where a step's time goes: a profile of --steps steps broken
-down by part of the model (attention, MLP, memory read and write, pointer, ...;
-experiments/step_profile.py).
-Then decoding: new tokens/s of the model of --config after --decode_context tokens, cached
-(the compiled loop of memgpt_jax/decode.py) and uncached, at each of --decode_batches.
+of them --models names. The models take turns: --rounds rounds of --steps steps each,
+and a model's step time is its median round, so a machine that speeds up or slows
+down during the run moves every model alike. Prints and writes (<out>/<name>.json,
+.md) params, step time, tokens/s, the ratio to the plain GPT, the step's device memory
+(XLA's count), the seconds to build it, and on GPU/TPU the MFU from the model FLOP
+count of memgpt_jax/flops.py (memory and pointer work included) and its per-device
+peak table. For the --profile models, where a step's time goes: a profile of --steps
+steps broken down by part of the model (attention, MLP, memory read and write,
+pointer, ...; experiments/step_profile.py). Then decoding: new tokens/s of the model
+of --config after --decode_context tokens, cached (the compiled loop of
+memgpt_jax/decode.py) and uncached, at each of --decode_batches.
 """
 
 import pathlib
@@ -51,7 +52,7 @@ _CONFIG = config_flags.DEFINE_config_file('config', str(ROOT / 'configs' / 'defa
                                           'MemGPT config.')
 _ROUNDS = flags.DEFINE_integer('rounds', 7, 'Timed rounds; each model runs once per round.')
 _STEPS = flags.DEFINE_integer('steps', 3, 'Steps per model and round.')
-_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps first (compilation included).')
+_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps before the timed rounds.')
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _NAME = flags.DEFINE_string('name', None, 'Results file name (default bench_<platform>).')
 _DECODE_CONTEXT = flags.DEFINE_integer('decode_context', 2048,
@@ -85,9 +86,16 @@ class Timed:
     shape = (config.train.batch_size // jax.process_count(), self.cfg.seq_len)  # this host's
     tokens = np.random.default_rng(0).integers(0, 256, shape, dtype=np.int32)
     self.batch = {'inputs': tokens, 'targets': tokens, 'mask': np.ones(shape, np.float32)}
+    # Built ahead of time where the step traces on abstract inputs (jit, not pmap): the
+    # warm-up's first call then finds it compiled.
+    self.compile_seconds = None
+    if config.parallelism == 'jit':
+      start = time.perf_counter()
+      self.compiled()
+      self.compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     self.run(_WARMUP.value)
-    self.warmup_seconds = time.perf_counter() - start  # compilation included
+    self.warmup_seconds = time.perf_counter() - start  # compilation included under pmap
     self.rounds = []
 
   def run(self, steps: int):
@@ -101,7 +109,7 @@ class Timed:
     self.rounds.append((time.perf_counter() - start) / _STEPS.value)
 
   def compiled(self) -> jax.stages.Compiled:
-    """The step being timed (compiled already: a cache hit)."""
+    """The step being timed, built ahead of time (once: then a cache hit)."""
     return self.partitioner.trace_step(self.config.train.batch_size,
                                        self.cfg.seq_len).lower().compile()
 
@@ -112,7 +120,9 @@ class Timed:
   def step_memory_bytes(self) -> int | None:
     """Device memory the step takes at its peak, by XLA's own count: its inputs
     (parameters, optimizer state, batch), outputs not written in place of an input, and
-    temporaries (activations kept for the backward pass included)."""
+    temporaries (activations kept for the backward pass included). None under pmap."""
+    if self.compile_seconds is None:
+      return None
     stats = self.compiled().memory_analysis()
     if stats is None:
       return None
@@ -145,6 +155,7 @@ class Timed:
         'step_memory_bytes': self.step_memory_bytes(),
         'step_ms': 1e3 * seconds,
         'step_ms_rounds': [1e3 * s for s in self.rounds],
+        'compile_seconds': self.compile_seconds,
         'warmup_seconds': self.warmup_seconds,
         'tokens_per_second': tokens_per_second,
         'model_tflops_per_second': achieved / 1e12,
@@ -182,15 +193,21 @@ def gigabytes(count: int | None) -> str:
   return '-' if count is None else f'{count / 2**30:.2f}'
 
 
+def seconds(value: float | None) -> str:
+  return '-' if value is None else f'{value:.1f}'
+
+
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
            f'`{results["command"]}` at commit {results["commit"]} on {results["device"]}, '
            f'{results["dtype"]}, batch {results["batch_size"]} x {results["seq_len"]} tokens; '
            f'each model\'s median of {results["rounds"]} rounds of {results["steps"]} steps, '
            'the models taking turns.', '',
-           f'Warm-up: the first {results["warmup"]} steps, compilation included.', '',
+           'Compile: tracing, lowering and compiling the step ahead of time (jit); warm-up: '
+           f'the first {results["warmup"]} steps after it (compilation included under pmap).',
+           '',
            '| model | params | step ms | tokens/s | / plain GPT | / slot memory | MFU | '
-           'step memory GB | warm-up s |', '|---|---|---|---|---|---|---|---|---|']
+           'step memory GB | compile s | warm-up s |', '|---|---|---|---|---|---|---|---|---|---|']
   models = results['models']
   for name, r in models.items():
     mfu = f'{100 * r["mfu"]:.1f}%' if r['mfu'] is not None else 'n/a'
@@ -199,7 +216,7 @@ def markdown(results: dict) -> str:
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
                  f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
                  f'{over_slots} | {mfu} | {gigabytes(r.get("step_memory_bytes"))} | '
-                 f'{r["warmup_seconds"]:.1f} |')
+                 f'{seconds(r.get("compile_seconds"))} | {r["warmup_seconds"]:.1f} |')
   if results['profile']:
     lines += ['', *step_profile.table(results['profile'])]
   decoding = results['decoding']

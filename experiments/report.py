@@ -142,10 +142,14 @@ def speed_table() -> str:
 ACCELERATOR_BENCHES = {'350M': 'bench_gpu_350m', '1.3B': 'bench_gpu_1_3b'}
 
 
+def _seconds(value: float | None) -> str:
+  return '—' if value is None else f'{value:.1f}'
+
+
 def accelerator_speed_table() -> str:
   """Plain GPT and MemGPT at each model size, one bench run per size."""
   lines = ['| size | model | params | batch x tokens | step ms | tokens/s | / plain GPT | MFU '
-           '| step memory GB | warm-up s |', '|---|---|---|---|---|---|---|---|---|---|']
+           '| step memory GB | compile s | warm-up s |', '|---|' + '---|' * 10]
   sources = []
   for size, name in ACCELERATOR_BENCHES.items():
     report = _load(name)
@@ -153,7 +157,8 @@ def accelerator_speed_table() -> str:
       lines.append(f'| {size} | {model} | {r["params"]:,} | {report["batch_size"]} x '
                    f'{report["seq_len"]} | {r["step_ms"]:.0f} | {r["tokens_per_second"]:,.0f} | '
                    f'{r["over_plain_gpt"]:.3f} | {100 * r["mfu"]:.1f}% | '
-                   f'{r["step_memory_bytes"] / 2**30:.1f} | {r["warmup_seconds"]:.1f} |')
+                   f'{r["step_memory_bytes"] / 2**30:.1f} | {_seconds(r.get("compile_seconds"))} | '
+                   f'{r["warmup_seconds"]:.1f} |')
     sources.append(f'[`{name}`](experiments/results/{name}.md): `{report["command"]}`, '
                    f'commit {report["commit"]}, {report["device"]}, {report["dtype"]}; '
                    f'median of {report["rounds"]} rounds of {report["steps"]} steps')
