@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memgpt_jax.model.block import RESIDUAL, BlockGroup, block_class
+from memgpt_jax.model.block import BlockGroup, block_class
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import Dense, default_init, make_norm
 from memgpt_jax.model.delta_memory import DeltaMemory
