@@ -4,7 +4,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import pytest
 
 from conftest import ROOT, VOCAB, init_params, load_config, tiny_model
