@@ -35,6 +35,26 @@ def test_fast_paths_give_the_same_outputs(variants):
   np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
 
 
+@pytest.mark.parametrize('overrides', [
+    {'attention': 'einsum'}, {'attention': 'fused'},
+    {'attention': 'fused', 'memory.kind': 'slots', 'scan_layers': True, 'remat': 'dots'},
+])
+def test_rows_without_documents_take_plain_causality(overrides):
+  """Rows given no doc_ids and no prefix attend under plain causality (the fused
+  kernel's own causal mode): the same log-probs and gradients as the same rows given as
+  one document with an all-false prefix, which build the full mask."""
+  model, cfg = tiny_model(**overrides)
+  params = init_params(model)
+  tokens = random_tokens((2, cfg.seq_len), seed=5)
+  one_document = (jnp.ones_like(tokens), jnp.zeros(tokens.shape, bool))
+  np.testing.assert_allclose(full_log_probs(model, params, tokens),
+                             full_log_probs(model, params, tokens, *one_document), atol=1e-6)
+  grads = lambda *rows: jax.jit(jax.grad(lambda p: losses.token_log_probs(
+      model.apply(p, tokens, *rows), tokens)[:, :-1].mean()))(params)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
+               grads(), grads(*one_document))
+
+
 def unrolled_layers(params: dict, cfg) -> dict:
   """model.scan_layers's parameters in the layout of unrolled layers: row r of block_j
   is block r p + j (p = cfg.layer_period), row i of the memories memory layer i."""

@@ -42,6 +42,12 @@ def window_mask(
   return (visible & same_doc)[:, None]
 
 
+def causal_mask(length: int) -> jax.Array:
+  """[1, 1, L, L] boolean: query t sees keys 0..t (the mask of window_mask for a whole
+  segment of one document with no seq2seq prefix)."""
+  return jnp.tril(jnp.ones((length, length), bool))[None, None]
+
+
 class SelfAttention(nn.Module):
   cfg: ModelConfig
 
@@ -55,7 +61,10 @@ class SelfAttention(nn.Module):
       sees_memory: jax.Array,  # [B, L] bool: whether each query sees the memory
       window_keys: jax.Array,  # [B, T, H, D]
       window_values: jax.Array,  # [B, T, H, D]
-      mask: jax.Array,  # [B, 1, L, T]: the window keys each query sees
+      # [B, 1, L, T]: the window keys each query sees; None: plain causality over the
+      # whole segment (L = T, one document, no prefix), which a fused kernel runs
+      # without materialising a mask.
+      mask: jax.Array | None,
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
     projection = lambda name: DenseGeneral(
@@ -78,6 +87,9 @@ class SelfAttention(nn.Module):
     if memory is None or cfg.memory_kind == 'delta':
       out = attend(query, keys, values, mask, cfg.attention)
     else:
+      if mask is None:
+        length = keys.shape[1]
+        mask = jnp.broadcast_to(causal_mask(length), (x.shape[0], 1, length, length))
       slot_mask = jnp.broadcast_to(sees_memory[:, None, :, None],
                                    (*mask.shape[:3], memory.shape[1]))
       out = _attend_slots_and_window(slot_query, key_proj(memory), value_proj(memory),
@@ -95,14 +107,15 @@ def attend(
     query: jax.Array,  # [B, L, H, D]
     keys: jax.Array,  # [B, T, H, D]
     values: jax.Array,  # [B, T, H, D]
-    mask: jax.Array,  # [B, 1, L, T]
+    mask: jax.Array | None,  # [B, 1, L, T]; None: causal, L = T
     implementation: str,  # model.attention
 ) -> jax.Array:
   """softmax(q k^T / sqrt(D)) v over the keys each query sees: -> [B, L, H, D].
 
   'fused' is jax.nn.dot_product_attention: cuDNN's flash-attention kernel on a GPU
-  (16-bit inputs only; the mask goes in as an additive bias), XLA's composition
-  elsewhere. 'einsum' spells it out: the faster on a CPU
+  (16-bit inputs only), XLA's composition elsewhere. A plain causal mask (None) is
+  the kernel's own causal mode; any other goes in as an additive bias, whose gradient
+  jax's cuDNN wrapper computes too, unused. 'einsum' spells it out: the faster on a CPU
   (experiments/results/bench_cpu.md), and for a decoding step's single query, a
   matrix-vector product no kernel speeds up. 'auto' takes 'fused' on a GPU for 16-bit
   queries of more than one token, 'einsum' otherwise.
@@ -112,8 +125,10 @@ def attend(
     fusable = on_gpu and query.dtype in (jnp.bfloat16, jnp.float16) and query.shape[1] > 1
     implementation = 'fused' if fusable else 'einsum'
   if implementation == 'fused':
-    return jax.nn.dot_product_attention(query, keys, values, mask=mask,
+    return jax.nn.dot_product_attention(query, keys, values, mask=mask, is_causal=mask is None,
                                         implementation='cudnn' if on_gpu else 'xla')
+  if mask is None:
+    mask = causal_mask(keys.shape[1])
   logits = jnp.einsum('blhd,bthd->bhlt', query, keys).astype(jnp.float32)
   logits = jnp.where(mask, logits / jnp.sqrt(jnp.float32(query.shape[-1])), -1e30)
   weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)

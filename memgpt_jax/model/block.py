@@ -32,7 +32,7 @@ class Block(nn.Module):
       sees_memory: jax.Array,  # [B, L] bool
       window_keys: jax.Array,  # [B, T, H, D]
       window_values: jax.Array,  # [B, T, H, D]
-      mask: jax.Array,  # [B, 1, L, T]
+      mask: jax.Array | None,  # [B, 1, L, T]; None: plain causal (SelfAttention)
   ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """-> (x, window keys, window values, what the memory write reads: [B, L, d])."""
     cfg = self.cfg
@@ -80,7 +80,7 @@ class BlockGroup(nn.Module):
                       # ([m, ...] for its m memory layers, or None)
       start: jax.Array,
       sees_memory: jax.Array,  # [B, L] bool
-      mask: jax.Array,  # [B, 1, L, T]
+      mask: jax.Array | None,  # [B, 1, L, T]; None: plain causal (SelfAttention)
   ) -> tuple[jax.Array, tuple]:
     """-> (x, (window keys [p, ...], window values [p, ...], what the memory writes
     read [m, B, L, d] or None))."""

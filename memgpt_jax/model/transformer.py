@@ -124,6 +124,8 @@ class MemGPT(nn.Module):
     if length % cfg.segment_len:
       raise ValueError(f'sequence length {length} is not a multiple of '
                        f'segment_len {cfg.segment_len}')
+    # Rows of one document and no seq2seq inputs: every segment's mask is plain causality.
+    plain_causal = doc_ids is None and prefix is None
     doc_ids = jnp.ones_like(tokens) if doc_ids is None else doc_ids
     prefix = jnp.zeros(tokens.shape, bool) if prefix is None else prefix.astype(bool)
     num_segments = length // cfg.segment_len
@@ -136,7 +138,7 @@ class MemGPT(nn.Module):
         state = state.replace(memory=jax.tree.map(
             lambda m: jnp.where(cut, jax.lax.stop_gradient(m), m), state.memory))
       output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch),
-                                           segment_docs, segment_prefix)
+                                           segment_docs, segment_prefix, plain_causal)
       state, write_strength = model.write_segment(state, window)
       return state, output.replace(write_strength=write_strength)
 
@@ -176,6 +178,9 @@ class MemGPT(nn.Module):
       window: WindowCache,
       doc_ids: jax.Array,  # [B, L] int32
       prefix: jax.Array,  # [B, L] bool
+      # True: the chunk is a whole segment of one document with no prefix, whose mask
+      # is plain causality (attention need not build it).
+      plain_causal: bool = False,
   ) -> tuple[SegmentOutput, WindowCache]:
     cfg = self.cfg
     length = tokens.shape[1]
@@ -185,8 +190,8 @@ class MemGPT(nn.Module):
     window = window.replace(tokens=write(window.tokens, tokens),
                             docs=write(window.docs, doc_ids),
                             prefix=write(window.prefix, prefix))
-    mask = window_mask(start, doc_ids, prefix, window.docs, window.prefix,
-                       cfg.bidirectional_prefix)  # [B, 1, L, T]
+    mask = None if plain_causal else window_mask(start, doc_ids, prefix, window.docs,
+                                                 window.prefix, cfg.bidirectional_prefix)
     sees_memory = (state.memory_doc[:, None] == doc_ids) | (
         state.memory_doc[:, None] == FRESH_MEMORY)  # [B, L]
     # The lookup reads whole rows of the table (gathered over fsdp first): its
