@@ -10,18 +10,19 @@
 Every model is timed in ONE run on the same devices, with the real train step (jit
 over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so the
 input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
-MemGPT with the delta memory written by each of its forms (scan, chunked), or those
-of them --models names. The models take turns: --rounds rounds of --steps steps each,
-and a model's step time is its median round, so a machine that speeds up or slows
-down during the run moves every model alike. Prints and writes (<out>/<name>.json,
-.md) params, step time, tokens/s, the ratio to the plain GPT, the step's device memory
-(XLA's count), the seconds to build it, and on GPU/TPU the MFU from the model FLOP
-count of memgpt_jax/flops.py (memory and pointer work included) and its per-device
-peak table. For the --profile models, where a step's time goes: a profile of --steps
-steps broken down by part of the model (attention, MLP, memory read and write,
-pointer, ...; experiments/step_profile.py). Then decoding: new tokens/s of the model
-of --config after --decode_context tokens, cached (the compiled loop of
-memgpt_jax/decode.py) and uncached, at each of --decode_batches.
+MemGPT with the delta memory written by each of its forms (scan, chunked); or the
+models --models names, among them MemGPT with one fast path switched (segments in a
+loop, the other attention: VARIANTS). The models take turns: --rounds rounds of
+--steps steps each, and a model's step time is its median round, so a machine that
+speeds up or slows down during the run moves every model alike. Prints and writes
+(<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain GPT, the
+step's device memory (XLA's count), the seconds to build it, and on GPU/TPU the MFU
+from the model FLOP count of memgpt_jax/flops.py (memory and pointer work included)
+and its per-device peak table. For the --profile models, where a step's time goes: a
+profile of --steps steps broken down by part of the model (attention, MLP, memory
+read and write, pointer, ...; experiments/step_profile.py). Then decoding: new
+tokens/s of the model of --config after --decode_context tokens, cached (the compiled
+loop of memgpt_jax/decode.py) and uncached, at each of --decode_batches.
 """
 
 import pathlib
@@ -61,16 +62,20 @@ _DECODE_TOKENS = flags.DEFINE_integer('decode_tokens', 64, 'New tokens timed per
 _DECODE_BATCHES = flags.DEFINE_list('decode_batches', ['1', '32'], 'Decoding batch sizes.')
 _MODELS = flags.DEFINE_list(
     'models', ['plain_gpt', 'memgpt_slots', 'memgpt_delta_scan', 'memgpt_delta_chunked'],
-    'Models timed: plain_gpt and any of MEMORY_VARIANTS.')
+    'Models timed: plain_gpt and any of VARIANTS.')
 _PROFILE = flags.DEFINE_list('profile', ['plain_gpt', 'memgpt_delta_chunked'],
                              'Models whose step time is broken down by part of the model.')
 
-# MemGPT as configured, once per memory kind and write form.
-MEMORY_VARIANTS = {
+# MemGPT as configured, once per memory kind and write form; then with one fast-path
+# switch turned the other way (--models picks them: not timed by default).
+VARIANTS = {
     'memgpt_slots': {'model.memory.kind': 'slots'},
     'memgpt_delta_scan': {'model.memory.kind': 'delta', 'model.memory.delta.write_form': 'scan'},
     'memgpt_delta_chunked': {'model.memory.kind': 'delta',
                              'model.memory.delta.write_form': 'chunked'},
+    'memgpt_segment_loop': {'model.segment_unroll': 1},
+    'memgpt_fused_attention': {'model.attention': 'fused'},
+    'memgpt_einsum_attention': {'model.attention': 'einsum'},
 }
 
 
@@ -242,15 +247,15 @@ def main(argv):
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
              'seq_len': config.model.segment_len * config.model.num_segments,
              'rounds': _ROUNDS.value, 'steps': _STEPS.value, 'warmup': _WARMUP.value}
-  if 'plain_gpt' not in _MODELS.value or set(_MODELS.value) - {'plain_gpt', *MEMORY_VARIANTS}:
-    raise app.UsageError(f'--models: plain_gpt and any of {", ".join(MEMORY_VARIANTS)} '
+  if 'plain_gpt' not in _MODELS.value or set(_MODELS.value) - {'plain_gpt', *VARIANTS}:
+    raise app.UsageError(f'--models: plain_gpt and any of {", ".join(VARIANTS)} '
                          f'(got {",".join(_MODELS.value)})')
   if set(_PROFILE.value) - set(_MODELS.value):
     raise app.UsageError(f'--profile: models among --models (got {",".join(_PROFILE.value)})')
   configs = {'plain_gpt': config_lib.plain_gpt(config)}
-  for variant in (v for v in _MODELS.value if v in MEMORY_VARIANTS):
+  for variant in (v for v in _MODELS.value if v in VARIANTS):
     configs[variant] = config.copy_and_resolve_references()
-    for key, value in MEMORY_VARIANTS[variant].items():
+    for key, value in VARIANTS[variant].items():
       config_lib.set_dotted(configs[variant], key, value)
   models = {variant: Timed(c) for variant, c in configs.items()}
   for _ in range(_ROUNDS.value):
