@@ -56,8 +56,8 @@ def get_config() -> ml_collections.ConfigDict:
   # otherwise). Both give the same outputs (tests/test_fast_paths.py).
   config.model.attention = 'auto'
   # Segments per iteration of the segment loop (lax.scan's unroll); 0: all K, no loop.
-  # Unrolled trains ~1.25x faster on a CPU (experiments/results/bench_cpu.md) and
-  # compiles in time growing with K; 1 keeps compile time flat in K.
+  # Unrolled trains 1.34x faster on a CPU (experiments/results/bench_cpu_fast_paths.md)
+  # and compiles in time growing with K; 1 keeps compile time flat in K.
   config.model.segment_unroll = 0
   # seq2seq (data.inputs_key set): the input tokens of an example attend to each other
   # in both directions (within a segment); False keeps the prefix causal.

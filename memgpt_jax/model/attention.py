@@ -115,10 +115,10 @@ def attend(
   'fused' is jax.nn.dot_product_attention: cuDNN's flash-attention kernel on a GPU
   (16-bit inputs only), XLA's composition elsewhere. A plain causal mask (None) is
   the kernel's own causal mode; any other goes in as an additive bias, whose gradient
-  jax's cuDNN wrapper computes too, unused. 'einsum' spells it out: the faster on a CPU
-  (experiments/results/bench_cpu.md), and for a decoding step's single query, a
-  matrix-vector product no kernel speeds up. 'auto' takes 'fused' on a GPU for 16-bit
-  queries of more than one token, 'einsum' otherwise.
+  jax's cuDNN wrapper computes too, unused. 'einsum' spells it out: the faster on a
+  CPU (experiments/results/bench_cpu_fast_paths.md), and for a decoding step's single
+  query, a matrix-vector product no kernel speeds up. 'auto' takes 'fused' on a GPU
+  for 16-bit queries of more than one token, 'einsum' otherwise.
   """
   on_gpu = jax.default_backend() == 'gpu'
   if implementation == 'auto':
