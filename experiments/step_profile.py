@@ -19,6 +19,7 @@ import re
 import tempfile
 from typing import Callable
 
+from absl import logging
 import jax
 
 # XLA options of the program a profile runs, by backend. On a GPU, no command buffers
@@ -98,9 +99,18 @@ def profile(run_step: Callable[[], None], hlo_text: str, steps: int,
     with gzip.open(trace_file) as f:
       trace = json.load(f)
   milliseconds = collections.defaultdict(lambda: collections.defaultdict(float))
+  unplaced = collections.Counter()  # ms per step of each op no part claims
   for event in _device_events(trace, module):
-    part, direction = parts.get(event['args']['hlo_op'], ('other', ''))
+    op = event['args']['hlo_op']
+    part, direction = parts.get(op, ('other', ''))
     milliseconds[part][direction] += event['dur'] / 1e3 / steps  # trace times are in us
+    if op not in parts:
+      unplaced[op] += event['dur'] / 1e3 / steps
+  total = sum(sum(by_direction.values()) for by_direction in milliseconds.values())
+  if total and sum(unplaced.values()) > 0.2 * total:  # say which, so it can be mended
+    logging.warning('step_profile: %.0f%% of the step in ops its program does not name, '
+                    'e.g. %s', 100 * sum(unplaced.values()) / total,
+                    ', '.join(f'{op} ({ms:.1f} ms)' for op, ms in unplaced.most_common(3)))
   return {part: dict(by_direction) for part, by_direction in milliseconds.items()}
 
 
