@@ -18,7 +18,8 @@ speeds up or slows down during the run moves every model alike. Prints and write
 (<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain GPT, the
 step's device memory (XLA's count), the seconds to build it, and on GPU/TPU the MFU
 from the model FLOP count of memgpt_jax/flops.py (memory and pointer work included)
-and its per-device peak table. For the --profile models, where a step's time goes: a
+and its per-device peak table; a model whose step does not fit the device's memory
+is named as such, and the others are timed. For the --profile models, where a step's time goes: a
 profile of --steps steps broken down by part of the model (attention, MLP, memory
 read and write, pointer, ...; experiments/step_profile.py). Then decoding: new
 tokens/s of the model of --config after --decode_context tokens, cached (the compiled
@@ -218,10 +219,13 @@ def markdown(results: dict) -> str:
     mfu = f'{100 * r["mfu"]:.1f}%' if r['mfu'] is not None else 'n/a'
     over_slots = (f'{r["tokens_per_second"] / models["memgpt_slots"]["tokens_per_second"]:.3f}'
                   if 'memgpt_slots' in models else '-')
+    over_plain = '-' if r['over_plain_gpt'] is None else f'{r["over_plain_gpt"]:.3f}'
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
-                 f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.3f} | '
+                 f'{r["tokens_per_second"]:,.0f} | {over_plain} | '
                  f'{over_slots} | {mfu} | {gigabytes(r.get("step_memory_bytes"))} | '
                  f'{seconds(r.get("compile_seconds"))} | {r["warmup_seconds"]:.1f} |')
+  for name, message in results['did_not_fit'].items():
+    lines += ['', f'{name} did not fit in device memory: {message}']
   if results['profile']:
     lines += ['', *step_profile.table(results['profile'])]
   decoding = results['decoding']
@@ -257,18 +261,25 @@ def main(argv):
     configs[variant] = config.copy_and_resolve_references()
     for key, value in VARIANTS[variant].items():
       config_lib.set_dotted(configs[variant], key, value)
-  models = {variant: Timed(c) for variant, c in configs.items()}
+  models, results['did_not_fit'] = {}, {}
+  for variant, variant_config in configs.items():
+    try:
+      models[variant] = Timed(variant_config)
+    except jax.errors.JaxRuntimeError as error:  # the others are still worth timing
+      if 'RESOURCE_EXHAUSTED' not in str(error):
+        raise
+      results['did_not_fit'][variant] = str(error).splitlines()[0]
   for _ in range(_ROUNDS.value):
     for model in models.values():
       model.time_round()
   results['models'] = {variant: model.summary() for variant, model in models.items()}
-  plain = results['models']['plain_gpt']['tokens_per_second']
+  plain = results['models'].get('plain_gpt', {}).get('tokens_per_second')
   for r in results['models'].values():
-    r['over_plain_gpt'] = r['tokens_per_second'] / plain
+    r['over_plain_gpt'] = r['tokens_per_second'] / plain if plain else None
   results['profile'], results['decoding'] = {}, []
   # Written after each stage: a later stage that fails keeps what the earlier measured.
   write_results(_OUT.value, name, results, markdown(results))
-  for variant in _PROFILE.value:
+  for variant in (v for v in _PROFILE.value if v in models):
     results['profile'][variant] = models[variant].profile()
   write_results(_OUT.value, name, results, markdown(results))
   decode_cfg = config_lib.validate(config, declared_vocab_size(config.data))

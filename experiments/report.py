@@ -142,8 +142,8 @@ def speed_table() -> str:
 ACCELERATOR_BENCHES = {'350M': 'bench_gpu_350m', '1.3B': 'bench_gpu_1_3b'}
 
 
-def _seconds(value: float | None) -> str:
-  return '—' if value is None else f'{value:.1f}'
+def _number(value: float | None, spec: str = '{:.1f}') -> str:
+  return '—' if value is None else spec.format(value)
 
 
 def accelerator_speed_table() -> str:
@@ -156,9 +156,12 @@ def accelerator_speed_table() -> str:
     for model, r in report['models'].items():
       lines.append(f'| {size} | {model} | {r["params"]:,} | {report["batch_size"]} x '
                    f'{report["seq_len"]} | {r["step_ms"]:.0f} | {r["tokens_per_second"]:,.0f} | '
-                   f'{r["over_plain_gpt"]:.3f} | {100 * r["mfu"]:.1f}% | '
-                   f'{r["step_memory_bytes"] / 2**30:.1f} | {_seconds(r.get("compile_seconds"))} | '
-                   f'{r["warmup_seconds"]:.1f} |')
+                   f'{_number(r["over_plain_gpt"], "{:.3f}")} | {100 * r["mfu"]:.1f}% | '
+                   f'{_number(r["step_memory_bytes"] and r["step_memory_bytes"] / 2**30)} | '
+                   f'{_number(r.get("compile_seconds"))} | {r["warmup_seconds"]:.1f} |')
+    for model in report.get('did_not_fit', {}):
+      lines.append(f'| {size} | {model} | | {report["batch_size"]} x {report["seq_len"]} | '
+                   'did not fit in device memory | | | | | | |')
     sources.append(f'[`{name}`](experiments/results/{name}.md): `{report["command"]}`, '
                    f'commit {report["commit"]}, {report["device"]}, {report["dtype"]}; '
                    f'median of {report["rounds"]} rounds of {report["steps"]} steps')
