@@ -114,10 +114,11 @@ class Timed:
     self.run(_STEPS.value)
     self.rounds.append((time.perf_counter() - start) / _STEPS.value)
 
-  def compiled(self) -> jax.stages.Compiled:
-    """The step being timed, built ahead of time (once: then a cache hit)."""
+  def compiled(self, compiler_options: dict | None = None) -> jax.stages.Compiled:
+    """The step being timed, built ahead of time (once: then a cache hit), or with XLA
+    options of the caller's (another program)."""
     return self.partitioner.trace_step(self.config.train.batch_size,
-                                       self.cfg.seq_len).lower().compile()
+                                       self.cfg.seq_len).lower().compile(compiler_options)
 
   def compiled_text(self) -> str:
     """The optimized HLO of the step being timed."""
@@ -127,7 +128,7 @@ class Timed:
     """Device memory the step takes at its peak, by XLA's own count: its inputs
     (parameters, optimizer state, batch), outputs not written in place of an input, and
     temporaries (activations kept for the backward pass included). None under pmap."""
-    if self.compile_seconds is None:
+    if self.config.parallelism != 'jit':
       return None
     stats = self.compiled().memory_analysis()
     if stats is None:
@@ -138,8 +139,7 @@ class Timed:
   def profile(self) -> dict[str, dict[str, float]]:
     """{part of the model: {forward/backward: ms per step}} (experiments/step_profile.py),
     from the step built with the profile's XLA options (a second program on a GPU)."""
-    compiled = self.partitioner.trace_step(self.config.train.batch_size, self.cfg.seq_len).lower(
-    ).compile(step_profile.COMPILER_OPTIONS.get(jax.default_backend()))
+    compiled = self.compiled(step_profile.COMPILER_OPTIONS.get(jax.default_backend()))
 
     def run_step():
       self.state, metrics = self.partitioner.run_compiled(compiled, self.state, self.batch)
