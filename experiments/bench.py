@@ -136,9 +136,9 @@ class Timed:
     return (stats.argument_size_in_bytes + stats.output_size_in_bytes
             - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
 
-  def profile(self) -> dict[str, dict[str, float]]:
-    """{part of the model: {forward/backward: ms per step}} (experiments/step_profile.py),
-    from the step built with the profile's XLA options (a second program on a GPU)."""
+  def profile(self) -> step_profile.StepProfile:
+    """Where the step's time goes (experiments/step_profile.py), from the step built with
+    the profile's XLA options (a second program on a GPU)."""
     compiled = self.compiled(step_profile.COMPILER_OPTIONS.get(jax.default_backend()))
 
     def run_step():
@@ -228,6 +228,9 @@ def markdown(results: dict) -> str:
     lines += ['', f'{name} did not fit in device memory: {message}']
   if results['profile']:
     lines += ['', *step_profile.table(results['profile'])]
+  if results.get('profile_kinds'):
+    lines += ['', *step_profile.kinds_table(results['profile_kinds']),
+              '', *step_profile.heaviest_table(results['profile_heaviest'])]
   decoding = results['decoding']
   if not decoding:
     return '\n'.join(lines) + '\n'
@@ -276,11 +279,16 @@ def main(argv):
   plain = results['models'].get('plain_gpt', {}).get('tokens_per_second')
   for r in results['models'].values():
     r['over_plain_gpt'] = r['tokens_per_second'] / plain if plain else None
-  results['profile'], results['decoding'] = {}, []
+  results['decoding'] = []
+  for key in ('profile', 'profile_kinds', 'profile_heaviest'):
+    results[key] = {}
   # Written after each stage: a later stage that fails keeps what the earlier measured.
   write_results(_OUT.value, name, results, markdown(results))
   for variant in (v for v in _PROFILE.value if v in models):
-    results['profile'][variant] = models[variant].profile()
+    by_part, by_kind, heaviest = models[variant].profile()
+    results['profile'][variant] = by_part
+    results['profile_kinds'][variant] = by_kind
+    results['profile_heaviest'][variant] = heaviest
   write_results(_OUT.value, name, results, markdown(results))
   decode_cfg = config_lib.validate(config, declared_vocab_size(config.data))
   for batch in _DECODE_BATCHES.value:

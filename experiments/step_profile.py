@@ -2,8 +2,10 @@
 charged to the part of the model that its HLO metadata (the op's name in the traced
 program) places it in: attention, MLP, memory read, memory write, pointer, the rest of
 the model (embeddings, norms, output layer), the loss, the optimizer; forward and
-backward apart. For experiments/bench.py. And what a compiled step sends between
-devices: the bytes of its collectives (experiments/scale_check.py).
+backward apart. Also by kind of op (matrix multiplies, the fused attention kernel,
+the other fusions: what MFU leaves out), and the heaviest ops by name. For
+experiments/bench.py. And what a compiled step sends between devices: the bytes of
+its collectives (experiments/scale_check.py).
 
 On a CPU an op's time is the sum over the threads that ran it (XLA splits large ops
 over the intra-op thread pool), so the parts add up to more than the step's wall time
@@ -17,7 +19,7 @@ import math
 import pathlib
 import re
 import tempfile
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from absl import logging
 import jax
@@ -38,6 +40,13 @@ PARTS = (
 )
 _METADATA = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name="([^"]*)"',
                        re.MULTILINE)
+# An HLO computation's first line, and an instruction: its name, opcode and the rest.
+_COMPUTATION = re.compile(r'^(?:ENTRY )?%?([\w.\-]+) .*\{$')
+_INSTRUCTION = re.compile(r'^\s+(?:ROOT )?%?([\w.\-]+) = .*? ([a-z][\w\-]*)\((.*)$')
+_CALLS = re.compile(r'(?:calls|to_apply)=%?([\w.\-]+)')
+KINDS = ('matmul', 'attention kernel', 'other fusions', 'copies', 'collectives', 'other ops')
+_COLLECTIVES = ('all-gather', 'all-reduce', 'reduce-scatter', 'all-to-all',
+                'collective-permute')
 
 
 _COLLECTIVE = re.compile(r'= (.*?) (all-gather|all-reduce|reduce-scatter|all-to-all|'
@@ -68,9 +77,70 @@ def part_of(op_name: str) -> tuple[str, str]:
   return ('loss', direction) if differentiated else ('optimizer', '')
 
 
-def op_parts(hlo_text: str) -> dict[str, tuple[str, str]]:
-  """The optimized HLO of the compiled step -> {op: (part, direction)}."""
-  return {op: part_of(name) for op, name in _METADATA.findall(hlo_text)}
+def op_kinds(hlo_text: str) -> dict[str, str]:
+  """The optimized HLO of the compiled step -> {op: one of KINDS}: 'matmul' for a dot, a
+  convolution, a GEMM library call or a fusion around one (cuBLAS, Triton, oneDNN);
+  'attention kernel' for cuDNN's fused attention; a fusion of anything else (element-
+  wise maths, reductions, slicing) under 'other fusions'."""
+  computations = collections.defaultdict(list)  # name -> [(op, opcode, rest of line)]
+  current = None
+  for line in hlo_text.splitlines():
+    if (header := _COMPUTATION.match(line)) and not line.startswith(' '):
+      current = header.group(1)
+    elif current and (instruction := _INSTRUCTION.match(line)):
+      computations[current].append(instruction.groups())
+
+  def holds_matmul(computation: str, seen: frozenset = frozenset()) -> bool:
+    return any(opcode in ('dot', 'convolution') or _is_gemm_call(opcode, rest) or any(
+        called not in seen and holds_matmul(called, seen | {computation})
+        for called in _CALLS.findall(rest)) for _, opcode, rest in computations[computation])
+
+  kinds = {}
+  for instructions in computations.values():
+    for op, opcode, rest in instructions:
+      if opcode in ('dot', 'convolution') or _is_gemm_call(opcode, rest):
+        kinds[op] = 'matmul'
+      elif opcode == 'custom-call' and 'fmha' in rest:
+        kinds[op] = 'attention kernel'
+      elif opcode == 'fusion':
+        kinds[op] = ('matmul' if any(holds_matmul(c) for c in _CALLS.findall(rest))
+                     else 'attention kernel' if 'fmha' in rest else 'other fusions')
+      elif opcode in ('copy', 'transpose') or opcode.startswith('copy-'):
+        kinds[op] = 'copies'
+      elif opcode.removesuffix('-start').removesuffix('-done') in _COLLECTIVES:
+        kinds[op] = 'collectives'
+      else:
+        kinds[op] = 'other ops'
+  return kinds
+
+
+def _is_gemm_call(opcode: str, rest: str) -> bool:
+  return opcode == 'custom-call' and any(
+      library in rest for library in ('cublas', 'gemm', 'onednn$matmul'))
+
+
+class Op(NamedTuple):
+  """An op of the compiled step as the profile reports it."""
+  part: str
+  direction: str  # 'forward', 'backward' or '' (the update)
+  kind: str  # one of KINDS
+  name: str  # its name in the traced program (HLO metadata), '' where it has none
+
+
+UNNAMED = Op('other', '', 'other ops', '')  # an op of the trace the HLO does not name
+
+
+def step_ops(hlo_text: str) -> dict[str, Op]:
+  """The optimized HLO of the compiled step -> {op: Op}."""
+  names = dict(_METADATA.findall(hlo_text))
+  return {op: Op(*(part_of(names[op]) if op in names else ('other', '')), kind,
+                 names.get(op, '')) for op, kind in op_kinds(hlo_text).items()}
+
+
+class StepProfile(NamedTuple):
+  parts: dict[str, dict[str, float]]  # {part: {direction: ms per step}}
+  kinds: dict[str, float]  # {kind of op: ms per step}
+  heaviest: list[dict]  # the ops that took the most time: op, ms per step, Op's fields
 
 
 def _device_events(trace: dict, module: str) -> list[dict]:
@@ -85,10 +155,11 @@ def _device_events(trace: dict, module: str) -> list[dict]:
 
 
 def profile(run_step: Callable[[], None], hlo_text: str, steps: int,
-            module: str = 'train_step') -> dict[str, dict[str, float]]:
-  """Runs `run_step` (one step, waited for) `steps` times under the profiler ->
-  {part: {direction: ms per step}}, ops the metadata names no part of under 'other'."""
-  parts = op_parts(hlo_text)
+            module: str = 'train_step', heaviest: int = 10) -> StepProfile:
+  """Runs `run_step` (one step, waited for) `steps` times under the profiler -> its
+  time by part ({part: {direction: ms per step}}, ops the metadata names no part of
+  under 'other'), by kind of op, and the `heaviest` ops."""
+  ops = step_ops(hlo_text)
   with tempfile.TemporaryDirectory() as log_dir:
     jax.profiler.start_trace(log_dir)
     for _ in range(steps):
@@ -98,20 +169,27 @@ def profile(run_step: Callable[[], None], hlo_text: str, steps: int,
                      key=lambda p: p.stat().st_mtime)
     with gzip.open(trace_file) as f:
       trace = json.load(f)
-  milliseconds = collections.defaultdict(lambda: collections.defaultdict(float))
-  unplaced = collections.Counter()  # ms per step of each op no part claims
+  op_ms = collections.Counter()  # ms per step of each op
   for event in _device_events(trace, module):
-    op = event['args']['hlo_op']
-    part, direction = parts.get(op, ('other', ''))
-    milliseconds[part][direction] += event['dur'] / 1e3 / steps  # trace times are in us
-    if op not in parts:
-      unplaced[op] += event['dur'] / 1e3 / steps
-  total = sum(sum(by_direction.values()) for by_direction in milliseconds.values())
+    op_ms[event['args']['hlo_op']] += event['dur'] / 1e3 / steps  # trace times are in us
+  parts = collections.defaultdict(lambda: collections.defaultdict(float))
+  kinds = collections.Counter()
+  for op, ms in op_ms.items():
+    placed = ops.get(op, UNNAMED)
+    parts[placed.part][placed.direction] += ms
+    kinds[placed.kind] += ms
+  unplaced = {op: ms for op, ms in op_ms.items() if not ops.get(op, UNNAMED).name}
+  total = sum(op_ms.values())
   if total and sum(unplaced.values()) > 0.2 * total:  # say which, so it can be mended
     logging.warning('step_profile: %.0f%% of the step in ops its program does not name, '
                     'e.g. %s', 100 * sum(unplaced.values()) / total,
-                    ', '.join(f'{op} ({ms:.1f} ms)' for op, ms in unplaced.most_common(3)))
-  return {part: dict(by_direction) for part, by_direction in milliseconds.items()}
+                    ', '.join(f'{op} ({ms:.1f} ms)' for op, ms in
+                              collections.Counter(unplaced).most_common(3)))
+  return StepProfile(
+      parts={part: dict(by_direction) for part, by_direction in parts.items()},
+      kinds=dict(kinds),
+      heaviest=[{'op': op, 'ms': ms, **ops.get(op, UNNAMED)._asdict()}
+                for op, ms in op_ms.most_common(heaviest)])
 
 
 def table(profiles: dict[str, dict[str, dict[str, float]]]) -> list[str]:
@@ -132,3 +210,29 @@ def table(profiles: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     lines.append(f'| {part} | ' + ' | '.join(cells) + ' |')
   totals = [sum(sum(times.values()) for times in profiles[name].values()) for name in names]
   return lines + ['| all | ' + ' | '.join(f'{total:.1f}' for total in totals) + ' |']
+
+
+def kinds_table(kinds: dict[str, dict[str, float]]) -> list[str]:
+  """Markdown lines: each profiled model's ms per step by kind of op."""
+  names = list(kinds)
+  lines = ['By kind of op (matmul: the matrix multiplies, which MFU counts; attention '
+           'kernel: the fused attention call; other fusions: element-wise maths, '
+           'reductions, slicing), ms per step:', '',
+           '| kind | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+  for kind in KINDS:
+    lines.append(f'| {kind} | ' + ' | '.join(
+        f'{kinds[name].get(kind, 0.0):.1f}' for name in names) + ' |')
+  return lines
+
+
+def heaviest_table(heaviest: dict[str, list[dict]]) -> list[str]:
+  """Markdown lines: each profiled model's heaviest ops, by their names in the program."""
+  lines = ['The heaviest ops (the end of each one\'s name in the program):', '',
+           '| model | op | ms per step | kind | part | name |', '|---|---|---|---|---|---|']
+  for model, ops in heaviest.items():
+    for op in ops:
+      part = f'{op["part"]} ({op["direction"]})' if op['direction'] else op['part']
+      name = '/'.join(op['name'].split('/')[-3:]) or '-'
+      lines.append(f'| {model} | {op["op"]} | {op["ms"]:.2f} | {op["kind"]} | {part} | '
+                   f'`{name}` |')
+  return lines

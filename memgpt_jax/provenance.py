@@ -2,6 +2,7 @@
 devices; and the results files that carry them."""
 
 import json
+import os
 import pathlib
 import shlex
 import subprocess
@@ -21,15 +22,19 @@ def _git(*args: str) -> str:
 
 
 def provenance() -> dict[str, str]:
-  """{'command': how this process was started, 'commit': HEAD, '+ changes' when the
-  tracked files differ from it ('' outside a git checkout)}."""
+  """{'command': how this process was started (XLA_FLAGS, which change the compiled
+  program, in front where set), 'commit': HEAD, '+ changes' when the tracked files
+  differ from it ('' outside a git checkout)}."""
   script = pathlib.Path(sys.argv[0])
   if script.is_absolute() and script.is_relative_to(_ROOT):
     script = script.relative_to(_ROOT)
   commit = _git('rev-parse', '--short', 'HEAD')
   if commit and _git('status', '--porcelain', '--untracked-files=no'):
     commit += ' + changes'
-  return {'command': shlex.join(['python', str(script), *sys.argv[1:]]), 'commit': commit}
+  command = shlex.join(['python', str(script), *sys.argv[1:]])
+  if xla_flags := os.environ.get('XLA_FLAGS', '').strip():
+    command = f'XLA_FLAGS={shlex.quote(xla_flags)} {command}'
+  return {'command': command, 'commit': commit}
 
 
 def devices() -> str:

@@ -52,10 +52,48 @@ def test_the_profile_of_a_real_step_covers_the_model():
 
   run_step()  # compiled before the profile
   hlo = partitioner.trace_step(BATCH, batch['inputs'].shape[1]).lower().compile().as_text()
-  profile = step_profile.profile(run_step, hlo, steps=2)
+  profile, kinds, heaviest = step_profile.profile(run_step, hlo, steps=2)
   for part in ('attention', 'MLP', 'memory read', 'memory write', 'pointer', 'loss',
                'optimizer'):
     assert sum(profile.get(part, {}).values()) > 0, (part, profile)
   assert set(profile['memory write']) == {'forward', 'backward'}
   total = sum(sum(times.values()) for times in profile.values())
   assert sum(profile.get('other', {}).values()) < 0.2 * total, profile
+  # The same time by kind of op: the matrix multiplies among it, nothing lost.
+  assert kinds['matmul'] > 0 and set(kinds) <= set(step_profile.KINDS), kinds
+  assert sum(kinds.values()) == pytest.approx(total)
+  assert [op['ms'] for op in heaviest] == sorted((op['ms'] for op in heaviest), reverse=True)
+  assert heaviest[0]['ms'] <= total and all(op['name'] for op in heaviest[:3]), heaviest
+
+
+def test_op_kinds_find_matmuls_inside_fusions_and_library_calls():
+  hlo = """
+%fused_dot (p0: f32[4,4], p1: f32[4,4]) -> f32[4,4] {
+  %p0 = f32[4,4]{1,0} parameter(0)
+  %p1 = f32[4,4]{1,0} parameter(1)
+  ROOT %dot.1 = f32[4,4]{1,0} dot(%p0, %p1), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%fused_tanh (p0.1: f32[4,4]) -> f32[4,4] {
+  %p0.1 = f32[4,4]{1,0} parameter(0)
+  ROOT %tanh.1 = f32[4,4]{1,0} tanh(%p0.1)
+}
+
+ENTRY %main (a: f32[4,4], b: bf16[1,8,2,64]) -> f32[4,4] {
+  %a = f32[4,4]{1,0} parameter(0)
+  %b = bf16[1,8,2,64]{3,2,1,0} parameter(1)
+  %gemm_fusion = f32[4,4]{1,0} fusion(%a, %a), kind=kCustom, calls=%fused_dot
+  %cublas-gemm.2 = (f32[4,4]{1,0}, s8[0]{0}) custom-call(%a, %a), custom_call_target="__cublas$gemm"
+  %custom-call.3 = (bf16[1,8,2,64]{3,2,1,0}, u8[0]{0}) custom-call(%b, %b, %b), custom_call_target="__cudnn$fmhaSoftmax"
+  %loop_fusion = f32[4,4]{1,0} fusion(%gemm_fusion), kind=kLoop, calls=%fused_tanh
+  %copy.4 = f32[4,4]{0,1} copy(%loop_fusion)
+  %all-reduce-start.5 = f32[4,4]{1,0} all-reduce-start(%copy.4), to_apply=%fused_tanh
+  ROOT %all-reduce-done.5 = f32[4,4]{1,0} all-reduce-done(%all-reduce-start.5)
+}
+"""
+  kinds = step_profile.op_kinds(hlo)
+  assert {op: kinds[op] for op in ('gemm_fusion', 'cublas-gemm.2', 'custom-call.3',
+                                   'loop_fusion', 'copy.4', 'all-reduce-start.5', 'a')} == {
+      'gemm_fusion': 'matmul', 'cublas-gemm.2': 'matmul', 'custom-call.3': 'attention kernel',
+      'loop_fusion': 'other fusions', 'copy.4': 'copies', 'all-reduce-start.5': 'collectives',
+      'a': 'other ops'}
