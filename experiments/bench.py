@@ -11,8 +11,8 @@ Every model is timed in ONE run on the same devices, with the real train step (j
 over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so the
 input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
 MemGPT with the delta memory written by each of its forms (scan, chunked); or the
-models --models names, among them MemGPT with one fast path switched (segments in a
-loop, the other attention: VARIANTS). The models take turns: --rounds rounds of
+models --models names, among them MemGPT or the plain GPT with one fast path switched
+(segments in a loop, the other attention, layers not scanned: VARIANTS). The models take turns: --rounds rounds of
 --steps steps each, and a model's step time is its median round, so a machine that
 speeds up or slows down during the run moves every model alike. Prints and writes
 (<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain GPT, the
@@ -67,16 +67,20 @@ _MODELS = flags.DEFINE_list(
 _PROFILE = flags.DEFINE_list('profile', ['plain_gpt', 'memgpt_delta_chunked'],
                              'Models whose step time is broken down by part of the model.')
 
-# MemGPT as configured, once per memory kind and write form; then with one fast-path
-# switch turned the other way (--models picks them: not timed by default).
+# MemGPT as configured, once per memory kind and write form; then MemGPT or the plain
+# GPT with one fast-path switch turned the other way (--models picks them: not timed by
+# default). Each is the model it starts from and the settings it changes.
 VARIANTS = {
-    'memgpt_slots': {'model.memory.kind': 'slots'},
-    'memgpt_delta_scan': {'model.memory.kind': 'delta', 'model.memory.delta.write_form': 'scan'},
-    'memgpt_delta_chunked': {'model.memory.kind': 'delta',
-                             'model.memory.delta.write_form': 'chunked'},
-    'memgpt_segment_loop': {'model.segment_unroll': 1},
-    'memgpt_fused_attention': {'model.attention': 'fused'},
-    'memgpt_einsum_attention': {'model.attention': 'einsum'},
+    'memgpt_slots': ('memgpt', {'model.memory.kind': 'slots'}),
+    'memgpt_delta_scan': ('memgpt', {'model.memory.kind': 'delta',
+                                     'model.memory.delta.write_form': 'scan'}),
+    'memgpt_delta_chunked': ('memgpt', {'model.memory.kind': 'delta',
+                                        'model.memory.delta.write_form': 'chunked'}),
+    'memgpt_segment_loop': ('memgpt', {'model.segment_unroll': 1}),
+    'memgpt_fused_attention': ('memgpt', {'model.attention': 'fused'}),
+    'memgpt_einsum_attention': ('memgpt', {'model.attention': 'einsum'}),
+    'memgpt_layers_unscanned': ('memgpt', {'model.scan_layers': False}),
+    'plain_gpt_layers_unscanned': ('plain_gpt', {'model.scan_layers': False}),
 }
 
 
@@ -261,8 +265,10 @@ def main(argv):
     raise app.UsageError(f'--profile: models among --models (got {",".join(_PROFILE.value)})')
   configs = {'plain_gpt': config_lib.plain_gpt(config)}
   for variant in (v for v in _MODELS.value if v in VARIANTS):
-    configs[variant] = config.copy_and_resolve_references()
-    for key, value in VARIANTS[variant].items():
+    base, settings = VARIANTS[variant]
+    configs[variant] = (configs['plain_gpt'] if base == 'plain_gpt' else config
+                        ).copy_and_resolve_references()
+    for key, value in settings.items():
       config_lib.set_dotted(configs[variant], key, value)
   models, results['did_not_fit'] = {}, {}
   for variant, variant_config in configs.items():

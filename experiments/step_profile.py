@@ -42,7 +42,7 @@ _METADATA = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{[^}]*op_name
                        re.MULTILINE)
 # An HLO computation's first line, and an instruction: its name, opcode and the rest.
 _COMPUTATION = re.compile(r'^(?:ENTRY )?%?([\w.\-]+) .*\{$')
-_INSTRUCTION = re.compile(r'^\s+(?:ROOT )?%?([\w.\-]+) = .*? ([a-z][\w\-]*)\((.*)$')
+_INSTRUCTION = re.compile(r'^\s+(?:ROOT )?%?([\w.\-]+) = (.*?) ([a-z][\w\-]*)\((.*)$')
 _CALLS = re.compile(r'(?:calls|to_apply)=%?([\w.\-]+)')
 KINDS = ('matmul', 'attention kernel', 'other fusions', 'copies', 'collectives', 'other ops')
 _COLLECTIVES = ('all-gather', 'all-reduce', 'reduce-scatter', 'all-to-all',
@@ -82,7 +82,12 @@ def op_kinds(hlo_text: str) -> dict[str, str]:
   convolution, a GEMM library call or a fusion around one (cuBLAS, Triton, oneDNN);
   'attention kernel' for cuDNN's fused attention; a fusion of anything else (element-
   wise maths, reductions, slicing) under 'other fusions'."""
-  computations = collections.defaultdict(list)  # name -> [(op, opcode, rest of line)]
+  return {op: kind for op, (kind, _) in _instructions(hlo_text).items()}
+
+
+def _instructions(hlo_text: str) -> dict[str, tuple[str, str]]:
+  """{op: (kind, its result's type)} for every instruction of every computation."""
+  computations = collections.defaultdict(list)  # name -> [(op, type, opcode, rest)]
   current = None
   for line in hlo_text.splitlines():
     if (header := _COMPUTATION.match(line)) and not line.startswith(' '):
@@ -93,25 +98,31 @@ def op_kinds(hlo_text: str) -> dict[str, str]:
   def holds_matmul(computation: str, seen: frozenset = frozenset()) -> bool:
     return any(opcode in ('dot', 'convolution') or _is_gemm_call(opcode, rest) or any(
         called not in seen and holds_matmul(called, seen | {computation})
-        for called in _CALLS.findall(rest)) for _, opcode, rest in computations[computation])
+        for called in _CALLS.findall(rest)) for _, _, opcode, rest in computations[computation])
 
-  kinds = {}
+  found = {}
   for instructions in computations.values():
-    for op, opcode, rest in instructions:
-      if opcode in ('dot', 'convolution') or _is_gemm_call(opcode, rest):
-        kinds[op] = 'matmul'
-      elif opcode == 'custom-call' and 'fmha' in rest:
-        kinds[op] = 'attention kernel'
+    for op, result, opcode, rest in instructions:
+      if _is_attention_call(opcode, rest):
+        kind = 'attention kernel'
+      elif opcode in ('dot', 'convolution') or _is_gemm_call(opcode, rest):
+        kind = 'matmul'
       elif opcode == 'fusion':
-        kinds[op] = ('matmul' if any(holds_matmul(c) for c in _CALLS.findall(rest))
-                     else 'attention kernel' if 'fmha' in rest else 'other fusions')
+        kind = ('matmul' if any(holds_matmul(c) for c in _CALLS.findall(rest))
+                else 'other fusions')
       elif opcode in ('copy', 'transpose') or opcode.startswith('copy-'):
-        kinds[op] = 'copies'
+        kind = 'copies'
       elif opcode.removesuffix('-start').removesuffix('-done') in _COLLECTIVES:
-        kinds[op] = 'collectives'
+        kind = 'collectives'
       else:
-        kinds[op] = 'other ops'
-  return kinds
+        kind = 'other ops'
+      found[op] = kind, re.sub(r'\{[^}]*\}', '', result)  # without layouts
+  return found
+
+
+def _is_attention_call(opcode: str, rest: str) -> bool:
+  """cuDNN's fused attention (its configuration names GEMMs too: asked first)."""
+  return opcode == 'custom-call' and 'fmha' in rest
 
 
 def _is_gemm_call(opcode: str, rest: str) -> bool:
@@ -125,16 +136,18 @@ class Op(NamedTuple):
   direction: str  # 'forward', 'backward' or '' (the update)
   kind: str  # one of KINDS
   name: str  # its name in the traced program (HLO metadata), '' where it has none
+  result: str  # its result's type: 'bf16[16,1024,2816]'
 
 
-UNNAMED = Op('other', '', 'other ops', '')  # an op of the trace the HLO does not name
+UNNAMED = Op('other', '', 'other ops', '', '')  # an op of the trace the HLO does not name
 
 
 def step_ops(hlo_text: str) -> dict[str, Op]:
   """The optimized HLO of the compiled step -> {op: Op}."""
   names = dict(_METADATA.findall(hlo_text))
   return {op: Op(*(part_of(names[op]) if op in names else ('other', '')), kind,
-                 names.get(op, '')) for op, kind in op_kinds(hlo_text).items()}
+                 names.get(op, ''), result)
+          for op, (kind, result) in _instructions(hlo_text).items()}
 
 
 class StepProfile(NamedTuple):
@@ -155,7 +168,7 @@ def _device_events(trace: dict, module: str) -> list[dict]:
 
 
 def profile(run_step: Callable[[], None], hlo_text: str, steps: int,
-            module: str = 'train_step', heaviest: int = 10) -> StepProfile:
+            module: str = 'train_step', heaviest: int = 40) -> StepProfile:
   """Runs `run_step` (one step, waited for) `steps` times under the profiler -> its
   time by part ({part: {direction: ms per step}}, ops the metadata names no part of
   under 'other'), by kind of op, and the `heaviest` ops."""
@@ -225,14 +238,15 @@ def kinds_table(kinds: dict[str, dict[str, float]]) -> list[str]:
   return lines
 
 
-def heaviest_table(heaviest: dict[str, list[dict]]) -> list[str]:
-  """Markdown lines: each profiled model's heaviest ops, by their names in the program."""
+def heaviest_table(heaviest: dict[str, list[dict]], rows: int = 10) -> list[str]:
+  """Markdown lines: each profiled model's `rows` heaviest ops, by their names in the
+  program (an op XLA made has none: its result's type says what it is)."""
   lines = ['The heaviest ops (the end of each one\'s name in the program):', '',
            '| model | op | ms per step | kind | part | name |', '|---|---|---|---|---|---|']
   for model, ops in heaviest.items():
-    for op in ops:
+    for op in ops[:rows]:
       part = f'{op["part"]} ({op["direction"]})' if op['direction'] else op['part']
-      name = '/'.join(op['name'].split('/')[-3:]) or '-'
+      name = '/'.join(op['name'].split('/')[-3:]) or op.get('result', '-')
       lines.append(f'| {model} | {op["op"]} | {op["ms"]:.2f} | {op["kind"]} | {part} | '
                    f'`{name}` |')
   return lines

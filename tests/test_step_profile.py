@@ -84,7 +84,7 @@ ENTRY %main (a: f32[4,4], b: bf16[1,8,2,64]) -> f32[4,4] {
   %b = bf16[1,8,2,64]{3,2,1,0} parameter(1)
   %gemm_fusion = f32[4,4]{1,0} fusion(%a, %a), kind=kCustom, calls=%fused_dot
   %cublas-gemm.2 = (f32[4,4]{1,0}, s8[0]{0}) custom-call(%a, %a), custom_call_target="__cublas$gemm"
-  %custom-call.3 = (bf16[1,8,2,64]{3,2,1,0}, u8[0]{0}) custom-call(%b, %b, %b), custom_call_target="__cudnn$fmhaSoftmax"
+  %custom-call.3 = (bf16[1,8,2,64]{3,2,1,0}, u8[0]{0}) custom-call(%b, %b, %b), custom_call_target="__cudnn$fmhaSoftmax", backend_config={"bmm1_dot":"gemm"}
   %loop_fusion = f32[4,4]{1,0} fusion(%gemm_fusion), kind=kLoop, calls=%fused_tanh
   %copy.4 = f32[4,4]{0,1} copy(%loop_fusion)
   %all-reduce-start.5 = f32[4,4]{1,0} all-reduce-start(%copy.4), to_apply=%fused_tanh
@@ -97,3 +97,5 @@ ENTRY %main (a: f32[4,4], b: bf16[1,8,2,64]) -> f32[4,4] {
       'gemm_fusion': 'matmul', 'cublas-gemm.2': 'matmul', 'custom-call.3': 'attention kernel',
       'loop_fusion': 'other fusions', 'copy.4': 'copies', 'all-reduce-start.5': 'collectives',
       'a': 'other ops'}
+  ops = step_profile.step_ops(hlo)
+  assert ops['loop_fusion'].result == 'f32[4,4]' and ops['loop_fusion'].name == ''
