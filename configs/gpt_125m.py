@@ -3,7 +3,9 @@
 Run:     memgpt-train --config=configs/gpt_125m.py --workdir=runs/gpt_125m
          memgpt-train --config=configs/gpt_125m.py:memgpt --workdir=runs/memgpt_125m
 Reaches: not trained yet: it needs C4 prepared (configs/c4.py) and an accelerator.
-Speed:   not timed on an accelerator yet.
+Speed:   its train step, both twins, and MemGPT's decoding on one H200:
+         experiments/results/bench_gpu_125m.md
+         (make bench BENCH_FLAGS='--config=configs/gpt_125m.py:memgpt ...').
 """
 
 import pathlib

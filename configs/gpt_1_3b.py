@@ -3,7 +3,8 @@
 Run:     memgpt-train --config=configs/gpt_1_3b.py --workdir=runs/gpt_1_3b
          memgpt-train --config=configs/gpt_1_3b.py:memgpt --workdir=runs/memgpt_1_3b
 Reaches: not trained yet: it needs C4 prepared (configs/c4.py) and an accelerator.
-Speed:   its train step, both twins, on one H200: experiments/results/bench_gpu_1_3b.md
+Speed:   its train step, both twins, on one H200:
+         experiments/results/bench_gpu_1_3b_profile.md
          (make bench BENCH_FLAGS='--config=configs/gpt_1_3b.py:memgpt ...').
 """
 

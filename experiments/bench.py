@@ -12,7 +12,8 @@ over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so
 input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
 MemGPT with the delta memory written by each of its forms (scan, chunked); or the
 models --models names, among them MemGPT or the plain GPT with one fast path switched
-(segments in a loop, the other attention, layers not scanned: VARIANTS). The models take turns: --rounds rounds of
+(segments in a loop, the other attention, layers not scanned, another remat policy:
+VARIANTS). The models take turns: --rounds rounds of
 --steps steps each, and a model's step time is its median round, so a machine that
 speeds up or slows down during the run moves every model alike. Prints and writes
 (<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain GPT, the
@@ -81,6 +82,10 @@ VARIANTS = {
     'memgpt_einsum_attention': ('memgpt', {'model.attention': 'einsum'}),
     'memgpt_layers_unscanned': ('memgpt', {'model.scan_layers': False}),
     'plain_gpt_layers_unscanned': ('plain_gpt', {'model.scan_layers': False}),
+    'memgpt_remat_none': ('memgpt', {'model.remat': 'none'}),
+    'memgpt_remat_dots': ('memgpt', {'model.remat': 'dots'}),
+    'plain_gpt_remat_none': ('plain_gpt', {'model.remat': 'none'}),
+    'plain_gpt_remat_dots': ('plain_gpt', {'model.remat': 'dots'}),
 }
 
 

@@ -139,7 +139,8 @@ def speed_table() -> str:
 
 
 # Model size (configs/gpt_scale.py): its bench run on an accelerator, smallest first.
-ACCELERATOR_BENCHES = {'350M': 'bench_gpu_350m', '1.3B': 'bench_gpu_1_3b'}
+ACCELERATOR_BENCHES = {'125M': 'bench_gpu_125m', '350M': 'bench_gpu_350m',
+                       '1.3B': 'bench_gpu_1_3b_profile'}
 
 
 def _number(value: float | None, spec: str = '{:.1f}') -> str:
@@ -168,6 +169,40 @@ def accelerator_speed_table() -> str:
   return '\n'.join(lines + ['', '\n\n'.join(sources)])
 
 
+def accelerator_profile_table() -> str:
+  """Where the accelerator step's time goes, by part of the model and by kind of op,
+  for every size whose bench run profiled its models."""
+  parts, kinds, sources = {}, {}, []
+  for size, name in ACCELERATOR_BENCHES.items():
+    report = _load(name)
+    for model in report.get('profile_kinds', {}):
+      parts[f'{size} {model}'] = report['profile'][model]
+      kinds[f'{size} {model}'] = report['profile_kinds'][model]
+    if report.get('profile_kinds'):
+      sources.append(f'[`{name}`](experiments/results/{name}.md), commit {report["commit"]}')
+  return '\n'.join([*step_profile.table(parts), '', *step_profile.kinds_table(kinds), '',
+                    ', '.join(sources)])
+
+
+def accelerator_decoding_table() -> str:
+  """New tokens/s after a long context, cached against uncached, per batch size."""
+  lines = ['| size | batch | context | cached tokens/s | uncached tokens/s | cached / uncached '
+           '| / batch 1 (cached) |', '|---|---|---|---|---|---|---|']
+  sources = []
+  for size, name in ACCELERATOR_BENCHES.items():
+    report = _load(name)
+    decoding = report.get('decoding', [])
+    for r in decoding:
+      cached, uncached = r['cached_tokens_per_second'], r['uncached_tokens_per_second']
+      lines.append(f'| {size} | {r["batch"]} | {r["context"]} | {cached:,.0f} | '
+                   f'{uncached:,.1f} | {cached / uncached:.1f} | '
+                   f'{cached / decoding[0]["cached_tokens_per_second"]:.1f} |')
+    if decoding:
+      sources.append(f'[`{name}`](experiments/results/{name}.md) (MemGPT), '
+                     f'commit {report["commit"]}')
+  return '\n'.join(lines + ['', ', '.join(sources)])
+
+
 def profile_table() -> str:
   """Where the plain GPT's and MemGPT's step time goes, from the same bench run."""
   report = _load('bench_cpu')
@@ -186,7 +221,9 @@ def _num(stat, digits: int) -> str:
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
           'text': text_table, 'speed': speed_table, 'profile': profile_table,
-          'accelerator_speed': accelerator_speed_table}
+          'accelerator_speed': accelerator_speed_table,
+          'accelerator_profile': accelerator_profile_table,
+          'accelerator_decoding': accelerator_decoding_table}
 
 
 def render(readme: str) -> str:
