@@ -10,6 +10,7 @@ import pytest
 from conftest import (MEMORY_KINDS, VOCAB, forward, full_log_probs, init_params,
                       random_tokens, tiny_model)
 from memgpt_jax import losses
+from memgpt_jax.model import layers
 from memgpt_jax.model.pointer import target_log_probs
 from memgpt_jax.model.state import SegmentOutput
 
@@ -198,3 +199,41 @@ def test_init_std_sets_the_weight_scale(init_std):
   np.testing.assert_allclose(np.std(params['embed']['embedding']), init_std, rtol=0.1)
   residual = np.std(params['blocks_0']['mlp']['w2']['kernel'])
   np.testing.assert_allclose(residual, init_std / np.sqrt(2 * cfg.num_layers), rtol=0.15)
+
+
+@pytest.mark.parametrize('norm_type', ['rmsnorm', 'layernorm'])
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_norms_compute_flax_norms_and_keep_only_their_input(norm_type, dtype):
+  """layers.normalize gives flax's RMSNorm/LayerNorm outputs exactly and their
+  gradients, while the backward pass keeps x and the parameters, none of the float32
+  internals (three [..., d] arrays per norm in flax's)."""
+  x = (3 * jax.random.normal(jax.random.key(0), (2, 8, 16)) + 1).astype(dtype)
+  flax_norm = (nn.RMSNorm if norm_type == 'rmsnorm' else nn.LayerNorm)(epsilon=1e-6,
+                                                                       dtype=dtype)
+  params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(1), p.shape),
+                        flax_norm.init(jax.random.key(2), x))['params']
+  ours = lambda x, params: layers.normalize(x, params['scale'], params.get('bias'), dtype)
+  theirs = lambda x, params: flax_norm.apply({'params': params}, x)
+  np.testing.assert_array_equal(ours(x, params), theirs(x, params))
+  cotangent = jax.random.normal(jax.random.key(3), x.shape).astype(dtype)
+  (ours_out, ours_backward), (_, their_backward) = (
+      jax.vjp(norm, x, params) for norm in (ours, theirs))
+  for mine, reference in zip(jax.tree.leaves(ours_backward(cotangent)),
+                             jax.tree.leaves(their_backward(cotangent))):
+    np.testing.assert_allclose(np.float32(mine), np.float32(reference), rtol=0.02,
+                               atol=0.02 * float(jnp.abs(reference).max()))
+  kept = [(a.dtype, a.shape) for a in jax.tree.leaves(ours_backward)]
+  inputs = [(a.dtype, a.shape) for a in jax.tree.leaves((x, params))]
+  assert all(k in inputs for k in kept) and len(kept) <= len(inputs), kept
+  assert ours_out.dtype == dtype
+
+
+def test_mlp_activations_keep_only_their_inputs():
+  gate, up = jax.random.normal(jax.random.key(0), (2, 4, 8)).astype(jnp.bfloat16), \
+      jax.random.normal(jax.random.key(1), (2, 4, 8)).astype(jnp.bfloat16)
+  out, backward = jax.vjp(layers.swiglu, gate, up)
+  np.testing.assert_array_equal(out, nn.silu(gate) * up)
+  assert len(jax.tree.leaves(backward)) == 2
+  out, backward = jax.vjp(layers.gelu, gate)
+  np.testing.assert_array_equal(out, nn.gelu(gate))
+  assert len(jax.tree.leaves(backward)) == 1

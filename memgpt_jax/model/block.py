@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from memgpt_jax.model.attention import SelfAttention
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import Mlp, default_init, make_norm
+from memgpt_jax.model.layers import Mlp, Norm, default_init
 from memgpt_jax.model.state import DeltaState
 from memgpt_jax.parallel.sharding import constrain
 
@@ -37,7 +37,7 @@ class Block(nn.Module):
     """-> (x, window keys, window values, what the memory write reads: [B, L, d])."""
     cfg = self.cfg
     x = constrain(x, RESIDUAL)
-    attention_norm = make_norm(cfg, name='attention_norm')
+    attention_norm = Norm(cfg, name='attention_norm')
     normed = attention_norm(x)
     read = None
     if self.has_memory and cfg.memory_kind == 'delta':
@@ -51,7 +51,7 @@ class Block(nn.Module):
         normed, start, read, sees_memory, window_keys, window_values, mask)
     dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     x = x + dropout(attended)
-    x = x + dropout(Mlp(cfg, name='mlp')(make_norm(cfg, name='mlp_norm')(x)))
+    x = x + dropout(Mlp(cfg, name='mlp')(Norm(cfg, name='mlp_norm')(x)))
     x = constrain(x, RESIDUAL)
     return x, window_keys, window_values, normed if cfg.memory_kind == 'delta' else x
 

@@ -11,6 +11,7 @@ import math
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
 
@@ -53,13 +54,42 @@ def residual_init(cfg: ModelConfig):
   return nn.initializers.normal(stddev=cfg.init_std / (2 * cfg.num_layers) ** 0.5)
 
 
-def make_norm(cfg: ModelConfig, name: str | None = None) -> nn.Module:
-  scale_init = nn.with_logical_partitioning(nn.initializers.ones, ('embed',))
-  if cfg.norm_type == 'rmsnorm':
-    return nn.RMSNorm(epsilon=1e-6, dtype=cfg.compute_dtype, scale_init=scale_init, name=name)
-  return nn.LayerNorm(epsilon=1e-6, dtype=cfg.compute_dtype, scale_init=scale_init,
-                      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
-                      name=name)
+NORM_EPSILON = 1e-6
+
+
+@functools.partial(jax.checkpoint, static_argnums=(3,))
+def normalize(x: jax.Array, scale: jax.Array, bias: jax.Array | None,
+              dtype: jnp.dtype) -> jax.Array:
+  """RMSNorm (bias None) or LayerNorm over the last axis, as flax.linen computes them:
+  float32 statistics, the output cast to `dtype`. Under jax.checkpoint the backward
+  pass keeps only x and recomputes the rest: without it, it keeps three [..., d]
+  float32 arrays per norm (x, its normalised value and the scale's product), each
+  twice the bytes of a bfloat16 x, written and read back once per layer."""
+  x = x.astype(jnp.float32)
+  if bias is None:
+    mean, variance = 0.0, jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+  else:
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    variance = jnp.maximum(0.0, jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+                           - jnp.square(mean))
+  normalised = (x - mean) * (jax.lax.rsqrt(variance + NORM_EPSILON) * scale)
+  return (normalised if bias is None else normalised + bias).astype(dtype)
+
+
+class Norm(nn.Module):
+  """model.norm_type: 'rmsnorm' or 'layernorm' (a bias too), float32 parameters named
+  as flax.linen's RMSNorm and LayerNorm name theirs."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    features = (x.shape[-1],)
+    scale = self.param('scale', nn.with_logical_partitioning(
+        nn.initializers.ones, ('embed',)), features, jnp.float32)
+    bias = None if self.cfg.norm_type == 'rmsnorm' else self.param(
+        'bias', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)), features,
+        jnp.float32)
+    return normalize(x, scale, bias, self.cfg.compute_dtype)
 
 
 class Mlp(nn.Module):
@@ -74,7 +104,14 @@ class Mlp(nn.Module):
         dtype=cfg.compute_dtype, name=name)
     up = lambda name: dense(cfg.mlp_dim, default_init(cfg), ('embed', 'mlp'), name)
     if cfg.mlp_type == 'swiglu':
-      hidden = nn.silu(up('w1')(x)) * up('w3')(x)
+      hidden = swiglu(up('w1')(x), up('w3')(x))
     else:
-      hidden = nn.gelu(up('w1')(x))
+      hidden = gelu(up('w1')(x))
     return dense(cfg.d_model, residual_init(cfg), ('mlp', 'embed'), 'w2')(hidden)
+
+
+# The MLP's element-wise activations, recomputed in the backward pass from their
+# inputs: otherwise it keeps their internals (sigmoid, silu, tanh), MLP-width arrays
+# each as large as the inputs.
+swiglu = jax.checkpoint(lambda gate, up: nn.silu(gate) * up)
+gelu = jax.checkpoint(nn.gelu)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import Dense, DenseGeneral, default_init, make_norm, residual_init
+from memgpt_jax.model.layers import Dense, DenseGeneral, Norm, default_init, residual_init
 
 
 class SlotMemory(nn.Module):
@@ -33,8 +33,8 @@ class SlotMemory(nn.Module):
     self.initial = self.param(
         'initial', nn.with_logical_partitioning(default_init(cfg), ('slots', 'embed')),
         (cfg.slots.num_slots, cfg.d_model))
-    self.memory_norm = make_norm(cfg)
-    self.hidden_norm = make_norm(cfg)
+    self.memory_norm = Norm(cfg)
+    self.hidden_norm = Norm(cfg)
     projection = lambda: DenseGeneral(
         (cfg.num_heads, cfg.head_dim), use_bias=False,
         kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),

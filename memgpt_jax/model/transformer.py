@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from memgpt_jax.model.block import BlockGroup, block_class
 from memgpt_jax.model.config import ModelConfig
-from memgpt_jax.model.layers import Dense, default_init, make_norm
+from memgpt_jax.model.layers import Dense, Norm, default_init
 from memgpt_jax.model.delta_memory import DeltaMemory
 from memgpt_jax.model.pointer import PointerHeads, candidates
 from memgpt_jax.model.positions import AdditivePositions
@@ -91,7 +91,7 @@ class MemGPT(nn.Module):
       self.blocks = [block_class(cfg)(cfg, cfg.has_memory(layer), self.deterministic)
                      for layer in range(cfg.num_layers)]
       self.memories = [memory(cfg) for _ in range(cfg.num_memory_layers)]
-    self.final_norm = make_norm(cfg)
+    self.final_norm = Norm(cfg)
     self.dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     if not cfg.tie_embeddings:
       self.lm_head = Dense(
