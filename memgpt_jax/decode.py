@@ -75,16 +75,18 @@ class Decoder:
     carry, tokens = _sample_and_feed(
         self.model, self.params, state.memory, state.window, jnp.int32(state.position),
         log_probs, done, rng, jnp.int32(first_step), jnp.float32(temperature),
-        jnp.float32(top_p), jnp.int32(-1 if stop_id is None else stop_id), count=count,
-        top_k=top_k)
+        jnp.int32(-1 if stop_id is None else stop_id), count=count, top_k=top_k,
+        top_p=float(top_p))
     memory, window, position, log_probs, done = carry
     return tokens, log_probs, done, DecodeState(memory, window, int(position))
 
 
-@functools.partial(jax.jit, static_argnums=0, static_argnames=('count', 'top_k'))
+@functools.partial(jax.jit, static_argnums=0, static_argnames=('count', 'top_k', 'top_p'))
 def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs, done, rng,
-                     first_step, temperature, top_p, stop_id, *, count: int, top_k: int):
-  """Decoder.sample_and_feed's loop, traced once per model, shape, count and top_k."""
+                     first_step, temperature, stop_id, *, count: int, top_k: int,
+                     top_p: float):
+  """Decoder.sample_and_feed's loop, traced once per model, shape, count, top_k and
+  top_p."""
   cfg = model.cfg
   batch = log_probs.shape[0]
   ones = jnp.ones((batch, 1), jnp.int32)
@@ -131,18 +133,19 @@ def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_i
   return log_probs, window
 
 
-@functools.partial(jax.jit, static_argnames=('top_k',))
+@functools.partial(jax.jit, static_argnames=('top_k', 'top_p'))
 def sample_token(rng: jax.Array, log_probs: jax.Array, temperature: float, top_k: int,
                  top_p: float) -> jax.Array:
-  """log_probs [B, V] -> token ids [B]; temperature 0 is greedy."""
+  """log_probs [B, V] -> token ids [B]; temperature 0 is greedy. top_k 0 and top_p 1
+  filter nothing and cost nothing (the nucleus sorts the vocabulary every token)."""
   if top_k:
     kth = jax.lax.top_k(log_probs, top_k)[0][:, -1:]
     log_probs = jnp.where(log_probs < kth, -jnp.inf, log_probs)
-  # Nucleus: keep the smallest set of most likely tokens whose mass reaches top_p.
-  sorted_probs = jnp.sort(jnp.exp(log_probs), axis=-1)[:, ::-1]
-  mass_before = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs
-  kept = jnp.where(mass_before < top_p, sorted_probs, jnp.inf).min(axis=-1, keepdims=True)
-  log_probs = jnp.where(jnp.exp(log_probs) < kept, -jnp.inf, log_probs)
+  if top_p < 1:  # nucleus: the smallest set of most likely tokens whose mass reaches top_p
+    sorted_probs = jnp.sort(jnp.exp(log_probs), axis=-1)[:, ::-1]
+    mass_before = jnp.cumsum(sorted_probs, axis=-1) - sorted_probs
+    kept = jnp.where(mass_before < top_p, sorted_probs, jnp.inf).min(axis=-1, keepdims=True)
+    log_probs = jnp.where(jnp.exp(log_probs) < kept, -jnp.inf, log_probs)
   greedy = jnp.argmax(log_probs, axis=-1)
   sampled = jax.random.categorical(rng, log_probs / jnp.maximum(temperature, 1e-6))
   return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)

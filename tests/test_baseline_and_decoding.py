@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
-from memgpt_jax.decode import Decoder, generate
+from memgpt_jax.decode import Decoder, generate, sample_token
 
 
 def _norm(x, p, kind):
@@ -114,6 +114,21 @@ def test_decoding_runs_past_the_training_length(memgpt):
   greedy = np.stack(list(generate(decoder, prompt, 6, jax.random.key(5), temperature=0.0)),
                     axis=1)
   assert (greedy == greedy[:1]).all()
+
+
+@pytest.mark.parametrize('top_k,top_p,allowed', [
+    (0, 1.0, {0, 1, 2, 3}),  # no filter
+    (0, 0.7, {0, 1}),  # 0.5 + 0.3 reaches 0.7; 0.5 alone does not
+    (0, 0.5, {0}),
+    (3, 1.0, {0, 1, 2}),
+    (3, 0.85, {0, 1, 2}),
+])
+def test_sampling_filters_keep_exactly_their_tokens(top_k, top_p, allowed):
+  """top_k keeps the k most likely tokens; the nucleus keeps the fewest most likely
+  tokens whose mass reaches top_p; top_k 0 and top_p 1 keep every token."""
+  log_probs = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]] * 4096))
+  tokens = sample_token(jax.random.key(0), log_probs, 1.0, top_k, top_p)
+  assert set(np.asarray(tokens).tolist()) == allowed
 
 
 @pytest.mark.parametrize('chunk_size', [1, 5])
