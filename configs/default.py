@@ -89,7 +89,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.memory.delta.read_gate = 'token'
   config.model.memory.delta.read_gate_bias_init = -2.0  # g starts near 0.12: memory a minority
   # How the write runs over a segment: 'scan' (token by token) | 'chunked' (a
-  # triangular solve per chunk of chunk_size tokens) | 'auto' (the faster one).
+  # triangular solve per chunk of chunk_size tokens) | 'chunked_wy' (the chunks'
+  # solves all at once, two products per chunk left in sequence: fewer kernels, more
+  # FLOPs) | 'auto' ('chunked', the faster on a CPU).
   config.model.memory.delta.write_form = 'auto'
   config.model.memory.delta.chunk_size = 64
 

@@ -77,6 +77,8 @@ VARIANTS = {
                                      'model.memory.delta.write_form': 'scan'}),
     'memgpt_delta_chunked': ('memgpt', {'model.memory.kind': 'delta',
                                         'model.memory.delta.write_form': 'chunked'}),
+    'memgpt_delta_chunked_wy': ('memgpt', {'model.memory.kind': 'delta',
+                                           'model.memory.delta.write_form': 'chunked_wy'}),
     'memgpt_segment_loop': ('memgpt', {'model.segment_unroll': 1}),
     'memgpt_fused_attention': ('memgpt', {'model.attention': 'fused'}),
     'memgpt_einsum_attention': ('memgpt', {'model.attention': 'einsum'}),

@@ -25,19 +25,22 @@ def _inputs(length=13, batch=2, heads=3, key_dim=8, value_dim=5, seed=0):
       log_decay=jax.nn.log_sigmoid(3.0 + jax.random.normal(keys[4], (batch, length, heads))))
 
 
+@pytest.mark.parametrize('batched_solve', [False, True])
 @pytest.mark.parametrize('decay', [False, True])
 @pytest.mark.parametrize('chunk_size', [1, 4, 13, 64])
-def test_chunked_form_equals_the_token_by_token_scan(decay, chunk_size):
+def test_chunked_form_equals_the_token_by_token_scan(decay, chunk_size, batched_solve):
   inputs = _inputs()
   if not decay:
     inputs['log_decay'] = None
   expected = delta_rule_scan(**inputs)
-  np.testing.assert_allclose(delta_rule_chunked(**inputs, chunk_size=chunk_size), expected,
-                             atol=2e-5)
+  np.testing.assert_allclose(
+      delta_rule_chunked(**inputs, chunk_size=chunk_size, batched_solve=batched_solve),
+      expected, atol=2e-5)
 
 
+@pytest.mark.parametrize('batched_solve', [False, True])
 @pytest.mark.parametrize('decay', [False, True])
-def test_chunked_form_has_the_gradients_of_the_scan(decay):
+def test_chunked_form_has_the_gradients_of_the_scan(decay, batched_solve):
   """The chunked solve has a hand-written backward pass: it must match autodiff of
   the scan for every input."""
   inputs = _inputs(length=11)
@@ -46,7 +49,8 @@ def test_chunked_form_has_the_gradients_of_the_scan(decay):
   weights = jax.random.normal(jax.random.key(9), inputs['matrix'].shape)
   loss = lambda rule: lambda args: jnp.sum(weights * jnp.tanh(rule(**args)))
   expected = jax.grad(loss(delta_rule_scan))(inputs)
-  actual = jax.grad(loss(lambda **a: delta_rule_chunked(**a, chunk_size=4)))(inputs)
+  actual = jax.grad(loss(lambda **a: delta_rule_chunked(
+      **a, chunk_size=4, batched_solve=batched_solve)))(inputs)
   for name in inputs:
     np.testing.assert_allclose(actual[name], expected[name], atol=1e-4, err_msg=name)
 

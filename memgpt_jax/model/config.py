@@ -95,7 +95,7 @@ class DeltaConfig:
   decay_init: float = _setting(above=0.0, below=1.0)
   read_gate: str = _setting(choices=('token', 'head', 'none'))
   read_gate_bias_init: float = _setting()
-  write_form: str = _setting(choices=('auto', 'scan', 'chunked'))
+  write_form: str = _setting(choices=('auto', 'scan', 'chunked', 'chunked_wy'))
   chunk_size: int = _setting(minimum=1)
 
 

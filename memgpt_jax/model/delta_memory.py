@@ -160,11 +160,17 @@ def delta_rule_chunked(
     beta: jax.Array,  # [B, T, H]
     log_decay: jax.Array | None = None,  # [B, T, H] log alpha_t; None: alpha = 1
     chunk_size: int = 64,
+    batched_solve: bool = False,
 ) -> jax.Array:
   """The same update, chunk_size tokens at a time (the solve's work grows with the
-  square of its length). Each chunk's inverse does not depend on the state: all of
-  them are computed at once, in batched matmuls; only the products with the state
-  (K S, the solve's right side, the rank-c update) run chunk after chunk."""
+  square of its length). A chunk's update is U = (I + L)^{-1} diag(beta) (V - P S),
+  P its (decayed) keys and S the state before it. Each chunk's inverse does not depend
+  on S: all of them are computed at once, in batched matmuls. Chunk after chunk then
+  run P S, the solve and the rank-c update; or, with batched_solve (the WY form), U =
+  U_0 - W S where U_0 = (I + L)^{-1} diag(beta) V and W = (I + L)^{-1} diag(beta) P
+  are solved for every chunk at once, leaving W S and the update: fewer steps one
+  after another (each a kernel launch on an accelerator) for c^2 d_k more
+  multiply-adds per chunk."""
   batch, length, heads, _ = keys.shape
   size = min(chunk_size, length)
   chunks = -(-length // size)
@@ -188,10 +194,18 @@ def delta_rule_chunked(
     chunk_decay = jnp.exp(log_gamma[..., -1])[..., None, None]  # gamma_T: [B, H, n, 1, 1]
   lower = jnp.where(below, beta[..., :, None] * interactions, 0.0)
   inverse = jax.lax.stop_gradient(_unit_lower_inverse(lower))  # see solve_unit_lower
+  if batched_solve:
+    value_dim = values.shape[-1]
+    solved = solve_unit_lower(lower, inverse, beta[..., None] * jnp.concatenate(
+        [values, predicting_keys], axis=-1))  # [B, H, n, c, d_v + d_k]
+    base_updates, weights = solved[..., :value_dim], solved[..., value_dim:]  # U_0, W
   for i in range(chunks):
-    predicted = predicting_keys[:, :, i] @ matrix  # diag(gamma) K S: [B, H, c, d_v]
-    update = solve_unit_lower(  # U: [B, H, c, d_v]
-        lower[:, :, i], inverse[:, :, i], beta[:, :, i, :, None] * (values[:, :, i] - predicted))
+    if batched_solve:
+      update = base_updates[:, :, i] - weights[:, :, i] @ matrix  # U: [B, H, c, d_v]
+    else:
+      predicted = predicting_keys[:, :, i] @ matrix  # diag(gamma) K S: [B, H, c, d_v]
+      update = solve_unit_lower(lower[:, :, i], inverse[:, :, i],
+                                beta[:, :, i, :, None] * (values[:, :, i] - predicted))
     if chunk_decay is not None:
       matrix = chunk_decay[:, :, i] * matrix
     matrix = matrix + jnp.einsum('bhtk,bhtv->bhkv', written_keys[:, :, i], update)
@@ -204,7 +218,8 @@ def write_rule(form: str, chunk_size: int):
   batched matmuls where the scan's is T steps one after another."""
   if form == 'scan':
     return delta_rule_scan
-  return functools.partial(delta_rule_chunked, chunk_size=chunk_size)
+  return functools.partial(delta_rule_chunked, chunk_size=chunk_size,
+                           batched_solve=form == 'chunked_wy')
 
 
 def _heads(cfg: ModelConfig, features: int, name: str) -> nn.Module:
