@@ -91,9 +91,6 @@ def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs,
   batch = log_probs.shape[0]
   ones = jnp.ones((batch, 1), jnp.int32)
 
-  def end_segment(memory, window):
-    return _end_segment(model, params, memory, window), empty_window(cfg, batch)
-
   def step(carry, index):
     memory, window, position, log_probs, done = carry
     token = sample_token(jax.random.fold_in(rng, first_step + index), log_probs,
@@ -103,8 +100,12 @@ def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs,
     log_probs, window = _chunk_log_probs(model, params, token[:, None], position, memory,
                                          window, ones, jnp.zeros((batch, 1), bool))
     position = position + 1
-    memory, window = jax.lax.cond(position == cfg.segment_len, end_segment,
-                                  lambda memory, window: (memory, window), memory, window)
+    # The window is not emptied at a segment's end: its next segment overwrites it
+    # from position 0 on, and masks hide the positions not yet overwritten. Passed
+    # through the branch, its buffers would be copied at every token.
+    memory = jax.lax.cond(position == cfg.segment_len,
+                          lambda memory: _end_segment(model, params, memory, window),
+                          lambda memory: memory, memory)
     position = jnp.where(position == cfg.segment_len, 0, position)
     return (memory, window, position, log_probs[:, -1], done), token
 
