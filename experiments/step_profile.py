@@ -77,16 +77,12 @@ def part_of(op_name: str) -> tuple[str, str]:
   return ('loss', direction) if differentiated else ('optimizer', '')
 
 
-def op_kinds(hlo_text: str) -> dict[str, str]:
-  """The optimized HLO of the compiled step -> {op: one of KINDS}: 'matmul' for a dot, a
-  convolution, a GEMM library call or a fusion around one (cuBLAS, Triton, oneDNN);
-  'attention kernel' for cuDNN's fused attention; a fusion of anything else (element-
-  wise maths, reductions, slicing) under 'other fusions'."""
-  return {op: kind for op, (kind, _) in _instructions(hlo_text).items()}
-
-
 def _instructions(hlo_text: str) -> dict[str, tuple[str, str]]:
-  """{op: (kind, its result's type)} for every instruction of every computation."""
+  """{op: (kind, its result's type)} for every instruction of every computation. The
+  kind is one of KINDS: 'matmul' for a dot, a convolution, a GEMM library call or a
+  fusion around one (cuBLAS, Triton, oneDNN); 'attention kernel' for cuDNN's fused
+  attention; a fusion of anything else (element-wise maths, reductions, slicing)
+  under 'other fusions'."""
   computations = collections.defaultdict(list)  # name -> [(op, type, opcode, rest)]
   current = None
   for line in hlo_text.splitlines():
@@ -246,7 +242,7 @@ def heaviest_table(heaviest: dict[str, list[dict]], rows: int = 10) -> list[str]
   for model, ops in heaviest.items():
     for op in ops[:rows]:
       part = f'{op["part"]} ({op["direction"]})' if op['direction'] else op['part']
-      name = '/'.join(op['name'].split('/')[-3:]) or op.get('result', '-')
+      name = '/'.join(op['name'].split('/')[-3:]) or op['result']
       lines.append(f'| {model} | {op["op"]} | {op["ms"]:.2f} | {op["kind"]} | {part} | '
                    f'`{name}` |')
   return lines

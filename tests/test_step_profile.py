@@ -91,11 +91,10 @@ ENTRY %main (a: f32[4,4], b: bf16[1,8,2,64]) -> f32[4,4] {
   ROOT %all-reduce-done.5 = f32[4,4]{1,0} all-reduce-done(%all-reduce-start.5)
 }
 """
-  kinds = step_profile.op_kinds(hlo)
-  assert {op: kinds[op] for op in ('gemm_fusion', 'cublas-gemm.2', 'custom-call.3',
-                                   'loop_fusion', 'copy.4', 'all-reduce-start.5', 'a')} == {
+  ops = step_profile.step_ops(hlo)
+  assert {op: ops[op].kind for op in ('gemm_fusion', 'cublas-gemm.2', 'custom-call.3',
+                                      'loop_fusion', 'copy.4', 'all-reduce-start.5', 'a')} == {
       'gemm_fusion': 'matmul', 'cublas-gemm.2': 'matmul', 'custom-call.3': 'attention kernel',
       'loop_fusion': 'other fusions', 'copy.4': 'copies', 'all-reduce-start.5': 'collectives',
       'a': 'other ops'}
-  ops = step_profile.step_ops(hlo)
   assert ops['loop_fusion'].result == 'f32[4,4]' and ops['loop_fusion'].name == ''
