@@ -13,6 +13,7 @@ import pytest
 from conftest import full_log_probs, init_params, random_tokens, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.decode import Decoder
+from memgpt_jax.model.transformer import unrolled_layers
 
 
 @pytest.mark.parametrize('variants', [
@@ -53,20 +54,6 @@ def test_rows_without_documents_take_plain_causality(overrides):
       model.apply(p, tokens, *rows), tokens)[:, :-1].mean()))(params)
   jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
                grads(), grads(*one_document))
-
-
-def unrolled_layers(params: dict, cfg) -> dict:
-  """model.scan_layers's parameters in the layout of unrolled layers: row r of block_j
-  is block r p + j (p = cfg.layer_period), row i of the memories memory layer i."""
-  params = dict(params['params'])
-  groups, memories = params.pop('block_groups'), params.pop('memories', None)
-  row = lambda tree, index: jax.tree.map(lambda x: x[index], tree)
-  for layer in range(cfg.num_layers):
-    params[f'blocks_{layer}'] = row(groups[f'block_{layer % cfg.layer_period}'],
-                                    layer // cfg.layer_period)
-  for index in range(cfg.num_memory_layers):
-    params[f'memories_{index}'] = row(memories, index)
-  return {'params': params}
 
 
 @pytest.mark.parametrize('overrides,check_gradients', [

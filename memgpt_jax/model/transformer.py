@@ -69,6 +69,21 @@ def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
   )
 
 
+def unrolled_layers(variables: dict, cfg: ModelConfig) -> dict:
+  """The variables of a model with cfg.scan_layers, laid out for the same model with
+  its layers unrolled: row r of block_j becomes blocks_{r p + j} (p = cfg.layer_period),
+  row i of memories memories_i. The two compute the same (tests/test_fast_paths.py)."""
+  params = dict(variables['params'])
+  groups, memories = params.pop('block_groups'), params.pop('memories', None)
+  row = lambda tree, index: jax.tree.map(lambda x: x[index], tree)
+  for layer in range(cfg.num_layers):
+    params[f'blocks_{layer}'] = row(groups[f'block_{layer % cfg.layer_period}'],
+                                    layer // cfg.layer_period)
+  for index in range(cfg.num_memory_layers):
+    params[f'memories_{index}'] = row(memories, index)
+  return {**variables, 'params': params}
+
+
 class MemGPT(nn.Module):
   cfg: ModelConfig
   deterministic: bool = True
