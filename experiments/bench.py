@@ -79,6 +79,7 @@ VARIANTS = {
                                         'model.memory.delta.write_form': 'chunked'}),
     'memgpt_delta_chunked_wy': ('memgpt', {'model.memory.kind': 'delta',
                                            'model.memory.delta.write_form': 'chunked_wy'}),
+    'memgpt_delta_chunk_128': ('memgpt', {'model.memory.delta.chunk_size': 128}),
     'memgpt_segment_loop': ('memgpt', {'model.segment_unroll': 1}),
     'memgpt_fused_attention': ('memgpt', {'model.attention': 'fused'}),
     'memgpt_einsum_attention': ('memgpt', {'model.attention': 'einsum'}),
@@ -216,7 +217,8 @@ def seconds(value: float | None) -> str:
 
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
-           f'`{results["command"]}` at commit {results["commit"]} on {results["device"]}, '
+           f'`{results["command"]}` at commit {results["commit"]} on {results["device"]} '
+           f'(jax {results["jax"]}), '
            f'{results["dtype"]}, batch {results["batch_size"]} x {results["seq_len"]} tokens; '
            f'each model\'s median of {results["rounds"]} rounds of {results["steps"]} steps, '
            'the models taking turns.', '',

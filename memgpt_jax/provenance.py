@@ -24,7 +24,7 @@ def _git(*args: str) -> str:
 def provenance() -> dict[str, str]:
   """{'command': how this process was started (XLA_FLAGS, which change the compiled
   program, in front where set), 'commit': HEAD, '+ changes' when the tracked files
-  differ from it ('' outside a git checkout)}."""
+  differ from it ('' outside a git checkout), 'jax': the version that ran it}."""
   script = pathlib.Path(sys.argv[0])
   if script.is_absolute() and script.is_relative_to(_ROOT):
     script = script.relative_to(_ROOT)
@@ -34,7 +34,7 @@ def provenance() -> dict[str, str]:
   command = shlex.join(['python', str(script), *sys.argv[1:]])
   if xla_flags := os.environ.get('XLA_FLAGS', '').strip():
     command = f'XLA_FLAGS={shlex.quote(xla_flags)} {command}'
-  return {'command': command, 'commit': commit}
+  return {'command': command, 'commit': commit, 'jax': jax.__version__}
 
 
 def devices() -> str:
