@@ -175,7 +175,7 @@ def test_memory_read_does_not_depend_on_the_query_position(kind):
   shape = ((1, cfg.memory_slots, cfg.d_model) if kind == 'slots' else
            (1, cfg.num_heads, cfg.delta.key_dim, cfg.delta.value_dim))
   memory = jax.random.normal(jax.random.key(1), shape)
-  window = jnp.zeros((1, cfg.segment_len, cfg.num_heads, cfg.head_dim))
+  window = jnp.zeros((1, cfg.num_heads, cfg.segment_len, cfg.head_dim))  # [B, H, T, D]
   sees = jnp.ones((1, 1), bool)
 
   apply = jax.jit(attention.apply)  # compiled once, not run op by op

@@ -10,9 +10,11 @@ input token of it), and the memory when it holds the query's document:
   may take a fused kernel (model.attention). The slot memory's one softmax stays
   spelled out: with rope a slot's score needs the unrotated query, which no fused
   kernel takes beside the rotated one.
-Keys and values of the segment live in a [B, T, H, D] window buffer: training writes
+Keys and values of the segment live in a [B, H, T, D] window buffer: training writes
 the whole segment into an empty buffer at once; decoding writes one token at a time, so
-both run the same code and the same mask.
+both run the same code and the same mask. Heads lead, as in the score and output
+products' batch dimensions: a decoding step reads the window in place, where a
+[B, T, H, D] buffer was transposed whole at every token.
 """
 
 import flax.linen as nn
@@ -59,8 +61,8 @@ class SelfAttention(nn.Module):
       # Slots [B, S, d] (normed), a delta matrix [B, H, d_k, d_v], or None.
       memory: jax.Array | None,
       sees_memory: jax.Array,  # [B, L] bool: whether each query sees the memory
-      window_keys: jax.Array,  # [B, T, H, D]
-      window_values: jax.Array,  # [B, T, H, D]
+      window_keys: jax.Array,  # [B, H, T, D]
+      window_values: jax.Array,  # [B, H, T, D]
       # [B, 1, L, T]: the window keys each query sees; None: plain causality over the
       # whole segment (L = T, one document, no prefix), which a fused kernel runs
       # without materialising a mask.
@@ -79,21 +81,23 @@ class SelfAttention(nn.Module):
     if cfg.position == 'rope':
       table = rope_table(cfg.segment_len, cfg.head_dim, cfg.rope_base)
       query, key = apply_rope(query, start, table), apply_rope(key, start, table)
+    heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # [B, L, H, D] <-> [B, H, L, D]
     window_keys = jax.lax.dynamic_update_slice_in_dim(
-        window_keys, key.astype(window_keys.dtype), start, axis=1)
+        window_keys, heads_first(key).astype(window_keys.dtype), start, axis=2)
     window_values = jax.lax.dynamic_update_slice_in_dim(
-        window_values, value.astype(window_values.dtype), start, axis=1)
+        window_values, heads_first(value).astype(window_values.dtype), start, axis=2)
     keys, values = window_keys.astype(query.dtype), window_values.astype(query.dtype)
     if memory is None or cfg.memory_kind == 'delta':
       out = attend(query, keys, values, mask, cfg.attention)
     else:
       if mask is None:
-        length = keys.shape[1]
+        length = keys.shape[2]
         mask = jnp.broadcast_to(causal_mask(length), (x.shape[0], 1, length, length))
       slot_mask = jnp.broadcast_to(sees_memory[:, None, :, None],
                                    (*mask.shape[:3], memory.shape[1]))
-      out = _attend_slots_and_window(slot_query, key_proj(memory), value_proj(memory),
-                                     slot_mask, query, keys, values, mask)
+      out = _attend_slots_and_window(slot_query, heads_first(key_proj(memory)),
+                                     heads_first(value_proj(memory)), slot_mask, query,
+                                     keys, values, mask)
     if memory is not None and cfg.memory_kind == 'delta':
       out = DeltaRead(cfg, name='memory_read')(x, memory, sees_memory, out)
     out = DenseGeneral(
@@ -105,8 +109,8 @@ class SelfAttention(nn.Module):
 
 def attend(
     query: jax.Array,  # [B, L, H, D]
-    keys: jax.Array,  # [B, T, H, D]
-    values: jax.Array,  # [B, T, H, D]
+    keys: jax.Array,  # [B, H, T, D]
+    values: jax.Array,  # [B, H, T, D]
     mask: jax.Array | None,  # [B, 1, L, T]; None: causal, L = T
     implementation: str,  # model.attention
 ) -> jax.Array:
@@ -125,32 +129,33 @@ def attend(
     fusable = on_gpu and query.dtype in (jnp.bfloat16, jnp.float16) and query.shape[1] > 1
     implementation = 'fused' if fusable else 'einsum'
   if implementation == 'fused':
-    return jax.nn.dot_product_attention(query, keys, values, mask=mask, is_causal=mask is None,
-                                        implementation='cudnn' if on_gpu else 'xla')
+    return jax.nn.dot_product_attention(  # its layout: [B, T, H, D]
+        query, jnp.swapaxes(keys, 1, 2), jnp.swapaxes(values, 1, 2), mask=mask,
+        is_causal=mask is None, implementation='cudnn' if on_gpu else 'xla')
   if mask is None:
-    mask = causal_mask(keys.shape[1])
-  logits = jnp.einsum('blhd,bthd->bhlt', query, keys).astype(jnp.float32)
+    mask = causal_mask(keys.shape[2])
+  logits = jnp.einsum('blhd,bhtd->bhlt', query, keys).astype(jnp.float32)
   logits = jnp.where(mask, logits / jnp.sqrt(jnp.float32(query.shape[-1])), -1e30)
   weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-  return jnp.einsum('bhlt,bthd->blhd', weights, values)
+  return jnp.einsum('bhlt,bhtd->blhd', weights, values)
 
 
 def _attend_slots_and_window(
     slot_query: jax.Array,  # [B, L, H, D], not rotated
-    slot_keys: jax.Array,  # [B, S, H, D]
-    slot_values: jax.Array,  # [B, S, H, D]
+    slot_keys: jax.Array,  # [B, H, S, D]
+    slot_values: jax.Array,  # [B, H, S, D]
     slot_mask: jax.Array,  # [B, 1, L, S]
     query: jax.Array,  # [B, L, H, D], rotated with rope
-    keys: jax.Array,  # [B, T, H, D]
-    values: jax.Array,  # [B, T, H, D]
+    keys: jax.Array,  # [B, H, T, D]
+    values: jax.Array,  # [B, H, T, D]
     mask: jax.Array,  # [B, 1, L, T]
 ) -> jax.Array:
   """One softmax over [slots ; window]. With rope a slot's score uses the unrotated
   query, so a content match with the memory does not depend on where in the segment
   the query sits (as if every slot sat at the query's own position). -> [B, L, H, D]"""
-  logits = jnp.concatenate([jnp.einsum('blhd,bshd->bhls', slot_query, slot_keys),
-                            jnp.einsum('blhd,bthd->bhlt', query, keys)], axis=-1)
+  logits = jnp.concatenate([jnp.einsum('blhd,bhsd->bhls', slot_query, slot_keys),
+                            jnp.einsum('blhd,bhtd->bhlt', query, keys)], axis=-1)
   logits = logits.astype(jnp.float32) / jnp.sqrt(jnp.float32(query.shape[-1]))
   logits = jnp.where(jnp.concatenate([slot_mask, mask], axis=-1), logits, -1e30)
   weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-  return jnp.einsum('bhlk,bkhd->blhd', weights, jnp.concatenate([slot_values, values], axis=1))
+  return jnp.einsum('bhlk,bhkd->blhd', weights, jnp.concatenate([slot_values, values], axis=2))

@@ -30,8 +30,8 @@ class Block(nn.Module):
       # [B, S, d] float32 slots, a DeltaState, or None for a layer without memory.
       memory: jax.Array | DeltaState | None,
       sees_memory: jax.Array,  # [B, L] bool
-      window_keys: jax.Array,  # [B, T, H, D]
-      window_values: jax.Array,  # [B, T, H, D]
+      window_keys: jax.Array,  # [B, H, T, D]
+      window_values: jax.Array,  # [B, H, T, D]
       mask: jax.Array | None,  # [B, 1, L, T]; None: plain causal (SelfAttention)
   ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """-> (x, window keys, window values, what the memory write reads: [B, L, d])."""
@@ -76,7 +76,7 @@ class BlockGroup(nn.Module):
   def __call__(
       self,
       x: jax.Array,  # [B, L, d]: the carry, from group to group
-      layers: tuple,  # this group's window keys and values [p, B, T, H, D] and memory
+      layers: tuple,  # this group's window keys and values [p, B, H, T, D] and memory
                       # ([m, ...] for its m memory layers, or None)
       start: jax.Array,
       sees_memory: jax.Array,  # [B, L] bool

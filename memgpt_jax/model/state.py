@@ -38,8 +38,8 @@ class MemoryState:
 class WindowCache:
   """Per-position buffers of the current segment: empty at each segment's start."""
   # Per layer; with model.scan_layers one array, the layers stacked on a leading axis.
-  keys: tuple[jax.Array, ...] | jax.Array  # one [B, T, H, D] per layer
-  values: tuple[jax.Array, ...] | jax.Array  # one [B, T, H, D] per layer
+  keys: tuple[jax.Array, ...] | jax.Array  # one [B, H, T, D] per layer
+  values: tuple[jax.Array, ...] | jax.Array  # one [B, H, T, D] per layer
   # One [B, T, d] per memory layer, what its write reads: the layer's output (slots) or
   # its normed input (delta).
   hiddens: tuple[jax.Array, ...] | jax.Array

@@ -51,7 +51,7 @@ def stacked_memories(memory: type[nn.Module], cfg: ModelConfig) -> nn.Module:
 def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
   """Zeroed buffers for one segment; the attention mask hides unwritten positions."""
   window = (batch_size, cfg.segment_len)
-  heads = (*window, cfg.num_heads, cfg.head_dim)
+  heads = (batch_size, cfg.num_heads, cfg.segment_len, cfg.head_dim)  # [B, H, T, D]
   zeros = lambda shape, dtype=cfg.compute_dtype: jnp.zeros(shape, dtype)
   pointer_heads = cfg.pointer_heads if cfg.pointer_enabled else 0
   if cfg.scan_layers:  # one array, layers on the leading axis
