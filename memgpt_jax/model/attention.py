@@ -86,7 +86,11 @@ class SelfAttention(nn.Module):
         window_keys, heads_first(key).astype(window_keys.dtype), start, axis=2)
     window_values = jax.lax.dynamic_update_slice_in_dim(
         window_values, heads_first(value).astype(window_values.dtype), start, axis=2)
-    keys, values = window_keys.astype(query.dtype), window_values.astype(query.dtype)
+    if x.shape[1] == window_keys.shape[2]:  # the whole segment: the window is its keys,
+      keys, values = heads_first(key), heads_first(value)  # as a fused kernel takes them
+    else:
+      keys, values = window_keys, window_values
+    keys, values = keys.astype(query.dtype), values.astype(query.dtype)
     if memory is None or cfg.memory_kind == 'delta':
       out = attend(query, keys, values, mask, cfg.attention)
     else:
