@@ -105,11 +105,11 @@ class Timed:
     tokens = np.random.default_rng(0).integers(0, 256, shape, dtype=np.int32)
     self.batch = {'inputs': tokens, 'targets': tokens, 'mask': np.ones(shape, np.float32)}
     # Built ahead of time where the step traces on abstract inputs (jit, not pmap): the
-    # warm-up's first call then finds it compiled.
-    self.compile_seconds = None
+    # warm-up's first call then finds it compiled, and its program stays at hand.
+    self.program, self.compile_seconds = None, None
     if config.parallelism == 'jit':
       start = time.perf_counter()
-      self.compiled()
+      self.program = self.compiled()
       self.compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     self.run(_WARMUP.value)
@@ -127,22 +127,17 @@ class Timed:
     self.rounds.append((time.perf_counter() - start) / _STEPS.value)
 
   def compiled(self, compiler_options: dict | None = None) -> jax.stages.Compiled:
-    """The step being timed, built ahead of time (once: then a cache hit), or with XLA
-    options of the caller's (another program)."""
+    """The step being timed, built ahead of time, with XLA options of the caller's."""
     return self.partitioner.trace_step(self.config.train.batch_size,
                                        self.cfg.seq_len).lower().compile(compiler_options)
-
-  def compiled_text(self) -> str:
-    """The optimized HLO of the step being timed."""
-    return self.compiled().as_text()
 
   def step_memory_bytes(self) -> int | None:
     """Device memory the step takes at its peak, by XLA's own count: its inputs
     (parameters, optimizer state, batch), outputs not written in place of an input, and
     temporaries (activations kept for the backward pass included). None under pmap."""
-    if self.config.parallelism != 'jit':
+    if self.program is None:
       return None
-    stats = self.compiled().memory_analysis()
+    stats = self.program.memory_analysis()
     if stats is None:
       return None
     return (stats.argument_size_in_bytes + stats.output_size_in_bytes
@@ -151,7 +146,8 @@ class Timed:
   def profile(self) -> step_profile.StepProfile:
     """Where the step's time goes (experiments/step_profile.py), from the step built with
     the profile's XLA options (a second program on a GPU)."""
-    compiled = self.compiled(step_profile.COMPILER_OPTIONS.get(jax.default_backend()))
+    options = step_profile.COMPILER_OPTIONS.get(jax.default_backend())
+    compiled = self.compiled(options) if options else self.program
 
     def run_step():
       self.state, metrics = self.partitioner.run_compiled(compiled, self.state, self.batch)

@@ -78,7 +78,7 @@ def main(argv):
     results['layouts'][name] = timed.summary()
     if parallelism == 'jit':  # pmap's step cannot be traced on abstract inputs
       results['layouts'][name]['collective_bytes'] = step_profile.collective_bytes(
-          timed.compiled_text())
+          timed.program.as_text())
   table = markdown(results)
   print(table)
   write_results(options.out, results['name'], results, table)

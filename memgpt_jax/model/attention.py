@@ -81,13 +81,14 @@ class SelfAttention(nn.Module):
     if cfg.position == 'rope':
       table = rope_table(cfg.segment_len, cfg.head_dim, cfg.rope_base)
       query, key = apply_rope(query, start, table), apply_rope(key, start, table)
-    heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # [B, L, H, D] <-> [B, H, L, D]
+    heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # [B, L, H, D] -> [B, H, L, D]
+    key, value = heads_first(key), heads_first(value)
     window_keys = jax.lax.dynamic_update_slice_in_dim(
-        window_keys, heads_first(key).astype(window_keys.dtype), start, axis=2)
+        window_keys, key.astype(window_keys.dtype), start, axis=2)
     window_values = jax.lax.dynamic_update_slice_in_dim(
-        window_values, heads_first(value).astype(window_values.dtype), start, axis=2)
+        window_values, value.astype(window_values.dtype), start, axis=2)
     if x.shape[1] == window_keys.shape[2]:  # the whole segment: the window is its keys,
-      keys, values = heads_first(key), heads_first(value)  # as a fused kernel takes them
+      keys, values = key, value  # as a fused kernel takes them
     else:
       keys, values = window_keys, window_values
     keys, values = keys.astype(query.dtype), values.astype(query.dtype)
