@@ -58,7 +58,9 @@ def test_the_profile_of_a_real_step_covers_the_model():
     assert sum(profile.get(part, {}).values()) > 0, (part, profile)
   assert set(profile['memory write']) == {'forward', 'backward'}
   total = sum(sum(times.values()) for times in profile.values())
-  assert sum(profile.get('other', {}).values()) < 0.2 * total, profile
+  # The copies and broadcasts XLA adds carry no name; their share depends on the
+  # machine's memory speed (5-22% seen). Names lost would put most of the step here.
+  assert sum(profile.get('other', {}).values()) < 0.5 * total, profile
   # The same time by kind of op: the matrix multiplies among it, nothing lost.
   assert kinds['matmul'] > 0 and set(kinds) <= set(step_profile.KINDS), kinds
   assert sum(kinds.values()) == pytest.approx(total)
