@@ -25,6 +25,16 @@ def _inputs(length=13, batch=2, heads=3, key_dim=8, value_dim=5, seed=0):
       log_decay=jax.nn.log_sigmoid(3.0 + jax.random.normal(keys[4], (batch, length, heads))))
 
 
+@pytest.mark.parametrize('length', [1, 5, 16, 40, 64])
+def test_the_unit_lower_inverse_inverts(length):
+  """The blockwise doubling gives (I + L)^{-1} for any length, a power of two or not."""
+  keys = delta_memory.l2_normalize(jax.random.normal(jax.random.key(length), (3, length, 8)))
+  lower = np.tril(np.einsum('btk,bik->bti', keys, keys), -1)  # as a chunk's, beta = 1
+  np.testing.assert_allclose(
+      delta_memory._unit_lower_inverse(jnp.asarray(lower)),
+      np.linalg.inv(np.eye(length) + lower.astype(np.float64)), atol=1e-4)
+
+
 @pytest.mark.parametrize('batched_solve', [False, True])
 @pytest.mark.parametrize('decay', [False, True])
 @pytest.mark.parametrize('chunk_size', [1, 4, 13, 64])

