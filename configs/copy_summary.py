@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   train = config.train
   train.batch_size = 16
+  train.grad_accum_steps = 1  # one batch: default.py's micro-batches suit its rows
   train.num_steps = 600
   train.learning_rate = 2e-3
   train.warmup_steps = 50

@@ -52,6 +52,7 @@ def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
 
   train = config.train
   train.batch_size = 64
+  train.grad_accum_steps = 1  # one batch: default.py's micro-batches suit its rows
   train.num_steps = 100_000
   train.learning_rate = 1e-3
   train.warmup_steps = 2000

@@ -25,6 +25,7 @@ def get_config():
 
   train = config.train
   train.batch_size = 4
+  train.grad_accum_steps = 1  # one batch: default.py's micro-batches suit its rows
   train.num_steps = 30
   train.warmup_steps = 5
   train.log_every = 5

@@ -73,8 +73,9 @@ def train_config(corpus: pathlib.Path, window_tokens: int | None, seed: int, ste
   if window_tokens is not None:
     config.data.shuffle_window_tokens = window_tokens
   config.seed = config.data.shuffle_seed = seed
-  config.train.update(batch_size=12, num_steps=steps, eval_every=steps // 4,
-                      eval_batches=_ALL_OF_IT, checkpoint_every=steps, keep_checkpoints=1)
+  config.train.update(batch_size=12, grad_accum_steps=1, num_steps=steps,
+                      eval_every=steps // 4, eval_batches=_ALL_OF_IT,
+                      checkpoint_every=steps, keep_checkpoints=1)
   return config
 
 

@@ -12,9 +12,9 @@ over the mesh of config.mesh, or pmap: memgpt_jax.parallel) on random tokens, so
 input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory, and
 MemGPT with the delta memory written by each of its forms (scan, chunked); or the
 models --models names, among them MemGPT or the plain GPT with one fast path switched
-(segments in a loop, the other attention, layers not scanned, another remat policy:
-VARIANTS). The models take turns: --rounds rounds of
---steps steps each, and a model's step time is its median round, so a machine that
+(segments in a loop, the other attention, layers not scanned, another remat policy, the
+batch in one piece instead of micro-batches: VARIANTS). The models take turns: --rounds
+rounds of --steps steps each, and a model's step time is its median round, so a machine that
 speeds up or slows down during the run moves every model alike. Prints and writes
 (<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain GPT, the
 step's device memory (XLA's count), the seconds to build it, and on GPU/TPU the MFU
@@ -89,6 +89,8 @@ VARIANTS = {
     'memgpt_remat_dots': ('memgpt', {'model.remat': 'dots'}),
     'plain_gpt_remat_none': ('plain_gpt', {'model.remat': 'none'}),
     'plain_gpt_remat_dots': ('plain_gpt', {'model.remat': 'dots'}),
+    'memgpt_one_batch': ('memgpt', {'train.grad_accum_steps': 1}),
+    'plain_gpt_one_batch': ('plain_gpt', {'train.grad_accum_steps': 1}),
 }
 
 
@@ -211,11 +213,16 @@ def seconds(value: float | None) -> str:
   return '-' if value is None else f'{value:.1f}'
 
 
+def micro_batches(count: int) -> str:
+  return f' in {count} micro-batches' if count > 1 else ''
+
+
 def markdown(results: dict) -> str:
   lines = [f'# Training speed: {results["name"]}', '',
            f'`{results["command"]}` at commit {results["commit"]} on {results["device"]} '
            f'(jax {results["jax"]}), '
-           f'{results["dtype"]}, batch {results["batch_size"]} x {results["seq_len"]} tokens; '
+           f'{results["dtype"]}, batch {results["batch_size"]} x {results["seq_len"]} tokens'
+           f'{micro_batches(results.get("grad_accum_steps", 1))}; '
            f'each model\'s median of {results["rounds"]} rounds of {results["steps"]} steps, '
            'the models taking turns.', '',
            'Compile: tracing, lowering and compiling the step ahead of time (jit); warm-up: '
@@ -261,6 +268,7 @@ def main(argv):
   name = _NAME.value or f'bench_{jax.devices()[0].platform}'
   results = {'name': name, **provenance(), 'device': devices(),
              'dtype': config.model.dtype, 'batch_size': config.train.batch_size,
+             'grad_accum_steps': config.train.grad_accum_steps,
              'seq_len': config.model.segment_len * config.model.num_segments,
              'rounds': _ROUNDS.value, 'steps': _STEPS.value, 'warmup': _WARMUP.value}
   if 'plain_gpt' not in _MODELS.value or set(_MODELS.value) - {'plain_gpt', *VARIANTS}:

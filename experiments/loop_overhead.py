@@ -47,8 +47,9 @@ def small_config(model: str):
                       num_segments=1)
   if model == 'plain_gpt':
     config = config_lib.plain_gpt(config)
-  config.train.update(batch_size=12, num_steps=_STEPS.value, log_every=_LOG_EVERY,
-                      eval_every=10**9, eval_batches=1, checkpoint_every=10**9)
+  config.train.update(batch_size=12, grad_accum_steps=1, num_steps=_STEPS.value,
+                      log_every=_LOG_EVERY, eval_every=10**9, eval_batches=1,
+                      checkpoint_every=10**9)
   return config
 
 

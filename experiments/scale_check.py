@@ -72,6 +72,7 @@ def main(argv):
     config = bench._CONFIG.value.copy_and_resolve_references()  # pylint: disable=protected-access
     config.mesh.update(mesh)
     config.parallelism = parallelism
+    config.train.grad_accum_steps = 1  # every layout in one batch: a row per device on 8
     timed = bench.Timed(config)
     for _ in range(options.rounds):
       timed.time_round()

@@ -64,7 +64,7 @@ def test_bad_values_raise_one_line_errors(key, value, message):
 
 def test_batch_must_split_over_processes():
   config = load_config('default')
-  config.train.batch_size = 6
+  config.train.batch_size, config.train.grad_accum_steps = 6, 1
   with pytest.raises(ConfigError, match='not divisible by the 4 processes'):
     config_lib.validate(config, vocab_size=258, num_processes=4)
 
