@@ -2,10 +2,10 @@
 
 Run:     make train        (= memgpt-train --config=configs/default.py --workdir=runs/default)
 Reaches: validation 2.56 bits per byte after its 300 steps (1.2M tokens, 3 min on
-         2 cores, up to 2.5x that on slower machines). Over three seeds, before training rows mixed the corpus: delta
-         3.04 +- 0.28, slots 2.91 +- 0.30, the plain GPT of equal parameters
-         3.49 +- 0.15 (experiments/results/text.md). Its sample has Python's words
-         and punctuation, not yet its syntax.
+         2 cores, up to 2.5x that on slower machines). Over three seeds, before
+         training rows mixed the corpus: delta 3.04 +- 0.28, slots 2.91 +- 0.30,
+         the plain GPT of equal parameters 3.49 +- 0.15 (experiments/results/text.md).
+         Its sample has Python's words and punctuation, not yet its syntax.
 
 Memory kind: 'delta'. On this text budget the two kinds are within the spread of the
 seeds (both beat the plain GPT by ~0.5 bits per byte), while on recall across
@@ -153,7 +153,7 @@ def get_config() -> ml_collections.ConfigDict:
   # The batch is differentiated in this many micro-batches (the same update: their
   # gradients are summed, each weighted by its share of the tokens). 4 here: micro-
   # batches of 2 rows keep a step's activations within a CPU core's cache, and the
-  # default step runs 1.14x faster than in one batch of 8 on a 2-core CPU
+  # default step runs 1.12x faster than in one batch of 8 on a 2-core CPU
   # (experiments/results/bench_cpu_micro_batches.md). On an accelerator: 1.
   config.train.grad_accum_steps = 4
   config.train.z_loss = 1e-4

@@ -13,13 +13,13 @@ input pipeline is not in the figure: the plain GPT, MemGPT with the slot memory,
 MemGPT with the delta memory written by each of its forms (scan, chunked); or the
 models --models names, among them MemGPT or the plain GPT with one fast path switched
 (segments in a loop, the other attention, layers not scanned, another remat policy, the
-batch in one piece instead of micro-batches: VARIANTS). The models take turns: --rounds
-rounds of --steps steps each, and a model's step time is its median round, so a machine that
-speeds up or slows down during the run moves every model alike. Prints and writes
-(<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain GPT, the
-step's device memory (XLA's count), the seconds to build it, and on GPU/TPU the MFU
-from the model FLOP count of memgpt_jax/flops.py (memory and pointer work included)
-and its per-device peak table; a model whose step does not fit the device's memory
+batch in one piece instead of micro-batches: VARIANTS). The models take turns:
+--rounds rounds of --steps steps each, and a model's step time is its median round, so
+a machine that speeds up or slows down during the run moves every model alike. Prints
+and writes (<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain
+GPT, the step's device memory (XLA's count), the seconds to build it, and on GPU/TPU
+the MFU from the model FLOP count of memgpt_jax/flops.py (memory and pointer work
+included) and its per-device peak table; a model whose step does not fit the device's memory
 is named as such, and the others are timed. For the --profile models, where a step's
 time goes: a profile of --steps steps broken down by part of the model (attention,
 MLP, memory read and write, pointer, ...; experiments/step_profile.py). Then
