@@ -19,9 +19,9 @@ a machine that speeds up or slows down during the run moves every model alike. P
 and writes (<out>/<name>.json, .md) params, step time, tokens/s, the ratio to the plain
 GPT, the step's device memory (XLA's count), the seconds to build it, and on GPU/TPU
 the MFU from the model FLOP count of memgpt_jax/flops.py (memory and pointer work
-included) and its per-device peak table; a model whose step does not fit the device's memory
-is named as such, and the others are timed. For the --profile models, where a step's
-time goes: a profile of --steps steps broken down by part of the model (attention,
+included) and its per-device peak table; a model whose step does not fit the device's
+memory is named as such, and the others are timed. For the --profile models, where a
+step's time goes: a profile of --steps steps broken down by part of the model (attention,
 MLP, memory read and write, pointer, ...; experiments/step_profile.py). Then
 decoding: new tokens/s of the model of --config after --decode_context tokens, cached
 (the compiled loop of memgpt_jax/decode.py) and uncached, at each of --decode_batches.
