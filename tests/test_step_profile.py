@@ -39,8 +39,10 @@ def test_collective_bytes_count_every_result_of_every_collective():
 
 
 def test_the_profile_of_a_real_step_covers_the_model():
-  """A tiny MemGPT's step: the time lands in the model's parts, the memory's and the
-  pointer's among them, not in 'other' (ops the metadata does not name)."""
+  """A tiny MemGPT's step: its time lands in the model's parts, the memory's and the
+  pointer's among them, and most of its ops carry the names that place them. Those
+  that do not are copies and broadcasts XLA adds, whose share of the time depends on
+  the machine's memory speed (5-29% seen): what is asserted of them is their count."""
   config = parallel_config()
   partitioner = make_partitioner(config, *model_and_optimizer(config))
   state, batch = partitioner.init_state(), fixed_batch(1)
@@ -52,20 +54,21 @@ def test_the_profile_of_a_real_step_covers_the_model():
 
   run_step()  # compiled before the profile
   hlo = partitioner.trace_step(BATCH, batch['inputs'].shape[1]).lower().compile().as_text()
-  profile, kinds, heaviest = step_profile.profile(run_step, hlo, steps=2)
+  profile, kinds, ops = step_profile.profile(run_step, hlo, steps=2, heaviest=10**6)
   for part in ('attention', 'MLP', 'memory read', 'memory write', 'pointer', 'loss',
                'optimizer'):
     assert sum(profile.get(part, {}).values()) > 0, (part, profile)
   assert set(profile['memory write']) == {'forward', 'backward'}
+  # 80% of the ops are named here; with the names lost, none would be.
+  assert sum(bool(op['name']) for op in ops) > 2 / 3 * len(ops), ops
+  assert all(op['name'] for op in ops if op['part'] != 'other'), ops
+  # The same time by kind of op and op by op: the matrix multiplies among it, nothing
+  # lost, the heaviest first.
   total = sum(sum(times.values()) for times in profile.values())
-  # The copies and broadcasts XLA adds carry no name; their share depends on the
-  # machine's memory speed (5-22% seen). Names lost would put most of the step here.
-  assert sum(profile.get('other', {}).values()) < 0.5 * total, profile
-  # The same time by kind of op: the matrix multiplies among it, nothing lost.
   assert kinds['matmul'] > 0 and set(kinds) <= set(step_profile.KINDS), kinds
   assert sum(kinds.values()) == pytest.approx(total)
-  assert [op['ms'] for op in heaviest] == sorted((op['ms'] for op in heaviest), reverse=True)
-  assert heaviest[0]['ms'] <= total and all(op['name'] for op in heaviest[:3]), heaviest
+  assert sum(op['ms'] for op in ops) == pytest.approx(total)
+  assert [op['ms'] for op in ops] == sorted((op['ms'] for op in ops), reverse=True)
 
 
 def test_op_kinds_find_matmuls_inside_fusions_and_library_calls():
