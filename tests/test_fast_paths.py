@@ -7,6 +7,7 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from conftest import full_log_probs, init_params, random_tokens, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.decode import Decoder
 from memgpt_jax.model.transformer import unrolled_layers
+from memgpt_jax.training.optimizer import make_optimizer
 
 
 @pytest.mark.parametrize('variants', [
@@ -61,9 +63,10 @@ def test_rows_without_documents_take_plain_causality(overrides):
     ({'memory.kind': 'slots', 'num_layers': 4, 'memory.layers': '1,3'}, False),  # of 2
 ])
 def test_scan_over_layers_computes_what_the_unrolled_layers_do(overrides, check_gradients):
-  """model.scan_layers on the same parameters: the same log-probs, cached decoding and
-  gradients as the unrolled layers. (The pointer, off here, reads the last layer's
-  output whichever way the layers run.)"""
+  """model.scan_layers on the same parameters: the same log-probs, cached decoding,
+  gradients and optimizer update (weight decay on the same parameters) as the
+  unrolled layers. (The pointer, off here, reads the last layer's output whichever way
+  the layers run.)"""
   overrides = {**overrides, 'pointer.enabled': False}
   unrolled, cfg = tiny_model(**overrides)
   scanned, scanned_cfg = tiny_model(**overrides, scan_layers=True)
@@ -84,6 +87,14 @@ def test_scan_over_layers_computes_what_the_unrolled_layers_do(overrides, check_
         model.apply(p, tokens), tokens)[:, :-1].mean()))(p)
     jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
                  unrolled_layers(grads(scanned, stacked), scanned_cfg), grads(unrolled, params))
+    train = ml_collections.ConfigDict({'grad_clip_norm': 1.0, 'adam_b1': 0.9,
+                                       'adam_b2': 0.95, 'weight_decay': 0.1})
+    optimizer = make_optimizer(train)
+    update = lambda model, p: optimizer.update(grads(model, p), optimizer.init(p), p)[0]
+    # Adam's first step is about g / |g|: rounding in g shows at 1e-5, decay at 1e-3.
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-4),
+                 unrolled_layers(update(scanned, stacked), scanned_cfg),
+                 update(unrolled, params))
 
 
 def test_remat_policies_give_the_gradients_of_keeping_everything():

@@ -36,6 +36,16 @@ def init_tokens(cfg: ModelConfig, batch_size: int = 1) -> jax.Array:
   return jnp.zeros((batch_size, cfg.segment_len), jnp.int32)
 
 
+# model.scan_layers' parameter collections: each leaf stacks every layer's on a leading axis.
+LAYER_STACKS = ('block_groups', 'memories')
+
+
+def per_layer_ndim(path: tuple, param: jax.Array) -> int:
+  """A parameter's number of axes in one layer, at `path` in the parameter tree:
+  one fewer than its own where model.scan_layers stacks the layers."""
+  return param.ndim - any(getattr(key, 'key', None) in LAYER_STACKS for key in path)
+
+
 def stacked_memories(memory: type[nn.Module], cfg: ModelConfig) -> nn.Module:
   """One memory module for every memory layer, parameters and states stacked on a
   leading axis: the writes run side by side (model.scan_layers)."""

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from memgpt_jax.model.transformer import per_layer_ndim
+
 
 class Schedule(NamedTuple):
   """Linear warmup from 0 to `peak` over `warmup_steps` updates, then a cosine decay
@@ -45,8 +47,10 @@ def learning_rate(step: jax.Array | int, schedule: Schedule) -> jax.Array:
 
 
 def _decays(params):
-  """Weight decay on matrices only: not on norms' scales, biases or gate vectors."""
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+  """Weight decay on matrices only: not on norms' scales, biases or gate vectors, also
+  where model.scan_layers stacks them into matrices over the layers."""
+  return jax.tree_util.tree_map_with_path(lambda path, p: per_layer_ndim(path, p) >= 2,
+                                          params)
 
 
 def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
