@@ -75,7 +75,8 @@ def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float
       total = total + coverage_weight * metrics['coverage_loss']
   if output.write_strength is not None:
     metrics['write_strength'] = jnp.mean(output.write_strength)
-    total = total + write_cost * metrics['write_strength']
+    if write_cost:  # else beta's gradient, zero, would still be computed
+      total = total + write_cost * metrics['write_strength']
   return total, metrics
 
 

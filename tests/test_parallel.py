@@ -158,12 +158,16 @@ def test_every_layout_makes_the_same_update(layouts):
   reports, params = layouts['layouts'], layouts['params']
   reference = reports['one device']
   assert reference['moved'] > 1e-3  # the two updates really moved the parameters
+  # Adam's first updates are about g / |g|: where g is near 0, rounding that differs
+  # between layouts shows at a few 1e-5 of a parameter, where a layout that got the
+  # math wrong is off by as much as the updates move.
+  tolerance = 0.01 * reference['moved']
   for name in layouts_check.LAYOUTS:
     np.testing.assert_allclose(reports[name]['losses'], reference['losses'], rtol=1e-5,
                                err_msg=name)
     assert len(params[name]) == len(params['one device']), name
     for got, want in zip(params[name], params['one device']):
-      np.testing.assert_allclose(got, want, atol=2e-5, err_msg=name)
+      np.testing.assert_allclose(got, want, atol=tolerance, err_msg=name)
 
 
 def test_no_layout_makes_the_compiler_replicate_a_tensor(layouts):

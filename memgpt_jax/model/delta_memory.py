@@ -32,7 +32,8 @@ train.write_cost charges for mean beta, and with 'sparse' the tokens it prices o
 write exactly nothing however long the stream.
 
 Each side projects x once per layer and head: the read [W_q ; w_g] x, the write
-[W_k,0 ; W_k,1 ; W_v ; w_b ; w_a] x (what its knobs use of these).
+[W_k,0 ; W_k,1 ; W_v] x (what its knobs use of these); beta's and alpha's logits have
+products of their own.
 
 The chunked form writes the whole segment at once. With gamma_t = alpha_1 ... alpha_t
 (1 without decay) and Gamma_ti = gamma_t / gamma_i,
@@ -48,7 +49,6 @@ after chunk.
 """
 
 import functools
-import itertools
 import math
 
 import flax.linen as nn
@@ -229,12 +229,14 @@ def _heads(cfg: ModelConfig, features: int, name: str) -> nn.Module:
       kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')))
 
 
-def _pointer_strength(cfg: ModelConfig) -> nn.Module:
-  """The pointer heads' keys [..., pointer heads, d_p] -> beta's logit per head [..., H]."""
+def _head_logit(cfg: ModelConfig, name: str, bias: float, pointer: bool = False) -> nn.Module:
+  """x [..., d] (or, with `pointer`, the pointer heads' keys [..., pointer heads, d_p])
+  -> a float32 logit per head [..., H], its bias starting at `bias`."""
   return DenseGeneral(
-      cfg.num_heads, axis=(-2, -1), dtype=jnp.float32, name='strength',
-      kernel_init=nn.with_logical_partitioning(default_init(cfg), (None, 'kv', 'heads')),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('heads',)))
+      cfg.num_heads, axis=(-2, -1) if pointer else -1, dtype=jnp.float32, name=name,
+      kernel_init=nn.with_logical_partitioning(
+          default_init(cfg), (None, 'kv', 'heads') if pointer else ('embed', 'heads')),
+      bias_init=nn.with_logical_partitioning(nn.initializers.constant(bias), ('heads',)))
 
 
 class DeltaRead(nn.Module):
@@ -280,20 +282,21 @@ class DeltaMemory(nn.Module):
 
   def setup(self):
     cfg, delta = self.cfg, self.cfg.delta
-    # One projection of x per head: [W_k,0 ; W_k,1 ; W_v ; w_b ; w_a] x, the key's two
-    # halves (x_t and x_{t-1}), the value, and the scalar logits of beta and alpha.
-    self.scalars = (('strength',) if delta.write_strength in ('learned', 'sparse') else ()) + (
-        ('decay',) if delta.decay == 'learned' else ())
+    # One projection of x per head: [W_k,0 ; W_k,1 ; W_v] x, the key's two halves (x_t
+    # and x_{t-1}) and the value.
     self.key_parts = 2 if delta.key_shift else 1
-    features = self.key_parts * delta.key_dim + delta.value_dim + len(self.scalars)
-    self.project = _heads(cfg, features, 'project')
-    initial = {'strength': 0.5 if delta.write_strength == 'sparse' else 0.0,  # beta = 1/2
-               'decay': math.log(delta.decay_init / (1.0 - delta.decay_init))}
-    self.biases = {name: self.param(f'{name}_bias', nn.with_logical_partitioning(
-        nn.initializers.constant(initial[name]), ('heads',)), (cfg.num_heads,))
-                   for name in self.scalars}
-    if delta.write_strength == 'pointer':  # from the pointer keys [.., heads, d_p]
-      self.strength = _pointer_strength(cfg)
+    self.project = _heads(cfg, self.key_parts * delta.key_dim + delta.value_dim, 'project')
+    # The logits of beta and alpha in products of their own: training reports the mean
+    # beta of every segment, the last one's too, whose keys and values nothing reads;
+    # alone, beta's product is then all that segment's write computes.
+    if delta.write_strength in ('learned', 'sparse'):  # beta = 1/2 at the start
+      self.strength = _head_logit(cfg, 'strength', 0.5 if delta.write_strength == 'sparse'
+                                  else 0.0)
+    elif delta.write_strength == 'pointer':
+      self.strength = _head_logit(cfg, 'strength', 0.0, pointer=True)
+    if delta.decay == 'learned':
+      self.decay = _head_logit(cfg, 'decay',
+                               math.log(delta.decay_init / (1.0 - delta.decay_init)))
 
   def initial_state(self, batch_size: int) -> DeltaState:
     cfg = self.cfg
@@ -317,29 +320,27 @@ class DeltaMemory(nn.Module):
     # One split, not a slice per part: its gradient is then one concatenation, where
     # slices' gradients are zero-padded to the whole projection and summed (57 of the
     # default train step's 1,766 thread-ms on a CPU).
-    sizes = [dk] * self.key_parts + [dv] + [1] * len(self.scalars)
-    parts = jnp.split(self.project(inputs), list(itertools.accumulate(sizes))[:-1], axis=-1)
+    parts = jnp.split(self.project(inputs), [dk * (i + 1) for i in range(self.key_parts)],
+                      axis=-1)
     key = parts[0]  # [B, T, H, d_k]
     if delta.key_shift:  # W_k [x_t ; x_{t-1}] = W_k,0 x_t + W_k,1 x_{t-1}
       before = self.project(state.last_input[:, None].astype(inputs.dtype))[..., dk:2 * dk]
       previous = jnp.concatenate([before, parts[1][:, :-1]], axis=1)
       key = key + jnp.where(follows[..., None, None], previous, 0)
     keys = unit_features(delta.feature_map, key)  # [B, T, H, d_k]
-    values = parts[self.key_parts].astype(jnp.float32)  # [B, T, H, d_v]
-    logits = {name: part[..., 0].astype(jnp.float32) + self.biases[name]
-              for name, part in zip(self.scalars, parts[self.key_parts + 1:])}  # [B, T, H]
+    values = parts[-1].astype(jnp.float32)  # [B, T, H, d_v]
     if delta.write_strength == 'fixed':
       beta = jnp.ones(written.shape + (cfg.num_heads,))
     elif delta.write_strength == 'sparse':
-      beta = jnp.clip(logits['strength'], 0.0, 1.0)
+      beta = jnp.clip(self.strength(inputs), 0.0, 1.0)
     elif delta.write_strength == 'learned':
-      beta = jax.nn.sigmoid(logits['strength'])
+      beta = jax.nn.sigmoid(self.strength(inputs))
     else:
       beta = jax.nn.sigmoid(self.strength(pointer_keys))
     beta = jnp.where(written[..., None], beta, 0.0)  # [B, T, H]
     log_decay = None
     if delta.decay == 'learned':
-      log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(logits['decay']), 0.0)
+      log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(self.decay(inputs)), 0.0)
     matrix = write_rule(delta.write_form, delta.chunk_size)(matrix, keys, values, beta,
                                                             log_decay)
     return DeltaState(matrix=matrix, last_input=inputs[:, -1].astype(jnp.float32)), beta
