@@ -48,6 +48,7 @@ from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
 from memgpt_jax.provenance import devices, provenance, write_results
 from memgpt_jax.training.optimizer import make_optimizer
+from report import ratio_with_spread
 import step_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -225,19 +226,20 @@ def markdown(results: dict) -> str:
            f'{micro_batches(results.get("grad_accum_steps", 1))}; '
            f'each model\'s median of {results["rounds"]} rounds of {results["steps"]} steps, '
            'the models taking turns.', '',
-           'Compile: tracing, lowering and compiling the step ahead of time (jit); warm-up: '
-           f'the first {results["warmup"]} steps after it (compilation included under pmap).',
+           '/ plain GPT: the ratio of the medians, and in brackets the lowest and highest of '
+           'the rounds\' own ratios. Compile: tracing, lowering and compiling the step ahead of '
+           f'time (jit); warm-up: the first {results["warmup"]} steps after it (compilation '
+           'included under pmap).',
            '',
-           '| model | params | step ms | tokens/s | / plain GPT | / slot memory | MFU | '
+           '| model | params | step ms | tokens/s | / plain GPT (rounds) | / slot memory | MFU | '
            'step memory GB | compile s | warm-up s |', '|---|---|---|---|---|---|---|---|---|---|']
   models = results['models']
   for name, r in models.items():
     mfu = f'{100 * r["mfu"]:.1f}%' if r['mfu'] is not None else 'n/a'
     over_slots = (f'{r["tokens_per_second"] / models["memgpt_slots"]["tokens_per_second"]:.3f}'
                   if 'memgpt_slots' in models else '-')
-    over_plain = '-' if r['over_plain_gpt'] is None else f'{r["over_plain_gpt"]:.3f}'
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
-                 f'{r["tokens_per_second"]:,.0f} | {over_plain} | '
+                 f'{r["tokens_per_second"]:,.0f} | {ratio_with_spread(r)} | '
                  f'{over_slots} | {mfu} | {gigabytes(r.get("step_memory_bytes"))} | '
                  f'{seconds(r.get("compile_seconds"))} | {r["warmup_seconds"]:.1f} |')
   for name, message in results['did_not_fit'].items():
@@ -295,9 +297,13 @@ def main(argv):
     for model in models.values():
       model.time_round()
   results['models'] = {variant: model.summary() for variant, model in models.items()}
-  plain = results['models'].get('plain_gpt', {}).get('tokens_per_second')
+  plain = results['models'].get('plain_gpt')
   for r in results['models'].values():
-    r['over_plain_gpt'] = r['tokens_per_second'] / plain if plain else None
+    r['over_plain_gpt'] = r['tokens_per_second'] / plain['tokens_per_second'] if plain else None
+    # Each round's own ratio: the models' rounds of one turn run side by side, so the
+    # spread of these is how far the ratio moves with the machine's state.
+    r['over_plain_gpt_rounds'] = [p / m for p, m in zip(
+        plain['step_ms_rounds'], r['step_ms_rounds'])] if plain else []
   results['decoding'] = []
   for key in ('profile', 'profile_kinds', 'profile_heaviest'):
     results[key] = {}

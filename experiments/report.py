@@ -27,6 +27,16 @@ def _pct(stat) -> str:
   return '—' if stat is None else f'{100 * stat[0]:.1f} ± {100 * stat[1]:.1f}'
 
 
+def ratio_with_spread(r: dict, spec: str = '{:.3f}') -> str:
+  """The model's tokens/s over the plain GPT's, and (where they differ) the lowest and
+  highest of its rounds' own ratios."""
+  if r['over_plain_gpt'] is None:
+    return '-'
+  rounds = r.get('over_plain_gpt_rounds') or [r['over_plain_gpt']]
+  spread = f' ({min(rounds):.2f}-{max(rounds):.2f})' if max(rounds) > min(rounds) else ''
+  return spec.format(r['over_plain_gpt']) + spread
+
+
 def _rows(report: dict) -> dict[str, dict]:
   return {row['label']: row for row in report['summary']}
 
@@ -126,11 +136,11 @@ def speed_table() -> str:
   report = _load('bench_cpu')
   models = report['models']
   slots = models['memgpt_slots']['tokens_per_second']
-  lines = ['| model (default config) | params | step ms | tokens/s | / plain GPT | '
+  lines = ['| model (default config) | params | step ms | tokens/s | / plain GPT (rounds) | '
            '/ slot memory |', '|---|---|---|---|---|---|']
   for name, r in models.items():
     lines.append(f'| {name} | {r["params"]:,} | {r["step_ms"]:.0f} | '
-                 f'{r["tokens_per_second"]:,.0f} | {r["over_plain_gpt"]:.2f} | '
+                 f'{r["tokens_per_second"]:,.0f} | {ratio_with_spread(r, "{:.2f}")} | '
                  f'{r["tokens_per_second"] / slots:.2f} |')
   source = (f'[`bench_cpu`](experiments/results/bench_cpu.md): `{report["command"]}`, '
             f'commit {report["commit"]}, {report["device"]}; median of {report["rounds"]} '
