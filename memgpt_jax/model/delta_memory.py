@@ -316,7 +316,7 @@ class DeltaMemory(nn.Module):
     """-> (the state after the segment, beta [B, T, H])."""
     cfg, delta = self.cfg, self.cfg.delta
     matrix = jnp.where(continues[:, None, None, None], state.matrix, 0.0)
-    dk, dv = delta.key_dim, delta.value_dim
+    dk = delta.key_dim
     # One split, not a slice per part: its gradient is then one concatenation, where
     # slices' gradients are zero-padded to the whole projection and summed (57 of the
     # default train step's 1,766 thread-ms on a CPU).
