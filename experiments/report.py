@@ -32,7 +32,7 @@ def ratio_with_spread(r: dict, spec: str = '{:.3f}') -> str:
   highest of its rounds' own ratios."""
   if r['over_plain_gpt'] is None:
     return '-'
-  rounds = r.get('over_plain_gpt_rounds') or [r['over_plain_gpt']]
+  rounds = r['over_plain_gpt_rounds']
   spread = f' ({min(rounds):.2f}-{max(rounds):.2f})' if max(rounds) > min(rounds) else ''
   return spec.format(r['over_plain_gpt']) + spread
 
