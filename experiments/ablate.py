@@ -37,6 +37,7 @@ import tensorflow_datasets as tfds
 from ablation_eval import evaluate_distances
 from ablation_report import SUCCESS_ACCURACY, found_leaks, summarize, write_report
 from memgpt_jax import config_lib
+from memgpt_jax import host_memory
 from memgpt_jax.data import builders
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import ConfigError
@@ -192,4 +193,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 
 from memgpt_jax import config_lib
+from memgpt_jax import host_memory
 from memgpt_jax import losses
 from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.model.transformer import MemGPT, init_tokens
@@ -94,4 +95,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from memgpt_jax import config_lib
+from memgpt_jax import host_memory
 from memgpt_jax.data import builders
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import trainer
@@ -161,4 +162,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

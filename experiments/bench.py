@@ -40,6 +40,7 @@ import numpy as np
 
 from memgpt_jax import config_lib
 from memgpt_jax import flops
+from memgpt_jax import host_memory
 from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.decode import Decoder
 from memgpt_jax.model.config import ModelConfig
@@ -324,4 +325,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

@@ -19,6 +19,7 @@ import jax
 from ml_collections import config_flags
 
 from memgpt_jax import config_lib
+from memgpt_jax import host_memory
 from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.provenance import devices, provenance, write_results
@@ -100,4 +101,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

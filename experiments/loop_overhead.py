@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from memgpt_jax import config_lib
+from memgpt_jax import host_memory
 from memgpt_jax.data.pipeline import make_train_iterator
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.model.transformer import MemGPT
@@ -109,4 +110,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memgpt_jax import config_lib, losses, sampling
+from memgpt_jax import host_memory
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.data import synthetic
 from memgpt_jax.training import trainer
@@ -175,4 +176,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

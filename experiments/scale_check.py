@@ -29,6 +29,7 @@ from absl import flags
 
 import bench  # its flags (--config, --rounds, --steps, --warmup, --out) and Timed
 import step_profile
+from memgpt_jax import host_memory
 from memgpt_jax.provenance import devices, provenance, write_results
 
 LAYOUTS = {  # name: (mesh axes, parallelism)
@@ -86,4 +87,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 import ml_collections
 
+from memgpt_jax import host_memory
 from memgpt_jax.config_lib import load_config
 from memgpt_jax.training import trainer
 from memgpt_jax.provenance import write_results
@@ -132,4 +133,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

@@ -29,6 +29,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from memgpt_jax import host_memory
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training import checkpointing
 from memgpt_jax.training import workdir as workdir_lib
@@ -206,4 +207,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  host_memory.keep_freed_memory()
   app.run(main)

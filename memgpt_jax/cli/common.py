@@ -11,6 +11,7 @@ from absl import flags
 import jax
 
 from memgpt_jax import config_lib
+from memgpt_jax import host_memory
 from memgpt_jax.errors import Diverged, Preempted, UserError
 
 
@@ -54,6 +55,7 @@ def _drop_tfds_config_notice(record) -> bool:
 
 def run_main(program: str, main: Callable[[list[str]], None]):
   """app.run with flag and user errors reported on one line (exit status 2)."""
+  host_memory.keep_freed_memory()
 
   def parse(argv):
     problem = config_problem(argv)

@@ -1,0 +1,138 @@
+"""Kernel time of whole memgpt-train processes, this checkout against another copy of the
+code (--baseline, e.g. `git worktree add /tmp/base <commit>`), the two taking turns.
+
+  python experiments/kernel_time.py --baseline=DIR [--rounds=3] [--text=FILE]
+      [--out=experiments/results] [--name=kernel_time]
+
+Three shapes, each run as `python -m memgpt_jax.cli.train` in a fresh workdir from the
+root of each copy, with the same interpreter: `laptop` (configs/baseline_gpt.py at 4
+layers, d_model 128, gelu, layernorm, learned positions, batches of 12 rows of 64
+tokens in one batch, on one text file), `default` (configs/default.py, what make train
+runs, fewer steps) and `tiny` (configs/tiny.py, one layer). Each run's user and system
+seconds, minor page faults and context switches are the kernel's accounting of the
+finished process (what /usr/bin/time -v prints); tokens/s is the median of its logged
+windows after the first (which holds the compilation). The rounds alternate the two
+copies (A B A B ...), so both see the same load on a shared machine. Writes
+<out>/<name>.md and .json.
+"""
+
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from memgpt_jax.provenance import provenance, write_results
+from memgpt_jax.training.metrics_writer import read_metrics
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_BASELINE = flags.DEFINE_string('baseline', None, 'Root of the code to compare against.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Runs of each copy at each shape.')
+_TEXT = flags.DEFINE_string('text', '', 'The laptop shape\'s text file; empty: the first '
+                            '1 MB of the standard library\'s source, written to a temp dir.')
+_OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
+_NAME = flags.DEFINE_string('name', 'kernel_time', 'Results file name.')
+flags.mark_flag_as_required('baseline')
+
+LAPTOP = ['--config=configs/baseline_gpt.py', '--config.model.num_layers=4',
+          '--config.model.d_model=128', '--config.model.num_heads=4',
+          '--config.model.mlp_dim=512', '--config.model.mlp_type=gelu',
+          '--config.model.norm_type=layernorm', '--config.model.position=learned',
+          '--config.model.segment_len=64', '--config.train.batch_size=12',
+          '--config.train.grad_accum_steps=1', '--config.data.source=text',
+          '--config.train.num_steps=1000']
+SHAPES = {'laptop': LAPTOP,
+          'default': ['--config=configs/default.py', '--config.train.num_steps=60'],
+          'tiny': ['--config=configs/tiny.py', '--config.train.num_steps=300']}
+
+
+def run(tree: str, flags_: list[str]) -> dict:
+  """One memgpt-train process from `tree`: the kernel's accounting of it and its tokens/s."""
+  with tempfile.TemporaryDirectory() as workdir:
+    command = [sys.executable, '-m', 'memgpt_jax.cli.train', f'--workdir={workdir}',
+               '--sample=false', *flags_]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=tree, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status:
+      raise SystemExit(f'kernel_time: {" ".join(command)} in {tree} exited {status}')
+    speeds = [r['tokens_per_second'] for r in read_metrics(workdir, 'train')
+              if 'tokens_per_second' in r]
+  cpu = usage.ru_utime + usage.ru_stime
+  return {'wall_s': wall, 'user_s': usage.ru_utime, 'sys_s': usage.ru_stime,
+          'sys_share': usage.ru_stime / cpu, 'minor_faults': usage.ru_minflt,
+          'voluntary_switches': usage.ru_nvcsw, 'involuntary_switches': usage.ru_nivcsw,
+          'tokens_per_second': float(np.median(speeds[1:]))}
+
+
+def summary(runs: list[dict]) -> dict:
+  return {key: {'min': min(r[key] for r in runs), 'median': statistics.median(
+      r[key] for r in runs), 'max': max(r[key] for r in runs)} for key in runs[0]}
+
+
+def markdown(report: dict) -> str:
+  lines = [f'# Kernel time of memgpt-train: {report["name"]}', '',
+           f'`{report["command"]}` at commit {report["commit"]}, the baseline the code of '
+           f'commit {report["baseline_commit"]}; {report["rounds"]} runs of each at each '
+           'shape, the two copies taking turns (interleaved, same machine). Median '
+           '(min-max) over the runs.', '', *table(report)]
+  return '\n'.join(lines) + '\n'
+
+
+def table(report: dict) -> list[str]:
+  """Per shape and copy: system time's share of CPU time, page faults, tokens/s."""
+  lines = ['| shape | code | system / CPU time | minor page faults | wall s | tokens/s '
+           '| tokens/s / baseline |', '|---|---|---|---|---|---|---|']
+  for shape, sides in report['shapes'].items():
+    base = sides['baseline']['summary']['tokens_per_second']['median']
+    for side in ('baseline', 'this'):
+      s = sides[side]['summary']
+      share, tok = s['sys_share'], s['tokens_per_second']
+      lines.append(
+          f'| {shape} | {side} | {100 * share["median"]:.1f}% ({100 * share["min"]:.1f}-'
+          f'{100 * share["max"]:.1f}) | {s["minor_faults"]["median"]:,.0f} | '
+          f'{s["wall_s"]["median"]:.1f} | {tok["median"]:,.0f} ({tok["min"]:,.0f}-'
+          f'{tok["max"]:,.0f}) | {tok["median"] / base:.2f} |')
+  return lines
+
+
+def default_text(folder: str) -> str:
+  sys.path.insert(0, str(ROOT / 'experiments'))
+  import batch_mixing  # pylint: disable=import-outside-toplevel
+  path = pathlib.Path(folder) / 'stdlib_1mb.txt'
+  path.write_text(batch_mixing.stdlib_text(1_000_000)[0])
+  return str(path)
+
+
+def main(argv):
+  del argv
+  baseline_commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=_BASELINE.value,
+                                   capture_output=True, text=True, check=False).stdout.strip()
+  with tempfile.TemporaryDirectory() as folder:
+    text = _TEXT.value or default_text(folder)
+    shapes = {}
+    for shape, flags_ in SHAPES.items():
+      flags_ = flags_ + ([f'--config.data.paths={text}'] if shape == 'laptop' else [])
+      runs = {'baseline': [], 'this': []}
+      for _ in range(_ROUNDS.value):
+        for side, tree in (('baseline', _BASELINE.value), ('this', str(ROOT))):
+          runs[side].append(run(tree, flags_))
+          print(f'[kernel_time] {shape} {side}: {runs[side][-1]}', flush=True)
+      shapes[shape] = {side: {'flags': flags_, 'runs': r, 'summary': summary(r)}
+                       for side, r in runs.items()}
+  report = {'name': _NAME.value, **provenance(), 'baseline_commit': baseline_commit or
+            _BASELINE.value, 'rounds': _ROUNDS.value, 'shapes': shapes}
+  write_results(_OUT.value, _NAME.value, report, markdown(report))
+  print(markdown(report))
+
+
+if __name__ == '__main__':
+  app.run(main)
