@@ -11,7 +11,7 @@ tokens); learning rates as GPT-3's for its sizes.
 
 Prepare: C4 as for configs/c4.py (tfds build c4/en --file_format=array_record).
 Reaches: not trained yet: it needs the prepared dataset above and an accelerator.
-Speed:   the train steps timed on one H200: README.md, 'Model sizes'.
+Speed:   the train steps timed on one H200: docs/performance.md, 'Model sizes on a GPU'.
 """
 
 import pathlib

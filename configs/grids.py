@@ -3,8 +3,8 @@ configs/ (with its named variants) and a few overrides, trained once per seed.
 
   python experiments/ablate.py --grid=NAME     (NAME: a key of GRIDS below)
 
-What each grid measured is in experiments/results/<grid>.md; the README's tables are
-made from those files.
+What each grid measured is in experiments/results/<grid>.md; the tables of the README and
+docs/experiments.md are made from those files.
 """
 
 import dataclasses

@@ -9,10 +9,11 @@ root of each copy, with the same interpreter: `laptop` (configs/baseline_gpt.py 
 layers, d_model 128, gelu, layernorm, learned positions, batches of 12 rows of 64
 tokens in one batch, on one text file), `default` (configs/default.py, what make train
 runs, fewer steps) and `tiny` (configs/tiny.py, one layer). Each run's user and system
-seconds, minor page faults and context switches are the kernel's accounting of the
-finished process (what /usr/bin/time -v prints); tokens/s is the median of its logged
+seconds, minor page faults, context switches and peak resident memory are the kernel's
+accounting of the finished process (what /usr/bin/time -v prints); tokens/s is the median of its logged
 windows after the first (which holds the compilation). The rounds alternate the two
-copies (A B A B ...), so both see the same load on a shared machine. Writes
+copies (A B A B ...), so both see the same load on a shared machine, and the speed-up
+is taken pair by pair. Writes
 <out>/<name>.md and .json.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training.metrics_writer import read_metrics
+from report import kernel_time_rows
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _BASELINE = flags.DEFINE_string('baseline', None, 'Root of the code to compare against.')
@@ -49,7 +51,7 @@ LAPTOP = ['--config=configs/baseline_gpt.py', '--config.model.num_layers=4',
           '--config.train.num_steps=1000']
 SHAPES = {'laptop': LAPTOP,
           'default': ['--config=configs/default.py', '--config.train.num_steps=60'],
-          'tiny': ['--config=configs/tiny.py', '--config.train.num_steps=300']}
+          'tiny': ['--config=configs/tiny.py', '--config.train.num_steps=1000']}
 
 
 def run(tree: str, flags_: list[str]) -> dict:
@@ -70,6 +72,7 @@ def run(tree: str, flags_: list[str]) -> dict:
   return {'wall_s': wall, 'user_s': usage.ru_utime, 'sys_s': usage.ru_stime,
           'sys_share': usage.ru_stime / cpu, 'minor_faults': usage.ru_minflt,
           'voluntary_switches': usage.ru_nvcsw, 'involuntary_switches': usage.ru_nivcsw,
+          'peak_rss_mib': usage.ru_maxrss / 1024,
           'tokens_per_second': float(np.median(speeds[1:]))}
 
 
@@ -83,25 +86,8 @@ def markdown(report: dict) -> str:
            f'`{report["command"]}` at commit {report["commit"]}, the baseline the code of '
            f'commit {report["baseline_commit"]}; {report["rounds"]} runs of each at each '
            'shape, the two copies taking turns (interleaved, same machine). Median '
-           '(min-max) over the runs.', '', *table(report)]
+           '(min-max) over the runs.', '', *kernel_time_rows(report)]
   return '\n'.join(lines) + '\n'
-
-
-def table(report: dict) -> list[str]:
-  """Per shape and copy: system time's share of CPU time, page faults, tokens/s."""
-  lines = ['| shape | code | system / CPU time | minor page faults | wall s | tokens/s '
-           '| tokens/s / baseline |', '|---|---|---|---|---|---|---|']
-  for shape, sides in report['shapes'].items():
-    base = sides['baseline']['summary']['tokens_per_second']['median']
-    for side in ('baseline', 'this'):
-      s = sides[side]['summary']
-      share, tok = s['sys_share'], s['tokens_per_second']
-      lines.append(
-          f'| {shape} | {side} | {100 * share["median"]:.1f}% ({100 * share["min"]:.1f}-'
-          f'{100 * share["max"]:.1f}) | {s["minor_faults"]["median"]:,.0f} | '
-          f'{s["wall_s"]["median"]:.1f} | {tok["median"]:,.0f} ({tok["min"]:,.0f}-'
-          f'{tok["max"]:,.0f}) | {tok["median"] / base:.2f} |')
-  return lines
 
 
 def default_text(folder: str) -> str:

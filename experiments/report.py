@@ -1,8 +1,9 @@
-"""Writes the README's results tables from the results files in experiments/results/.
+"""Writes the results tables of the README and the docs pages from the results files in
+experiments/results/.
 
   python experiments/report.py [--check]
 
-A table sits in README.md between `<!-- table:NAME -->` and `<!-- /table:NAME -->`,
+A table sits in a page of PAGES between `<!-- table:NAME -->` and `<!-- /table:NAME -->`,
 NAME a key of TABLES below: each is made from one results file, never by hand.
 --check changes nothing and exits 1 when a table differs from what its file gives
 (tests/test_report.py runs it).
@@ -229,34 +230,80 @@ def _num(stat, digits: int) -> str:
   return '—' if stat is None else f'{stat[0]:,.{digits}f} ± {stat[1]:,.{digits}f}'
 
 
+def kernel_time_rows(report: dict) -> list[str]:
+  """Per shape and copy: system time's share of CPU time, page faults, peak memory,
+  tokens/s, and this code's tokens/s over the baseline's run beside it (median of the
+  pairs, lowest-highest)."""
+  lines = ['| shape | code | system / CPU time | minor page faults | peak MiB | wall s | '
+           'tokens/s | / baseline (pairs) |', '|---|---|---|---|---|---|---|---|']
+  for shape, sides in report['shapes'].items():
+    pairs = sorted(this['tokens_per_second'] / base['tokens_per_second'] for base, this
+                   in zip(sides['baseline']['runs'], sides['this']['runs']))
+    ratio = {'baseline': '1.00', 'this': f'{pairs[len(pairs) // 2]:.2f} '
+             f'({pairs[0]:.2f}-{pairs[-1]:.2f})'}
+    for side in ('baseline', 'this'):
+      s = sides[side]['summary']
+      share, tok = s['sys_share'], s['tokens_per_second']
+      lines.append(
+          f'| {shape} | {side} | {100 * share["median"]:.1f}% ({100 * share["min"]:.1f}-'
+          f'{100 * share["max"]:.1f}) | {s["minor_faults"]["median"]:,.0f} | '
+          f'{s["peak_rss_mib"]["median"]:,.0f} | {s["wall_s"]["median"]:.1f} | '
+          f'{tok["median"]:,.0f} ({tok["min"]:,.0f}-{tok["max"]:,.0f}) | {ratio[side]} |')
+  return lines
+
+
+def kernel_time_table() -> str:
+  """System time's share of CPU time and tokens/s of whole memgpt-train processes, this
+  code against the code before it, taking turns (experiments/kernel_time.py)."""
+  report = _load('kernel_time')
+  source = (f'[`kernel_time`](experiments/results/kernel_time.md): `{report["command"]}`, '
+            f'commit {report["commit"]} against {report["baseline_commit"]}; '
+            f'{report["rounds"]} runs of each, interleaved; median (min-max)')
+  return '\n'.join(kernel_time_rows(report) + ['', source])
+
+
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
           'text': text_table, 'speed': speed_table, 'profile': profile_table,
+          'kernel_time': kernel_time_table,
           'accelerator_speed': accelerator_speed_table,
           'accelerator_profile': accelerator_profile_table,
           'accelerator_decoding': accelerator_decoding_table}
 
+# Where each table is shown: a page of the repository and the tables in it.
+PAGES = {'README.md': ('recall', 'text'),
+         'docs/experiments.md': ('capacity', 'passkey'),
+         'docs/performance.md': ('speed', 'profile', 'kernel_time', 'accelerator_speed',
+                                 'accelerator_profile', 'accelerator_decoding')}
 
-def render(readme: str) -> str:
-  """The README with every table block replaced by its freshly made table."""
-  for name, make in TABLES.items():
+
+def render(page: str, text: str) -> str:
+  """`text` (the page at path `page`) with every table block replaced by its freshly made
+  table, its links to results files relative to the page."""
+  up = '../' * page.count('/')
+  for name in PAGES[page]:
     pattern = re.compile(rf'(<!-- table:{name} -->\n).*?(\n<!-- /table:{name} -->)', re.S)
-    if not pattern.search(readme):
-      raise SystemExit(f'report.py: README.md has no <!-- table:{name} --> block')
-    readme = pattern.sub(lambda m: m.group(1) + make() + m.group(2), readme)
-  return readme
+    if not pattern.search(text):
+      raise SystemExit(f'report.py: {page} has no <!-- table:{name} --> block')
+    table = TABLES[name]().replace('](experiments/', f']({up}experiments/')
+    text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+  return text
 
 
 def main(argv: list[str]) -> int:
-  path = ROOT / 'README.md'
-  current = path.read_text()
-  fresh = render(current)
-  if '--check' in argv:
-    if fresh != current:
-      print('report.py: README.md tables differ from experiments/results/: run '
-            'python experiments/report.py', file=sys.stderr)
-      return 1
-    return 0
-  path.write_text(fresh)
+  stale = []
+  for page in PAGES:
+    path = ROOT / page
+    current = path.read_text()
+    fresh = render(page, current)
+    if fresh == current:
+      continue
+    stale.append(page)
+    if '--check' not in argv:
+      path.write_text(fresh)
+  if stale and '--check' in argv:
+    print(f'report.py: the tables of {", ".join(stale)} differ from experiments/results/: '
+          'run python experiments/report.py', file=sys.stderr)
+    return 1
   return 0
 
 

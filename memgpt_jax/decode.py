@@ -35,8 +35,8 @@ class Decoder:
   A model with scan_layers decodes with its layers unrolled (`model`, `params` become
   that model and its parameters laid out per layer): scanned, every token would copy
   each layer's weights out of their stack and the whole stacked KV window into a new
-  one (the 125M MemGPT decoded 2.1-2.2x slower on a CPU that way: README.md, 'Model
-  sizes').
+  one (the 125M MemGPT decoded 2.1-2.2x slower on a CPU that way: docs/performance.md,
+  'Decoding').
   """
 
   def __init__(self, model: MemGPT, params):

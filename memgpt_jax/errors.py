@@ -1,5 +1,5 @@
 """Errors the command-line programs report as one line, no traceback, each with its
-own exit status (README "Exit statuses")."""
+own exit status (docs/reliability.md)."""
 
 
 class UserError(ValueError):

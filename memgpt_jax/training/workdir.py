@@ -233,7 +233,7 @@ def _resume(resumer: Checkpointer, config: ml_collections.ConfigDict,
     conflict = checkpointing.resume_conflict(resumer.restore_config(step), config)
     if conflict:
       raise UserError(f'{workdir} holds a run with {conflict}: a resume may change only '
-                      'the settings README "Resuming" lists; use a new --workdir (or '
+                      'the settings docs/reliability.md "Resuming" lists; use a new --workdir (or '
                       f'--config.init_from={workdir} to fine-tune from it)')
     saved_processes = resumer.restore_topology(step)['process_count']
     data = train_data if saved_processes == jax.process_count() else None
