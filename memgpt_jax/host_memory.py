@@ -10,12 +10,12 @@ kernel, so every step faults its buffers in again, page by page: ~10,000 page fa
 a step, a quarter of the process's time spent in the kernel. The settings below keep
 freed memory in the process for the next step instead:
 - blocks up to 1 GiB come from the heap, not from mmap (M_MMAP_THRESHOLD);
-- the heap's free top is returned to the kernel only beyond 1 GiB (M_TRIM_THRESHOLD);
-- one arena for all threads (M_ARENA_MAX): a thread's own arena grows by heaps of at
-  most 64 MiB, and glibc maps a block that does not fit there afresh whatever the
-  threshold (without this, 2 of 3 laptop-shape runs still faulted 3-4 million pages,
-  experiments/results/kernel_time_thread_arenas.md). Its one lock costs the tiny
-  config's small steps about a sixth of their speed (experiments/results/kernel_time.md).
+- the heap's free top is returned to the kernel only beyond 1 GiB (M_TRIM_THRESHOLD).
+A worker thread's own arena grows by heaps of at most 64 MiB and glibc maps a block
+that does not fit there afresh, so some runs still fault their buffers in. One arena
+for all threads (M_ARENA_MAX=1) keeps those too, but its lock made the default
+config's steps 9% slower and the tiny config's 21%
+(experiments/results/kernel_time_one_arena.md): the threads keep their arenas.
 Nothing the model computes changes. On another C library (macOS, musl) this does
 nothing.
 """
@@ -26,8 +26,7 @@ import platform
 # mallopt's parameter numbers, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-SETTINGS = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 30, _M_ARENA_MAX: 1}
+SETTINGS = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 30}
 
 
 def keep_freed_memory() -> bool:
