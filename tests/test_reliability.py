@@ -115,6 +115,27 @@ def test_readers_take_the_newest_checkpoint_that_restores(finished, tmp_path, da
     assert '\n' not in str(error.value)
 
 
+def test_a_reader_lists_again_when_a_trainer_rotates_its_checkpoints_away(
+    finished, tmp_path, monkeypatch):
+  """memgpt-sample while a trainer writes the workdir: before the reader reads a step
+  it listed, the trainer saves newer ones (here: 2 and 4 saved again as 6 and 8) and
+  keep-N rotation deletes the listed ones. The reader lists again and reads the newest."""
+  _, params = finished
+  workdir = copy_run(finished, tmp_path)
+  checkpoints = workdir / 'checkpoints'
+  read_model = workdir_lib.read_model
+
+  def rotated_before_read(step_dir, *args):
+    for old, new in (('2', '6'), ('4', '8')):
+      if (checkpoints / old).exists():
+        (checkpoints / old).rename(checkpoints / new)
+    return read_model(step_dir, *args)
+
+  monkeypatch.setattr(workdir_lib, 'read_model', rotated_before_read)
+  decoder, _, _ = sampling.load_decoder(workdir)
+  assert_same_params(decoder.params['params'], params[4])
+
+
 def test_resume_past_a_damaged_checkpoint_repeats_no_log_line(finished, data_dir, tmp_path,
                                                               capsys):
   """The newest checkpoint is empty (a crash mid-save): the run resumes from step 2,
