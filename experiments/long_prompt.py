@@ -110,6 +110,7 @@ def markdown(report: dict) -> str:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  made_by = provenance()  # the code as it was when the runs started
   workdir = pathlib.Path(_WORKDIR.value)
   steps = 30
   if not workdir_lib.has_checkpoint(workdir):
@@ -132,7 +133,7 @@ def main(argv):
   results = {str(size): {'peak_mib': max(r['peak_mib'] for r in runs[size]),
                          'wall_seconds': min(r['wall_seconds'] for r in runs[size]),
                          'feed_seconds': feeds[size], 'runs': runs[size]} for size in sizes}
-  report = {'name': _NAME.value, **provenance(), 'devices': devices(), 'sizes': sizes,
+  report = {'name': _NAME.value, **made_by, 'devices': devices(), 'sizes': sizes,
             'rounds': _ROUNDS.value, 'train_steps': steps, 'results': results}
   write_results(_OUT.value, _NAME.value, report, markdown(report))
   print(markdown(report))
