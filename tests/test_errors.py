@@ -53,6 +53,8 @@ def test_command_line_config_problems_are_named():
     ({'model.memory.slots.num_slots': -1}, 'num_slots=-1 must be >= 0'),
     ({'data.source': 'text'}, 'data.paths is empty'),
     ({'data.source': 'text', 'data.paths': '/nonexistent/*.txt'}, 'matches no file'),
+    ({'data.source': 'text', 'data.paths': '/'}, r"data.paths '/' is a directory: name its "
+     r"files, e.g. '/\*.txt'"),
     ({'data.task_metrics': 'bleu'}, "data.task_metrics='bleu' is not one of"),
     ({'data.task_metrics': 'exact_match'}, 'task_metrics needs a seq2seq source'),
     ({'data.source': 'tfds'}, 'data.tfds_name'),
