@@ -20,6 +20,7 @@ as a LEAK and the driver exits 1.
 """
 
 import ast
+import contextlib
 import dataclasses
 import math
 import pathlib
@@ -40,7 +41,7 @@ from memgpt_jax import config_lib
 from memgpt_jax import host_memory
 from memgpt_jax.data import builders
 from memgpt_jax.data.tokenizer import make_tokenizer
-from memgpt_jax.errors import ConfigError
+from memgpt_jax.errors import ConfigError, UserError
 from memgpt_jax.provenance import provenance
 from memgpt_jax.training import checkpointing, trainer
 from memgpt_jax.training.metrics_writer import read_metrics
@@ -152,16 +153,21 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
   if settings:
     grid = dataclasses.replace(grid, runs=tuple(
         dataclasses.replace(r, overrides=r.overrides | settings) for r in grid.runs))
-  for run in grid.runs:  # an unknown key fails here, before any training
-    make_config(run, grid, grid.seeds[0], workdir / 'tfds')
+  for run in grid.runs:  # an unknown key, a value out of range or a task fail here
+    with _named(run):
+      config = make_config(run, grid, grid.seeds[0], workdir / 'tfds')
+      config_lib.check_ranges(config)
+      if builders.is_synthetic(config.data):
+        builders.synthetic_config(config.data, *builders.row_layout(config))
   out.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   results = []
   for run in grid.runs:
     for seed in grid.seeds:
       print(f'[ablate] {run.label} seed {seed}', flush=True)
-      results.append(train_one(run, grid, seed, workdir / grid_name / run.label /
-                               f'seed{seed}', workdir / 'tfds'))
+      with _named(run):
+        results.append(train_one(run, grid, seed, workdir / grid_name / run.label /
+                                 f'seed{seed}', workdir / 'tfds'))
   wall_seconds = time.perf_counter() - start
   rows = summarize(results)
   report = {'name': name, 'grid': grid_name, **provenance(), 'seeds': list(grid.seeds),
@@ -170,6 +176,15 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
             'summary': rows, 'runs': results}
   write_report(report, out)
   return report
+
+
+@contextlib.contextmanager
+def _named(run):
+  """A refusal of the data layer or the trainer, with the grid row it came from."""
+  try:
+    yield
+  except UserError as error:
+    raise type(error)(f'{run.label}: {error}') from None
 
 
 def main(argv):
@@ -181,8 +196,9 @@ def main(argv):
     report = run_grid(_GRID.value, pathlib.Path(_OUT.value), pathlib.Path(_WORKDIR.value),
                       _NAME.value, tuple(_ONLY.value), settings,
                       tuple(int(seed) for seed in _SEEDS.value))
-  except ConfigError as error:
-    sys.exit(f'[ablate] {error}')
+  except UserError as error:  # one line, the status of the programs' bad input
+    print(f'[ablate] error: {error}', file=sys.stderr)
+    sys.exit(error.exit_status)
   name = report['name']
   print(f'[ablate] wrote {_OUT.value}/{name}.md, .json, _accuracy.png, _loss.png '
         f'in {report["wall_seconds"] / 60:.1f} min')

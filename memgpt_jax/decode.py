@@ -74,6 +74,37 @@ class Decoder:
         state = DecodeState(memory, empty_window(self.model.cfg, tokens.shape[0]), 0)
     return jnp.concatenate(outputs, axis=1), state
 
+  def prefill(self, state: DecodeState, tokens: np.ndarray, prefix: bool = False,
+              doc_ids: np.ndarray | None = None) -> tuple[jax.Array, DecodeState]:
+    """Feeds tokens [B, L] of any length (host arrays); returns log p(next token | all
+    fed) [B, V] for the last position only, and the new state: what a prompt or a book
+    fed segment by segment needs, in memory that does not grow with L and time linear
+    in it. Whole segments go through one compiled loop, SEGMENTS_PER_CALL at a time;
+    the rest (the end of a segment fed before, a last partial one) through `feed`.
+    `prefix` and `doc_ids` as for `feed`."""
+    tokens = np.asarray(tokens)
+    doc_ids = np.ones_like(tokens) if doc_ids is None else np.asarray(doc_ids)
+    segment_len, length = self.model.cfg.segment_len, tokens.shape[1]
+    head = min(length, (segment_len - state.position) % segment_len)
+    last = None
+    if head:
+      log_probs, state = self.feed(state, tokens[:, :head], prefix, doc_ids[:, :head])
+      last = log_probs[:, -1]
+    offset = head
+    for group in (SEGMENTS_PER_CALL, 1):
+      while length - offset >= group * segment_len:
+        span = slice(offset, offset + group * segment_len)
+        by_segment = lambda a: a[:, span].reshape(a.shape[0], group, segment_len).swapaxes(0, 1)
+        last, memory, window = _feed_segments(
+            self.model, self.params, by_segment(tokens), by_segment(doc_ids),
+            jnp.bool_(prefix), state.memory, state.window)
+        state = DecodeState(memory, window, 0)
+        offset += group * segment_len
+    if offset < length:
+      log_probs, state = self.feed(state, tokens[:, offset:], prefix, doc_ids[:, offset:])
+      last = log_probs[:, -1]
+    return last, state
+
   def sample_and_feed(self, state: DecodeState, log_probs: jax.Array, done: jax.Array,
                       rng: jax.Array, first_step: int, count: int, temperature: float,
                       top_k: int, top_p: float, stop_id: int | None):
@@ -120,6 +151,34 @@ def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs,
   carry, tokens = jax.lax.scan(step, (memory, window, position, log_probs, done),
                                jnp.arange(count))
   return carry, tokens.T
+
+
+# Whole segments fed per call of prefill's compiled loop: enough that the host's
+# dispatch is a small share of the time, few enough that any prompt compiles nothing new.
+SEGMENTS_PER_CALL = 64
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _feed_segments(model: MemGPT, params, tokens, doc_ids, prefix, memory, window):
+  """Feeds segments [S, B, T] in one loop, each a chunk then the end of its segment;
+  -> (log p(next token) [B, V] after the last, memory, window)."""
+  shape = tokens.shape[1:]
+
+  def segment(carry, inputs):
+    memory, window, _ = carry
+    segment_tokens, segment_docs = inputs
+    output, window = model.apply(params, segment_tokens, 0, memory, window, segment_docs,
+                                 jnp.full(shape, prefix), method=MemGPT.process_chunk)
+    last = lambda a: None if a is None else a[:, -1:]
+    log_probs = mixture_log_probs(last(output.vocab_logits), last(output.log_gate),
+                                  last(output.log_attn), output.proposals)[:, 0]
+    memory = model.apply(params, memory, window, method=MemGPT.end_segment)
+    return (memory, window, log_probs), None
+
+  initial = jnp.zeros((shape[0], model.cfg.vocab_size), jnp.float32)
+  (memory, window, log_probs), _ = jax.lax.scan(segment, (memory, window, initial),
+                                                (tokens, doc_ids))
+  return log_probs, memory, window
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -171,10 +230,10 @@ def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax
   prefix: the prompt is a seq2seq input (ended by eos) and the continuation its target.
   Samples that emitted stop_id keep emitting it; it ends when all have.
   """
-  log_probs, state = decoder.feed(
-      decoder.start(prompt.shape[0]), jnp.asarray(np.maximum(prompt, 0)), prefix=prefix,
-      doc_ids=jnp.asarray((prompt >= 0).astype(np.int32)))
-  log_probs, done = log_probs[:, -1], jnp.zeros(prompt.shape[0], bool)
+  log_probs, state = decoder.prefill(
+      decoder.start(prompt.shape[0]), np.maximum(prompt, 0), prefix=prefix,
+      doc_ids=(prompt >= 0).astype(np.int32))
+  done = jnp.zeros(prompt.shape[0], bool)
   count = max(1, min(chunk_size, max_new_tokens))  # one compiled loop for every chunk
   for first in range(0, max_new_tokens, count):
     tokens, log_probs, done, state = decoder.sample_and_feed(

@@ -19,3 +19,9 @@ class Preempted(Exception):
 class Diverged(Exception):
   """The loss or gradient norm stopped being finite; no checkpoint holds what it made."""
   exit_status = 4
+
+
+class SaveFailed(Exception):
+  """A checkpoint could not be written (the disk full, an I/O error): its partial
+  folder was removed and the checkpoints before it are intact; make room, rerun to resume."""
+  exit_status = 5

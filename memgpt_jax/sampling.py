@@ -1,7 +1,6 @@
 """memgpt-sample's work: restore a trained model's parameters from its workdir, check
 the prompt and settings, and stream text decoded by memgpt_jax.decode."""
 
-import math
 import pathlib
 import sys
 from typing import TextIO
@@ -10,6 +9,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from memgpt_jax import ranges
 from memgpt_jax.data import records
 from memgpt_jax.data.pipeline import task_configs
 from memgpt_jax.decode import Decoder, generate
@@ -65,20 +65,15 @@ def check_takes_inputs(config: ml_collections.ConfigDict, workdir: str | pathlib
                     '(use --prompt)')
 
 
-def _check_settings(vocab_size: int, max_new_tokens: int, num_samples: int,
-                    temperature: float, top_k: int, top_p: float):
-  """UserError naming the first memgpt-sample flag whose value cannot sample. NaN
-  passes no comparison, so the float checks say what is allowed, not what is not."""
-  for name, value in (('max_new_tokens', max_new_tokens), ('num_samples', num_samples)):
-    if value < 1:
-      raise UserError(f'--{name}={value} must be at least 1')
-  if not 0 <= temperature < math.inf:
-    raise UserError(f'--temperature={temperature} must be a finite number >= 0 (0: greedy)')
-  if not 0 <= top_k <= vocab_size:
-    raise UserError(f'--top_k={top_k} must be in [0, {vocab_size}], the vocabulary size '
-                    '(0: all tokens)')
-  if not 0 < top_p <= 1:
-    raise UserError(f'--top_p={top_p} must be in (0, 1] (1: all tokens)')
+def _check_settings(vocab_size: int, **settings):
+  """UserError naming the first memgpt-sample flag whose value cannot sample: each has
+  the range of its sample.* setting (memgpt_jax/ranges.py); top_k at most the vocabulary."""
+  for name, value in settings.items():
+    if problem := ranges.RANGES[f'sample.{name}'].problem(f'--{name}', value):
+      raise UserError(problem)
+  if settings['top_k'] > vocab_size:
+    raise UserError(f'--top_k={settings["top_k"]} must be at most {vocab_size}, the '
+                    'vocabulary size (0: all tokens)')
 
 
 def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: int = 0,
@@ -93,8 +88,8 @@ def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: 
   """
   if not prompt:
     raise UserError('the prompt is empty: give --prompt=TEXT or a non-empty --prompt_file')
-  _check_settings(decoder.model.cfg.vocab_size, max_new_tokens, num_samples, temperature,
-                  top_k, top_p)
+  _check_settings(decoder.model.cfg.vocab_size, max_new_tokens=max_new_tokens,
+                  num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p)
   ids = _prompt_ids(tokenizer, prompt, seq2seq)
   prompts = np.tile(ids[None, :], (num_samples, 1)).astype(np.int32)
   steps = generate(decoder, prompts, max_new_tokens, jax.random.PRNGKey(seed),

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import load_module
 from memgpt_jax import config_lib
-from memgpt_jax.errors import ConfigError
+from memgpt_jax.errors import ConfigError, UserError
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -98,4 +98,12 @@ def test_an_unknown_setting_fails_before_any_run(tmp_path):
   with pytest.raises(ConfigError, match='train.batch_sise'):
     ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
                     settings={'train.batch_sise': 4})
+  assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()
+
+
+def test_a_task_the_data_layer_refuses_names_its_grid_row(tmp_path):
+  with pytest.raises(UserError, match=r'^recall/memory_off: data.task: num_keys \+ num_values '
+                     'must be < 200$'):
+    ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
+                    settings={'data.task.num_keys': 190})
   assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
-from memgpt_jax.decode import Decoder, generate, sample_token
+from memgpt_jax.decode import SEGMENTS_PER_CALL, Decoder, generate, sample_token
 
 
 def _norm(x, p, kind):
@@ -95,6 +95,26 @@ def test_cached_decoding_matches_full_forward(memgpt, chunks):
     offset += size
   np.testing.assert_allclose(jnp.exp(jnp.concatenate(pieces, axis=1)), jnp.exp(expected),
                              atol=1e-5)
+
+
+def test_prefill_feeds_any_length_as_feed_does(memgpt):
+  """A long input through prefill (partly filled segment first, then more whole
+  segments than one compiled call takes, then a partial one) leaves the state feed
+  leaves: the same last-position distribution, memory, and what follows."""
+  model, params = memgpt
+  decoder = Decoder(model, params)
+  length = (SEGMENTS_PER_CALL + 2) * model.cfg.segment_len + 5
+  tokens = np.asarray(jax.random.randint(jax.random.key(2), (2, length + 6), 0, VOCAB))
+  _, start = decoder.feed(decoder.start(2), tokens[:, :3])
+  fed, fed_state = decoder.feed(start, tokens[:, 3:length])
+  last, state = decoder.prefill(start, tokens[:, 3:length])
+  assert last.shape == (2, VOCAB) and state.position == fed_state.position
+  np.testing.assert_allclose(last, fed[:, -1], atol=2e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), state.memory,
+               fed_state.memory)
+  after, _ = decoder.feed(state, tokens[:, length:])
+  expected, _ = decoder.feed(fed_state, tokens[:, length:])
+  np.testing.assert_allclose(after, expected, atol=2e-5)
 
 
 def test_decoding_runs_past_the_training_length(memgpt):

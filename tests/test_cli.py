@@ -93,10 +93,12 @@ def train_in_process(monkeypatch, capsys):
     (('--config={tmp}/config.py',), 'is not valid Python: invalid syntax'),
     (('--config=configs/tiny.py', '--config.model.d_model=abc'),
      'flag --config.model.d_model=abc: invalid literal'),
+    (('--config=configs/tiny.py', '--config.train.grad_clip_norm=-1'),
+     'train.grad_clip_norm=-1.0 must be > 0'),
 ])
 def test_bad_training_input_is_one_line(train_in_process, tmp_path, args, message):
-  """A config file that does not load (found before the flags parser runs) and a value
-  the parser refuses, each as one line with exit status 2; tests/test_errors.py checks
+  """A config file that does not load (found before the flags parser runs), a value
+  the parser refuses and one outside its range, each as one line with exit status 2; tests/test_errors.py checks
   the messages."""
   (tmp_path / 'config.py').write_text('def get_config(:\n')
   args = [arg.format(tmp=tmp_path) for arg in args]

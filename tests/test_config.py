@@ -49,7 +49,7 @@ def test_baseline_is_the_default_without_memory_and_pointer():
     ('model.memory.layers', 'first', "use 'all' or comma-separated"),
     ('model.segment_len', 0, 'segment_len=0 must be >= 1'),
     ('model.init_std', 0.0, 'init_std=0.0 must be > 0'),
-    ('train.batch_size', 0, 'batch_size=0 must be at least 1'),
+    ('train.batch_size', 0, 'train.batch_size=0 must be >= 1'),
     ('train.warmup_steps', -1, 'warmup_steps=-1 must be >= 0'),
     ('train.write_cost', -0.1, 'write_cost=-0.1 must be >= 0'),
     ('data.validation_fraction', 1.5, 'validation_fraction=1.5'),

@@ -53,6 +53,8 @@ def test_command_line_config_problems_are_named():
     ({'model.memory.slots.num_slots': -1}, 'num_slots=-1 must be >= 0'),
     ({'data.source': 'text'}, 'data.paths is empty'),
     ({'data.source': 'text', 'data.paths': '/nonexistent/*.txt'}, 'matches no file'),
+    ({'data.source': 'text', 'data.paths': '/'}, r"data.paths '/' is a directory: name its "
+     r"files, e.g. '/\*.txt'"),
     ({'data.task_metrics': 'bleu'}, "data.task_metrics='bleu' is not one of"),
     ({'data.task_metrics': 'exact_match'}, 'task_metrics needs a seq2seq source'),
     ({'data.source': 'tfds'}, 'data.tfds_name'),
@@ -110,15 +112,15 @@ def decoder():
 
 
 @pytest.mark.parametrize('settings,message', [
-    ({'top_k': 259}, r'--top_k=259 must be in \[0, 258\], the vocabulary size'),
-    ({'top_k': -1}, r'--top_k=-1 must be in \[0, 258\]'),
-    ({'temperature': math.nan}, '--temperature=nan must be a finite number >= 0'),
-    ({'temperature': math.inf}, '--temperature=inf must be a finite number >= 0'),
-    ({'temperature': -0.5}, '--temperature=-0.5 must be a finite number >= 0'),
+    ({'top_k': 259}, '--top_k=259 must be at most 258, the vocabulary size'),
+    ({'top_k': -1}, r'--top_k=-1 must be >= 0 \(0: all tokens\)'),
+    ({'temperature': math.nan}, '--temperature=nan must be >= 0'),
+    ({'temperature': math.inf}, '--temperature=inf must be >= 0'),
+    ({'temperature': -0.5}, '--temperature=-0.5 must be >= 0'),
     ({'top_p': math.nan}, r'--top_p=nan must be in \(0, 1\]'),
     ({'top_p': 0.0}, r'--top_p=0.0 must be in \(0, 1\]'),
-    ({'max_new_tokens': 0}, '--max_new_tokens=0 must be at least 1'),
-    ({'num_samples': 0}, '--num_samples=0 must be at least 1'),
+    ({'max_new_tokens': 0}, '--max_new_tokens=0 must be >= 1'),
+    ({'num_samples': 0}, '--num_samples=0 must be >= 1'),
 ])
 def test_sampling_settings_name_their_flag(decoder, settings, message):
   kwargs = {'max_new_tokens': 4} | settings

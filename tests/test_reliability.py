@@ -1,6 +1,7 @@
 """Nothing lost: divergence, damaged checkpoints, two trainers, accumulation, what a
 resume may change, logs without repeats. Tiny config, in-process."""
 
+import errno
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import threading
 import time
 
+from etils import epath
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -17,7 +19,7 @@ import pytest
 
 from conftest import snapshot, tiny_train_config, train_losses
 from memgpt_jax import config_lib, sampling
-from memgpt_jax.errors import Diverged, Preempted, UserError
+from memgpt_jax.errors import Diverged, Preempted, SaveFailed, UserError
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.checkpointing import all_finite
 from memgpt_jax.training.metrics_writer import MetricsWriter, read_metrics
@@ -113,6 +115,61 @@ def test_readers_take_the_newest_checkpoint_that_restores(finished, tmp_path, da
     with pytest.raises(UserError, match='no checkpoint restores: step 4 .*; step 2') as error:
       restore()
     assert '\n' not in str(error.value)
+
+
+def test_a_reader_lists_again_when_a_trainer_rotates_its_checkpoints_away(
+    finished, tmp_path, monkeypatch):
+  """memgpt-sample while a trainer writes the workdir: before the reader reads a step
+  it listed, the trainer saves newer ones (here: 2 and 4 saved again as 6 and 8) and
+  keep-N rotation deletes the listed ones. The reader lists again and reads the newest."""
+  _, params = finished
+  workdir = copy_run(finished, tmp_path)
+  checkpoints = workdir / 'checkpoints'
+  read_model = workdir_lib.read_model
+
+  def rotated_before_read(step_dir, *args):
+    for old, new in (('2', '6'), ('4', '8')):
+      if (checkpoints / old).exists():
+        (checkpoints / old).rename(checkpoints / new)
+    return read_model(step_dir, *args)
+
+  monkeypatch.setattr(workdir_lib, 'read_model', rotated_before_read)
+  decoder, _, _ = sampling.load_decoder(workdir)
+  assert_same_params(decoder.params['params'], params[4])
+
+
+@pytest.mark.parametrize('async_save,code,write', [
+    (False, errno.ENOSPC, 1), (True, errno.EIO, 6)])
+def test_a_save_that_cannot_write_loses_nothing(finished, data_dir, tmp_path, monkeypatch,
+                                                capfd, async_save, code, write):
+  """The disk fills (or fails) at one write of the step-4 save, synchronous or not:
+  one error naming the step, the workdir and the space a checkpoint needs; the partial
+  folder removed, step 2 intact, and the run resumes as if nothing had happened."""
+  _, params = finished
+  workdir = tmp_path / 'w'
+  writes = []
+  write_text = epath.Path.write_text
+
+  def failing_write(path, *args, **kwargs):
+    if '4.orbax-checkpoint-tmp' in str(path):
+      writes.append(path)
+      if len(writes) == write:
+        raise OSError(code, os.strerror(code))
+    return write_text(path, *args, **kwargs)
+
+  monkeypatch.setattr(epath.Path, 'write_text', failing_write)
+  config = four_steps(data_dir, async_checkpointing=async_save)
+  with pytest.raises(SaveFailed, match=(
+      rf'^could not save step 4 in {workdir / "checkpoints"}: \[Errno {code}\] '
+      rf'{os.strerror(code)} \(a checkpoint needs about [\d,]+ MiB free\); the partial save '
+      'was removed and step 2 is intact: make room and run again to resume$')):
+    train_and_evaluate(config, workdir)
+  assert 'Traceback' not in capfd.readouterr().err
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['2']
+  assert_same_params(step_params(workdir, 2), params[2])
+  monkeypatch.undo()
+  train_and_evaluate(config, workdir)
+  assert_same_params(step_params(workdir, 4), params[4])
 
 
 def test_resume_past_a_damaged_checkpoint_repeats_no_log_line(finished, data_dir, tmp_path,

@@ -12,7 +12,7 @@ import jax
 
 from memgpt_jax import config_lib
 from memgpt_jax import host_memory
-from memgpt_jax.errors import Diverged, Preempted, UserError
+from memgpt_jax.errors import Diverged, Preempted, SaveFailed, UserError
 
 
 _COMPILATION_CACHE = flags.DEFINE_string(
@@ -22,6 +22,7 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     'wins.')
 
 # 0 finished, 2 bad input (UserError), 3 preempted (Preempted), 4 diverged (Diverged),
+# 5 a checkpoint could not be written (SaveFailed),
 # 130 interrupted by a second Ctrl-C or before training started (the shell's 128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
@@ -74,8 +75,9 @@ def run_main(program: str, main: Callable[[list[str]], None]):
                         os.path.expanduser(_COMPILATION_CACHE.value))
     try:
       main(argv)
-    except (UserError, Preempted, Diverged) as error:
-      label = 'error' if isinstance(error, UserError) else type(error).__name__.lower()
+    except (UserError, Preempted, Diverged, SaveFailed) as error:
+      label = {Preempted: 'preempted', Diverged: 'diverged',
+               SaveFailed: 'save failed'}.get(type(error), 'error')
       fail(program, str(error), label, error.exit_status)
     except KeyboardInterrupt:
       fail(program, 'interrupted before anything could be saved', 'interrupted',

@@ -120,6 +120,9 @@ def text_files(paths: str) -> list[str]:
   """Expands `data.paths` (files, globs, comma-separated; ~ allowed) to sorted files."""
   files = set()
   for pattern in filter(None, (p.strip() for p in paths.split(','))):
+    if os.path.isdir(os.path.expanduser(pattern)):
+      raise DataError(f'data.paths {pattern!r} is a directory: name its files, e.g. '
+                      f"'{pattern.rstrip('/')}/*.txt' (or '/**/*.txt' for every level)")
     matched = [f for f in glob.glob(os.path.expanduser(pattern), recursive=True)
                if os.path.isfile(f)]
     if not matched:

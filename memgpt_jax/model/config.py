@@ -7,33 +7,24 @@ import operator
 import jax.numpy as jnp
 import ml_collections
 
+from memgpt_jax import ranges
 from memgpt_jax.errors import ConfigError
 
 
-def _setting(key: str | None = None, *, choices: tuple[str, ...] = (),
-             minimum: float | None = None, above: float | None = None,
-             below: float | None = None, note: str = '', parse=None):
-  """A field read from `config.model[key]` (dotted; default: the field's name) and the
-  constraint its value must meet; `parse(value, config.model)` turns it into the
-  field's value where a cast does not."""
-  return dataclasses.field(metadata=dict(key=key, choices=choices, minimum=minimum,
-                                         above=above, below=below, note=note, parse=parse))
+def _setting(key: str | None = None, *, choices: tuple[str, ...] = (), parse=None):
+  """A field read from `config.model[key]` (dotted; default: the field's name); a
+  string setting lists its `choices`, a numeric one has its range in
+  memgpt_jax/ranges.py; `parse(value, config.model)` turns it into the field's value
+  where a cast does not."""
+  return dataclasses.field(metadata=dict(key=key, choices=choices, parse=parse))
 
 
-def _problem(value, spec: dict) -> str | None:
+def _problem(name: str, value, spec: dict) -> str | None:
   """What is wrong with a setting's value, in words, or None."""
   if spec['choices'] and value not in spec['choices']:
-    return f'{value!r} is not one of {", ".join(spec["choices"])}'
-  low, high = spec['minimum'], spec['below']
-  if spec['above'] is not None and high is not None and not spec['above'] < value < high:
-    return f'{value} must be in ({spec["above"]:g}, {high:g})'
-  if low is not None and high is not None and not low <= value < high:
-    return f'{value} must be in [{low:g}, {high:g})'
-  if spec['above'] is not None and high is None and not value > spec['above']:
-    return f'{value} must be > {spec["above"]:g}'
-  if low is not None and high is None and not value >= low:
-    return f'{value} must be >= {low:g}' + (f' ({spec["note"]})' if spec['note'] else '')
-  return None
+    return f'{name}={value!r} is not one of {", ".join(spec["choices"])}'
+  declared = ranges.range_of(name)
+  return declared.problem(name, value) if declared and not isinstance(value, bool) else None
 
 
 def _parse_layers(spec, model: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -68,8 +59,8 @@ def _build(cls, section: ml_collections.ConfigDict, model: ml_collections.Config
       values[field.name] = _build(field.type, raw, model, f'{prefix}{key}.')
       continue
     value = spec['parse'](raw, model) if spec['parse'] else field.type(raw)
-    if problem := _problem(value, spec):
-      raise ConfigError(f'model.{prefix}{key}={problem}')
+    if problem := _problem(f'model.{prefix}{key}', value, spec):
+      raise ConfigError(problem)
     values[field.name] = value
   return cls(**values, **given)
 
@@ -77,7 +68,7 @@ def _build(cls, section: ml_collections.ConfigDict, model: ml_collections.Config
 @dataclasses.dataclass(frozen=True)
 class SlotsConfig:
   """model.memory.slots: S learned slots, written by cross-attention (model/slot_memory.py)."""
-  num_slots: int = _setting(minimum=0)
+  num_slots: int = _setting()
   gate: str = _setting(choices=('fixed', 'gru', 'none'))
   gate_bias_init: float = _setting()
 
@@ -86,53 +77,53 @@ class SlotsConfig:
 class DeltaConfig:
   """model.memory.delta: the delta-rule associative memory (model/delta_memory.py).
   key_dim and value_dim of 0 in the config become the head dimension here."""
-  key_dim: int = _setting(minimum=0, note='0: the head dimension')
-  value_dim: int = _setting(minimum=0, note='0: the head dimension')
+  key_dim: int = _setting()
+  value_dim: int = _setting()
   feature_map: str = _setting(choices=('silu', 'elu_plus_one', 'identity'))
   key_shift: bool = _setting()
   write_strength: str = _setting(choices=('learned', 'sparse', 'fixed', 'pointer'))
   decay: str = _setting(choices=('none', 'learned'))
-  decay_init: float = _setting(above=0.0, below=1.0)
+  decay_init: float = _setting()
   read_gate: str = _setting(choices=('token', 'head', 'none'))
   read_gate_bias_init: float = _setting()
   write_form: str = _setting(choices=('auto', 'scan', 'chunked', 'chunked_wy'))
-  chunk_size: int = _setting(minimum=1)
+  chunk_size: int = _setting()
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """config.model, each setting declared once here with its constraint (its default
-  and what it means: configs/default.py)."""
+  """config.model, each setting declared once here with its choices (its range:
+  memgpt_jax/ranges.py; its default and what it means: configs/default.py)."""
   vocab_size: int  # from the tokenizer, not the config
-  d_model: int = _setting(minimum=1)
-  num_layers: int = _setting(minimum=1)
-  num_heads: int = _setting(minimum=1)
-  mlp_dim: int = _setting(minimum=1)
+  d_model: int = _setting()
+  num_layers: int = _setting()
+  num_heads: int = _setting()
+  mlp_dim: int = _setting()
   mlp_type: str = _setting(choices=('swiglu', 'gelu'))
   norm_type: str = _setting(choices=('rmsnorm', 'layernorm'))
   position: str = _setting(choices=('rope', 'sinusoidal', 'learned', 'none'))
-  rope_base: float = _setting(above=0.0)
-  segment_len: int = _setting(minimum=1)
-  num_segments: int = _setting(minimum=1)
+  rope_base: float = _setting()
+  segment_len: int = _setting()
+  num_segments: int = _setting()
   tie_embeddings: bool = _setting()
-  dropout_rate: float = _setting(minimum=0.0, below=1.0)
-  init_std: float = _setting(above=0.0)
+  dropout_rate: float = _setting()
+  init_std: float = _setting()
   dtype: str = _setting(choices=('float32', 'bfloat16'))
   attention: str = _setting(choices=('auto', 'einsum', 'fused'))
-  segment_unroll: int = _setting(minimum=0)
+  segment_unroll: int = _setting()
   remat: str = _setting(choices=('none', 'dots', 'full'))
   scan_layers: bool = _setting()
   bidirectional_prefix: bool = _setting()
   memory_enabled: bool = _setting('memory.enabled')
   memory_kind: str = _setting('memory.kind', choices=('delta', 'slots'))
   memory_layers: tuple[int, ...] = _setting('memory.layers', parse=_parse_layers)
-  bptt_segments: int = _setting('memory.bptt_segments', minimum=0)
+  bptt_segments: int = _setting('memory.bptt_segments')
   slots: SlotsConfig = _setting('memory.slots')
   delta: DeltaConfig = _setting('memory.delta')
   pointer_enabled: bool = _setting('pointer.enabled')
-  pointer_heads: int = _setting('pointer.num_heads', minimum=1)
-  pointer_head_dim: int = _setting('pointer.head_dim', minimum=1)
-  pointer_cache_len: int = _setting('pointer.cache_len', minimum=0)
+  pointer_heads: int = _setting('pointer.num_heads')
+  pointer_head_dim: int = _setting('pointer.head_dim')
+  pointer_cache_len: int = _setting('pointer.cache_len')
   pointer_copy_inputs: bool = _setting('pointer.copy_inputs')
 
   @property

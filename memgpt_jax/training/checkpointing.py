@@ -14,6 +14,7 @@ Which checkpoint a run starts from is memgpt_jax.training.workdir's to decide.
 
 import json
 import pathlib
+import shutil
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from memgpt_jax import config_lib
-from memgpt_jax.errors import UserError
+from memgpt_jax.errors import SaveFailed, UserError
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT, init_tokens
 
@@ -44,6 +45,7 @@ class Checkpointer:
             max_to_keep=keep, create=True, enable_async_checkpointing=async_save),
         item_names=('state', 'data', 'config', 'topology'),
     )
+    self._saving = None  # (step, bytes of its state) of the latest save
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -80,7 +82,12 @@ class Checkpointer:
             'topology': ocp.args.JsonSave(topology)}
     if data_iterator is not None:
       args['data'] = grain.checkpoint.CheckpointSave(data_iterator)
-    self._manager.save(step, args=ocp.args.Composite(**args), force=True)
+    self.wait()  # a failure of the save still in flight is reported under its own step
+    self._saving = (step, sum(x.nbytes for x in jax.tree.leaves(state)))
+    try:
+      self._manager.save(step, args=ocp.args.Composite(**args), force=True)
+    except Exception as error:  # pylint: disable=broad-except; OSError, or tensorstore's
+      raise self._failed(error) from None
 
   def restore_config(self, step: int | None = None) -> ml_collections.ConfigDict:
     step = self.latest_step() if step is None else step
@@ -104,7 +111,22 @@ class Checkpointer:
     return self._manager.restore(step, args=ocp.args.Composite(**args))['state']
 
   def wait(self):
-    self._manager.wait_until_finished()
+    """Until the save in flight is written; SaveFailed if its writing failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as error:  # pylint: disable=broad-except; as in save
+      raise self._failed(error) from None
+
+  def _failed(self, error: Exception) -> SaveFailed:
+    """The save in flight failed: removes its partial folder; the error to report."""
+    step, state_bytes = self._saving
+    for partial in self.directory.glob(f'{step}.orbax-checkpoint-tmp*'):
+      shutil.rmtree(partial, ignore_errors=True)
+    finished = [s for s in finished_steps(self.directory) if s < step]
+    kept = f'step {max(finished)} is intact' if finished else 'no earlier checkpoint exists'
+    return SaveFailed(f'could not save step {step} in {self.directory}: {_reason(error)} '
+                      f'(a checkpoint needs about {state_bytes / 2**20:,.0f} MiB free); the '
+                      f'partial save was removed and {kept}: make room and run again to resume')
 
   def close(self):
     self._manager.close()

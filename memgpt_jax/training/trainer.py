@@ -96,6 +96,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   written) when the loss or gradient norm stops being finite, UserError on bad input
   (before anything in the workdir is written).
   """
+  config_lib.check_ranges(config)
   workdir = pathlib.Path(workdir)
   if workdir.exists() and not workdir.is_dir():
     raise UserError(f'--workdir {workdir} exists and is not a directory')

@@ -135,13 +135,26 @@ def _checkpoint_steps(path: str | pathlib.Path) -> tuple[pathlib.Path, list[int]
                   'its checkpoints/ or one checkpoints/<step> of a finished save')
 
 
+# How often a reader lists the checkpoints again when every one it listed failed and a
+# trainer has meanwhile saved newer ones (and rotated the listed ones away).
+_RELISTS = 10
+
+
 def _restore_newest(path: str | pathlib.Path,
                     restore: Callable[[pathlib.Path], Restored]) -> Restored:
   """restore(step directory) for the newest checkpoint at `path` (see
-  _checkpoint_steps) that restores; older ones are tried when newer are damaged."""
+  _checkpoint_steps) that restores; older ones are tried when newer are damaged. A
+  trainer writing `path` meanwhile may delete the listed ones (keep-N rotation): when
+  none restores and newer steps have appeared, they are listed and tried."""
   directory, steps = _checkpoint_steps(path)
-  return checkpointing.newest_that_restores(
-      steps, lambda step: restore(directory / str(step)), str(path))[1]
+  for relist in range(_RELISTS + 1):
+    try:
+      return checkpointing.newest_that_restores(
+          steps, lambda step: restore(directory / str(step)), str(path))[1]
+    except UserError:
+      listed, (directory, steps) = steps, _checkpoint_steps(path)
+      if relist == _RELISTS or max(steps) <= max(listed):  # damage or a refusal
+        raise
 
 
 def load_params(path: str | pathlib.Path, abstract_params):
