@@ -127,6 +127,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.sentencepiece.model_file = ''
   config.data.sentencepiece.character_coverage = 1.0  # share of characters given own pieces
   config.data.shuffle_seed = 0
+  # How rows are cut from documents: 'packed' (rows are independent: pieces of
+  # documents packed side by side, the model's state fresh in every row) | 'streams'
+  # (row b of a step continues row b of the step before through whole documents, and
+  # the model's state is carried from step to step: memory spans whole documents;
+  # causal-LM sources only, no mixture). See memgpt_jax/data/streams.py.
+  config.data.layout = 'packed'
   # Training rows mix the corpus: causal-LM documents are read into windows of at least
   # this many tokens (one document at least), cut into pieces of at most N + 1 tokens
   # from a random offset, and packed in a random order: new cuts and order every epoch.
@@ -166,6 +172,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every = 20
   config.train.eval_every = 150
   config.train.eval_batches = 8
+  # data.layout='streams': evaluation reads whole documents, the first this many of the
+  # split (0: all), and reports bits per byte also by position in the document, in
+  # buckets ending at these token positions (the last bucket: the rest).
+  config.train.eval_documents = 0
+  config.train.eval_position_buckets = (1024, 4096, 16384, 65536)
   config.train.generate_examples = 64  # data.task_metrics: eval records decoded
   config.train.generate_max_tokens = 64  # data.task_metrics: target tokens decoded at most
   config.train.checkpoint_every = 150

@@ -6,7 +6,7 @@ import pathlib
 import ml_collections
 
 from memgpt_jax import ranges, text_metrics
-from memgpt_jax.data import pipeline, records
+from memgpt_jax.data import builders, copy_task, pipeline, records
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.config import ModelConfig
 
@@ -116,6 +116,27 @@ def _values(value) -> tuple:
   return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
+LAYOUTS = ('packed', 'streams')
+
+
+def _check_layout(config: ml_collections.ConfigDict) -> None:
+  """The streams layout reads one causal-LM corpus as whole documents."""
+  layout = config.data.layout
+  if layout not in LAYOUTS:
+    raise ConfigError(f'data.layout={layout!r} is not one of {", ".join(LAYOUTS)}')
+  if layout != 'streams':
+    return
+  if config.data.get('mixture'):
+    raise ConfigError("data.layout='streams' reads one corpus: data.mixture is not "
+                      "supported with it (use data.layout='packed')")
+  if records.is_seq2seq(config.data):
+    raise ConfigError("data.layout='streams' is for causal-LM text: a seq2seq source "
+                      "(data.inputs_key) needs data.layout='packed'")
+  if builders.is_synthetic(config.data) or config.data.source == copy_task.SOURCE:
+    raise ConfigError(f"data.layout='streams' is for text: data.source="
+                      f"{config.data.source!r} makes rows of its own (use data.layout='packed')")
+
+
 def validate(config: ml_collections.ConfigDict, vocab_size: int,
              num_processes: int = 1) -> ModelConfig:
   """Raises ConfigError naming the first value that does not fit; returns the model config."""
@@ -129,6 +150,11 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
   if train.batch_size % num_processes:
     raise ConfigError(f'train.batch_size={train.batch_size} is not divisible by the '
                       f'{num_processes} processes')
+  buckets = tuple(train.eval_position_buckets)
+  if list(buckets) != sorted(set(buckets)):
+    raise ConfigError(f'train.eval_position_buckets={buckets} must be increasing token '
+                      'positions')
+  _check_layout(config)
   for name, task in pipeline.task_configs(config).items():
     where = f'data.mixture.{name}.' if name else 'data.'
     metrics = task.data.task_metrics

@@ -80,9 +80,11 @@ def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float
   return total, metrics
 
 
-def eval_sums(output: SegmentOutput, targets: jax.Array,
-              mask: jax.Array) -> dict[str, jax.Array]:
-  """Sums over the batch, so that eval batches of any size aggregate exactly.
+def eval_sums(output: SegmentOutput, targets: jax.Array, mask: jax.Array,
+              groups: jax.Array | None = None, num_groups: int = 0) -> dict[str, jax.Array]:
+  """Sums over the batch, so that eval batches of any size aggregate exactly; with
+  `groups` ([B, N] ints in [0, num_groups): each target's group, e.g. how far into
+  its document it is) also the nll and tokens of each group ([num_groups] each).
 
   Builds the full distribution (a scatter-add) for the accuracy: evaluation only.
   """
@@ -95,6 +97,10 @@ def eval_sums(output: SegmentOutput, targets: jax.Array,
       'tokens': mask.sum(),
       'correct': (correct * mask).sum(),
   }
+  if groups is not None:
+    groups = _by_segment(groups, output).ravel()
+    sums['group_nll'] = jax.ops.segment_sum(-(log_p * mask).ravel(), groups, num_groups)
+    sums['group_tokens'] = jax.ops.segment_sum(mask.ravel(), groups, num_groups)
   if output.log_gate is not None:
     gate = jnp.exp(output.log_gate)
     log_p_vocab = target_log_probs(output.vocab_logits, targets)

@@ -131,6 +131,8 @@ RANGES: dict[str, Range] = {
     'train.log_every': _COUNT,
     'train.eval_every': _COUNT,
     'train.eval_batches': _COUNT,
+    'train.eval_documents': Range(0, note='0: all'),
+    'train.eval_position_buckets': _COUNT,
     'train.generate_examples': _COUNT,
     'train.generate_max_tokens': _COUNT,
     'train.checkpoint_every': _COUNT,

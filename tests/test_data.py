@@ -199,7 +199,7 @@ def test_text_config_changes_with_the_files(tmp_path):
 # Errors: one clear line each.
 
 @pytest.mark.parametrize('data, message', [
-    (dict(source='foo'), r"unknown data.source 'foo' \(choose pystdlib or text\)"),
+    (dict(source='foo'), r"unknown data.source 'foo' \(choose pystdlib, pystdlib_packages or text\)"),
     (dict(source='text', paths='{tmp}/missing/*.txt'),
      r"data.paths '.*missing/\*.txt' matches no file"),
     (dict(source='text', paths='{tmp}/empty*.txt'), 'every file matched by .* is empty'),

@@ -2,7 +2,10 @@
 
 Text sources: the Python standard library's source, which every machine has, and
 local text files. Both write one record per document, {'text', 'path'}, in a
-fixed order, so a prepared split reads back the same on every machine and run.
+fixed order, so a prepared split reads back the same on every machine and run. The
+library's source comes as one document per file ('pystdlib') or, for long-document
+work, one per package, its files joined in order ('pystdlib_packages': documents of
+10K-1.4M bytes, the corpus of the streams layout's tests and default long run).
 Synthetic sources (memgpt_jax/data/synthetic.py: recall, passkey, copy, induction)
 write one fixed-length row per example, {'tokens', 'answers'}.
 
@@ -37,6 +40,8 @@ from memgpt_jax.data.errors import DataError
 # Installed packages vary per machine; tests are not the library's code.
 _EXCLUDED_DIRS = frozenset(
     {'site-packages', 'dist-packages', 'test', 'tests', 'idle_test', '__pycache__'})
+# data.source of the stdlib corpus: a document per file, or per package.
+STDLIB_SOURCES = ('pystdlib', 'pystdlib_packages')
 # (split, end of its range of buckets in [0, 100)).
 _STDLIB_SPLITS = (('train', 90), ('validation', 95), ('test', 100))
 # TFDS 4.9.10 registers its older builders (c4, wiki40b, xsum, cnn_dailymail, wmt*)
@@ -73,23 +78,38 @@ def stdlib_files(root: str) -> list[str]:
   return sorted(relpaths)
 
 
+def stdlib_documents(relpaths: list[str], by_package: bool) -> dict[str, list[str]]:
+  """{document name: its files in order}: a file each, or with `by_package` one
+  document per top-level package (its files in sorted order) and per top-level module."""
+  documents = collections.defaultdict(list)
+  for relpath in relpaths:
+    documents[relpath.split('/')[0] if by_package else relpath].append(relpath)
+  return documents
+
+
 @dataclasses.dataclass(eq=False)
 class StdlibConfig(tfds.core.BuilderConfig):
   root: str = ''
+  by_package: bool = False
 
 
-def stdlib_config(root: str | None = None) -> StdlibConfig:
+def stdlib_config(root: str | None = None, by_package: bool = False) -> StdlibConfig:
   """One config per Python major.minor (the corpus differs); another root gets its own."""
   name = f'py{sys.version_info.major}_{sys.version_info.minor}'
   if root is None:
     root = sysconfig.get_paths()['stdlib']
   else:
     name += '_' + _digest(os.path.abspath(root))
-  return StdlibConfig(name=name, root=root, description=f'*.py under {root}')
+  if by_package:
+    name += '_packages'
+  return StdlibConfig(name=name, root=root, by_package=by_package,
+                      description=f'*.py under {root}' + (', by package' if by_package else ''))
 
 
 class PyStdlib(tfds.core.GeneratorBasedBuilder):
-  """The Python standard library's source, split 90/5/5 by a hash of each file's path."""
+  """The Python standard library's source, split 90/5/5 by a hash of each document's
+  name: a file's path, or a package's (stdlib_documents). A package's document is its
+  files joined in sorted order, each opened by a comment line naming it."""
 
   VERSION = tfds.core.Version('1.0.0')
 
@@ -98,22 +118,32 @@ class PyStdlib(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download.
-    root = self.builder_config.root
+    config = self.builder_config
     by_split = collections.defaultdict(list)
-    for relpath in stdlib_files(root):
-      with open(os.path.join(root, relpath), 'rb') as f:
-        data = f.read()
-      try:
-        text = data.decode('utf-8')
-      except UnicodeDecodeError:
-        continue
+    for name, relpaths in stdlib_documents(stdlib_files(config.root), config.by_package).items():
+      texts = [(relpath, _utf8_file(os.path.join(config.root, relpath))) for relpath in relpaths]
+      texts = [(relpath, text) for relpath, text in texts if text]
+      if config.by_package:
+        text = ''.join(f'# {relpath}\n{text}' for relpath, text in texts)
+      else:
+        text = texts[0][1] if texts else ''
       if text:
-        by_split[stdlib_split(relpath)].append((relpath, text))
+        by_split[stdlib_split(name)].append((name, text))
     return {split: self._generate_examples(docs) for split, docs in by_split.items()}
 
   def _generate_examples(self, docs):
     for relpath, text in docs:
       yield relpath, {'text': text, 'path': relpath}
+
+
+def _utf8_file(path: str) -> str:
+  """The file's text; '' (left out) for one that is not UTF-8."""
+  with open(path, 'rb') as f:
+    data = f.read()
+  try:
+    return data.decode('utf-8')
+  except UnicodeDecodeError:
+    return ''
 
 
 def text_files(paths: str) -> list[str]:
@@ -320,8 +350,9 @@ def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
   if data_config.source == 'tfds':
     return _tfds_builder(data_config.tfds_name, data_dir)
   kwargs = dict(data_dir=data_dir, file_format='array_record')
-  if data_config.source == 'pystdlib':
-    return PyStdlib(config=stdlib_config(), **kwargs)
+  if data_config.source in STDLIB_SOURCES:
+    return PyStdlib(config=stdlib_config(by_package=data_config.source == 'pystdlib_packages'),
+                    **kwargs)
   if data_config.source == 'text':
     config = text_files_config(data_config.paths, data_config.validation_fraction)
     return TextFiles(config=config, **kwargs)
@@ -333,7 +364,8 @@ def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
                      **kwargs)
   if data_config.source == copy_task.SOURCE:
     return copy_task.CopySummary(config=copy_task.builder_config(data_config.task), **kwargs)
-  raise DataError(f'unknown data.source {data_config.source!r} (choose pystdlib or text), '
+  raise DataError(f'unknown data.source {data_config.source!r} (choose '
+                  f'{", ".join(STDLIB_SOURCES)} or text), '
                   f"'tfds' with data.tfds_name, {copy_task.SOURCE!r}, or a synthetic task "
                   f'({", ".join(synthetic.TASKS)})')
 

@@ -23,6 +23,9 @@ file too. A piece is a document of its own to the packer: its own id, so attenti
 memory and pointer start afresh in it. Seq2seq examples stay whole; evaluation packs
 whole documents in order. With data.mixture, each task is packed on its own and the
 rows are interleaved deterministically in proportion to the tasks' rates.
+
+With data.layout='streams' rows are not packed but continue each other from batch to
+batch through whole documents (memgpt_jax/data/streams.py).
 """
 
 import functools
@@ -33,7 +36,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from memgpt_jax.data import builders, records
+from memgpt_jax.data import builders, records, streams
 from memgpt_jax.data.errors import DataError
 
 # Documents read ahead by the reader threads: a batch needs about one stdlib file.
@@ -308,16 +311,33 @@ def _window_tokens(data_config: ml_collections.ConfigDict) -> int:
   return tokens
 
 
-def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index: int,
-                    process_count: int) -> grain.IterDataset:
-  window_tokens = _window_tokens(config.data)
+def _seq_len(config: ml_collections.ConfigDict) -> int:
+  return config.model.segment_len * config.model.num_segments
+
+
+def _train_records(config: ml_collections.ConfigDict, process_index: int,
+                   process_count: int) -> grain.MapDataset:
+  """This host's shard of the train split, shuffled anew every epoch, repeated."""
   source = builders.split_source(_prepare(config), config.data.train_split)
   shard = grain.MapDataset.source(source)[process_index::process_count]
   if not len(shard):
     raise DataError(f'the {config.data.train_split!r} split has {len(source)} records: '
                     f'too few for {process_count} processes')
-  docs = shard.shuffle(seed=config.data.shuffle_seed).repeat()
+  return shard.shuffle(seed=config.data.shuffle_seed).repeat()
+
+
+def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index: int,
+                    process_count: int) -> grain.IterDataset:
+  window_tokens = _window_tokens(config.data)
+  docs = _train_records(config, process_index, process_count)
   return _examples(docs, config, tokenizer, window_tokens)
+
+
+def _train_documents(config: ml_collections.ConfigDict, tokenizer, process_index: int,
+                     process_count: int) -> grain.MapDataset:
+  """The streams layout's documents: this host's records, tokenized whole, each ended by eos."""
+  return _train_records(config, process_index, process_count).map(functools.partial(
+      _document, data_config=config.data, tokenizer=tokenizer, max_len=0))
 
 
 def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
@@ -328,19 +348,24 @@ def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
   Order: shard the records by host, shuffle with data.shuffle_seed (a new order
   every epoch), repeat, tokenize, cut causal-LM documents into pieces at random
   offsets and shuffle them within windows of data.shuffle_window_tokens tokens,
-  pack; then mix the tasks of a mixture.
+  pack; then mix the tasks of a mixture. In the streams layout: stream s of the
+  host's rows reads every B_host-th document, whole (streams.train_batches).
   `get_state()` is JSON-serializable and `set_state()` on a fresh iterator
   continues with exactly the same batches.
   """
   process_index, process_count = _processes(process_index, process_count)
   batch_size = _host_batch_size(config, process_count)
+  if config.data.layout == 'streams':
+    return iter(streams.train_batches(
+        _train_documents(config, tokenizer, process_index, process_count), batch_size,
+        _seq_len(config), tokenizer.pad_id, config.data.read_threads))
   tasks = task_configs(config)
-  streams = {name: _train_examples(task, tokenizer, process_index, process_count)
+  by_task = {name: _train_examples(task, tokenizer, process_index, process_count)
              for name, task in tasks.items()}
-  if len(streams) == 1:
-    examples = next(iter(streams.values()))
+  if len(by_task) == 1:
+    examples = next(iter(by_task.values()))
   else:
-    examples = grain.IterDataset.mix(streams, {name: float(task.data.rate)
+    examples = grain.IterDataset.mix(by_task, {name: float(task.data.rate)
                                                for name, task in tasks.items()})
   return iter(examples.batch(batch_size, drop_remainder=True))
 
@@ -359,6 +384,8 @@ def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer, split: str 
                        process_count: int | None = None) -> grain.IterDataset:
   """The first train.eval_batches batches of `split` (default data.eval_split), in
   order: finite, the same every time. For one task of a mixture, give its config.
+  In the streams layout: every document of the split (the first train.eval_documents
+  if > 0) read whole, as streams.eval_batches lays them out.
 
   Every host packs the same global batches and takes its own rows, so the
   global batches do not depend on the number of processes. A short split ends
@@ -370,8 +397,13 @@ def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer, split: str 
   source = builders.split_source(_prepare(config), split)
   if not len(source):
     raise DataError(f'the {split!r} split has no records')
-  examples = _examples(grain.MapDataset.source(source), config, tokenizer)
   rows = slice(process_index * batch_size, (process_index + 1) * batch_size)
+  if config.data.layout == 'streams':
+    count = min(config.train.eval_documents or len(source), len(source))
+    docs = [_document(source[index], config.data, tokenizer, 0) for index in range(count)]
+    return streams.eval_batches(docs, config.train.batch_size, rows, _seq_len(config),
+                                tokenizer.pad_id)
+  examples = _examples(grain.MapDataset.source(source), config, tokenizer)
   batch_fn = functools.partial(_host_rows, global_size=config.train.batch_size, rows=rows,
                                pad_id=tokenizer.pad_id)
   batches = examples.batch(config.train.batch_size, drop_remainder=False, batch_fn=batch_fn)

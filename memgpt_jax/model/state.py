@@ -34,6 +34,13 @@ class MemoryState:
   pointer_prefix: jax.Array  # [B, P] bool: whether they are seq2seq inputs
 
 
+def row_axes(state: MemoryState, layers_stacked: bool) -> MemoryState:
+  """`state` with each leaf replaced by the axis of its batch rows: 1 where the memory
+  layers are stacked on axis 0 (model.scan_layers), else 0."""
+  return jax.tree.map(lambda _: 0, state).replace(
+      memory=jax.tree.map(lambda _: int(layers_stacked), state.memory))
+
+
 @flax.struct.dataclass
 class WindowCache:
   """Per-position buffers of the current segment: empty at each segment's start."""

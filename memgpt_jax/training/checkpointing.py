@@ -268,7 +268,8 @@ def read_params(step_dir: pathlib.Path, abstract_params):
 # form), where data is read from and what is sampled. Everything else changes what
 # is trained.
 RESUMABLE = ('train.num_steps', 'train.stop_at_step', 'train.log_every', 'train.eval_every',
-             'train.eval_batches', 'train.checkpoint_every', 'train.keep_checkpoints',
+             'train.eval_batches', 'train.eval_documents', 'train.eval_position_buckets',
+             'train.checkpoint_every', 'train.keep_checkpoints',
              'train.async_checkpointing', 'train.grad_accum_steps', 'train.generate_examples',
              'train.generate_max_tokens', 'data.read_threads', 'data.tfds_data_dir',
              'data.task_metrics', 'parallelism', 'mesh.', 'sample.', 'init_from',

@@ -20,7 +20,13 @@ from memgpt_jax.training import steps
 
 
 class Evaluator:
-  """Loss, perplexity, exact bits per byte, accuracy and pointer use on a fixed split."""
+  """Loss, perplexity, exact bits per byte, accuracy and pointer use on a fixed split.
+
+  In the streams layout the rows read whole documents across batches, the model's
+  state carried from each batch to the next (fresh at every call), and bits per byte
+  is also reported by how far into its document each target is
+  (train.eval_position_buckets: 'bits_per_byte/1K-4K' and so on).
+  """
 
   def __init__(self, config, tokenizer, model: MemGPT, partitioner: JitPartitioner,
                split: str | None = None):
@@ -28,23 +34,69 @@ class Evaluator:
     self._tokenizer = tokenizer
     self._partitioner = partitioner
     self._model = model
+    streams = config.data.layout == 'streams'
+    self._buckets = tuple(config.train.eval_position_buckets) if streams else ()
+    params = partitioner.state_shardings.params
+    carry = partitioner.carry_shardings(model, config.train.batch_size) if streams else None
+    replicated = NamedSharding(partitioner.mesh, PartitionSpec())
     # The model and layout are static: equal ones share one compiled step.
-    self._step = jax.jit(steps.eval_step, static_argnums=(2, 3),
-                         in_shardings=(partitioner.state_shardings.params,
-                                       partitioner.batch_sharding),
-                         out_shardings=NamedSharding(partitioner.mesh, PartitionSpec()))
+    self._step = jax.jit(steps.eval_step, static_argnums=(3, 4, 5),
+                         in_shardings=(params, carry, partitioner.batch_sharding),
+                         out_shardings=(carry, replicated))
+    self._initial = None if not streams else jax.jit(
+        lambda p: model.apply({'params': p}, config.train.batch_size,
+                              method=MemGPT.initial_state),
+        in_shardings=(params,), out_shardings=carry)
 
   def __call__(self, params) -> dict[str, float]:
     """`params` in the partitioner's global layout."""
-    totals, num_bytes = {}, 0
+    totals, num_bytes = {}, np.zeros(len(self._buckets) + 2 if self._buckets else 1, np.int64)
+    carry = self._initial(params) if self._initial else None
     for batch in self._data:
-      num_bytes += scored_bytes(self._tokenizer, batch)
-      sums = jax.device_get(self._step(params, self._partitioner.global_batch(batch),
-                                       self._model, self._partitioner.activation_layout))
-      totals = {k: totals.get(k, 0.0) + float(v) for k, v in sums.items()}
+      batch = self._with_groups(batch)
+      num_bytes += self._scored_bytes(batch)
+      carry, sums = self._step(params, carry, self._partitioner.global_batch(batch),
+                               self._model, self._partitioner.activation_layout,
+                               len(self._buckets) + 1 if self._buckets else 0)
+      totals = {k: totals.get(k, 0.0) + np.asarray(v, np.float64)
+                for k, v in jax.device_get(sums).items()}
     if jax.process_count() > 1:
-      num_bytes = int(multihost_utils.process_allgather(np.int64(num_bytes)).sum())
-    return split_metrics(totals, num_bytes)
+      num_bytes = multihost_utils.process_allgather(num_bytes).sum(0)
+    group_nll, group_tokens = totals.pop('group_nll', ()), totals.pop('group_tokens', ())
+    metrics = split_metrics({k: float(v) for k, v in totals.items()}, int(num_bytes[0]))
+    for name, nll, tokens, count in zip(bucket_names(self._buckets), group_nll,
+                                        group_tokens, num_bytes[1:]):
+      if tokens:
+        metrics[f'bits_per_byte/{name}'] = float(nll) / math.log(2) / int(count)
+    return metrics
+
+  def _with_groups(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Streams' batches: each target's position -> its bucket's index ('groups')."""
+    if 'positions' not in batch:
+      return batch
+    batch = dict(batch)
+    positions = batch.pop('positions')
+    if self._buckets:
+      batch['groups'] = np.searchsorted(self._buckets, positions, side='right').astype(np.int32)
+    return batch
+
+  def _scored_bytes(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    """The bytes of the batch's scored targets: all of them, then each bucket's."""
+    counts = [scored_bytes(self._tokenizer, batch)]
+    if self._buckets:
+      scored = batch['mask'] > 0
+      counts += [self._tokenizer.num_bytes(batch['targets'][scored & (batch['groups'] == g)])
+                 for g in range(len(self._buckets) + 1)]
+    return np.asarray(counts, np.int64)
+
+
+def bucket_names(buckets: tuple[int, ...]) -> list[str]:
+  """(1024, 4096) -> ['0-1K', '1K-4K', '4K+']: token positions, K = 1024."""
+  def short(n: int) -> str:
+    return f'{n // 1024}K' if n and n % 1024 == 0 else str(n)
+  bounds = (0,) + tuple(buckets)
+  return ([f'{short(a)}-{short(b)}' for a, b in zip(bounds, bounds[1:])] +
+          ([f'{short(bounds[-1])}+'] if buckets else []))
 
 
 def scored_bytes(tokenizer, batch: dict[str, np.ndarray]) -> int:

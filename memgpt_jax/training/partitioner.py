@@ -42,8 +42,11 @@ class JitPartitioner:
     mesh_lib.check_batch(config.train.batch_size // config.train.grad_accum_steps,
                          self.batch_sharding, 'a micro-batch (train.batch_size / '
                          'train.grad_accum_steps)')
+    # data.layout='streams': the train state carries every stream's model state.
+    carry_rows = config.train.batch_size if config.data.layout == 'streams' else 0
     self.state_shardings, self.abstract_state, self._init = _state_programs(
-        model, optimizer, self.mesh, self.rules)
+        model, optimizer, self.mesh, self.rules, carry_rows)
+    self._carry_axes = steps.carry_axes(model, self.abstract_state.carry)
     # Activations split over the mesh like the batch rows (constrain() in the model),
     # so that the compiler never splits them like the weights; one device: nothing to split.
     self.activation_layout = (sharding_lib.ActivationLayout(self.mesh, self.rules)
@@ -81,6 +84,13 @@ class JitPartitioner:
     """Step 0 in the global layout (from_global makes it the step's); each device
     computes only its own shards."""
     return self._init(self._rng)
+
+  def carry_shardings(self, model: MemGPT, rows: int):
+    """Where a model state of `rows` streams lives: rows split like the batch's."""
+    abstract = jax.eval_shape(
+        lambda params: model.apply({'params': params}, rows, method=MemGPT.initial_state),
+        self.abstract_state.params)
+    return _carry_shardings(model, abstract, self.mesh, self.rules)
 
   def to_global(self, state: steps.TrainState) -> steps.TrainState:
     return state
@@ -141,17 +151,35 @@ class PmapPartitioner(JitPartitioner):
                     axis_name=_PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=0)
 
   def to_global(self, state: steps.TrainState) -> steps.TrainState:
-    """Stacked per-device copies -> one replicated array over the mesh."""
-    return jax.tree.map(
+    """Stacked per-device copies -> one replicated array over the mesh; the carried
+    streams' rows (each device's own) -> this process's rows of the global batch."""
+    carry = state.carry
+    if carry is not None:
+      carry = jax.tree.map(
+          lambda x, axis, sharding: jax.make_array_from_process_local_data(
+              sharding, _merge_devices(np.asarray(x), axis)),
+          carry, self._carry_axes, self.state_shardings.carry)
+    state = jax.tree.map(
         lambda x, sharding: jax.make_array_from_single_device_arrays(
             x.shape[1:], sharding, [shard.data[0] for shard in x.addressable_shards]),
-        state, self.state_shardings)
+        state.replace(carry=None), self.state_shardings.replace(carry=None))
+    return state.replace(carry=carry)
 
   def from_global(self, state: steps.TrainState) -> steps.TrainState:
     """A replicated array over the mesh -> one copy per local device, stacked and
-    sharded as the pmapped step returns it (another layout would compile it again)."""
-    local_copy = jax.tree.map(lambda x: x.addressable_shards[0].data, state)
-    return flax.jax_utils.replicate(local_copy, jax.local_devices(), axis_name=_PMAP_AXIS)
+    sharded as the pmapped step returns it (another layout would compile it again);
+    the carried streams' rows dealt to the devices as the batch's are."""
+    local_copy = jax.tree.map(lambda x: x.addressable_shards[0].data, state.replace(carry=None))
+    stacked = flax.jax_utils.replicate(local_copy, jax.local_devices(), axis_name=_PMAP_AXIS)
+    if state.carry is None:
+      return stacked
+    devices = Mesh(np.array(jax.local_devices()), (_PMAP_AXIS,))
+    per_device = NamedSharding(devices, PartitionSpec(_PMAP_AXIS))
+    carry = jax.tree.map(
+        lambda x, axis: jax.device_put(
+            _split_devices(_process_rows(x, axis), axis, jax.local_device_count()), per_device),
+        state.carry, self._carry_axes)
+    return stacked.replace(carry=carry)
 
   def train_step(self, state: steps.TrainState, batch: dict[str, np.ndarray]):
     per_device = jax.tree.map(
@@ -160,17 +188,47 @@ class PmapPartitioner(JitPartitioner):
     return state, flax.jax_utils.unreplicate(metrics)
 
 
+def _process_rows(x: jax.Array, axis: int) -> np.ndarray:
+  """This process's rows of a global array split by rows: its shards in row order."""
+  shards = {shard.index[axis].start or 0: shard.data for shard in x.addressable_shards}
+  return np.concatenate([np.asarray(shards[start]) for start in sorted(shards)], axis)
+
+
+def _split_devices(rows: np.ndarray, axis: int, devices: int) -> np.ndarray:
+  """[.., R, ..] rows at `axis` -> [devices, .., R / devices, ..]: device i takes the
+  i-th run of rows, as PmapPartitioner.train_step deals out the batch."""
+  split = rows.reshape(*rows.shape[:axis], devices, -1, *rows.shape[axis + 1:])
+  return np.moveaxis(split, axis, 0)
+
+
+def _merge_devices(stacked: np.ndarray, axis: int) -> np.ndarray:
+  """_split_devices' inverse."""
+  rows = np.moveaxis(stacked, 0, axis)
+  return rows.reshape(*rows.shape[:axis], -1, *rows.shape[axis + 2:])
+
+
+def _carry_shardings(model: MemGPT, carry, mesh: Mesh, rules: sharding_lib.Rules):
+  """The carried streams' rows split over the mesh as the batch's rows are."""
+  def sharding(x, axis):
+    names = tuple('batch' if i == axis else None for i in range(len(x.shape)))
+    return NamedSharding(mesh, sharding_lib.mesh_spec(names, x.shape, mesh, rules))
+  return jax.tree.map(sharding, carry, steps.carry_axes(model, carry))
+
+
 @functools.lru_cache(maxsize=16)
 def _state_programs(model: MemGPT, optimizer: optax.GradientTransformation, mesh: Mesh,
-                    rules: sharding_lib.Rules):
+                    rules: sharding_lib.Rules, carry_rows: int):
   """The train state's shardings, its abstract layout and the compiled init (key ->
   state in that layout) of one setup, built once per process. The model is traced once
   for init: the traced program's shapes and logical axis names give the shardings, and
-  the compiled init replays it."""
-  traced = jax.jit(lambda rng: steps.init_train_state(model, optimizer, rng, 1)).trace(
-      jax.random.PRNGKey(0))
+  the compiled init replays it. `carry_rows` > 0: a model state carried for that many
+  streams (data.layout='streams'), its rows split like the batch's."""
+  traced = jax.jit(lambda rng: steps.init_train_state(model, optimizer, rng, 1, carry_rows)
+                   ).trace(jax.random.PRNGKey(0))
   boxed = traced.out_info
   shardings = sharding_lib.tree_shardings(boxed, mesh, rules)
+  if carry_rows:
+    shardings = shardings.replace(carry=_carry_shardings(model, boxed.carry, mesh, rules))
   abstract_state = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
       nn.unbox(boxed), shardings)

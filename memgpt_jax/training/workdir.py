@@ -261,6 +261,8 @@ def _resume(resumer: Checkpointer, config: ml_collections.ConfigDict,
   if saved_processes != jax.process_count():
     notes.append(f'{workdir}: checkpoint written by {saved_processes} processes, restored '
                  f'on {jax.process_count()}; each process reads its data shard from the start')
+    if state.carry is not None:  # the streams start again: so does their model state
+      state = state.replace(carry=partitioner.init_state().carry)
   if jax.process_index() == 0:
     notes.extend(f'set aside {path.name} (did not restore); training continues from step '
                  f'{step}' for path in resumer.set_aside_after(step))
