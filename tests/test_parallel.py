@@ -148,26 +148,36 @@ def layouts(tmp_path_factory):
   results['compiler_log'] = stderr
   saved = np.load(params_file)
   results['params'] = {name: [saved[key] for key in sorted(saved.files)
-                              if key.startswith(f'{name}:')] for name in layouts_check.LAYOUTS}
+                              if key.startswith(f'{name}:')]
+                       for name in {**layouts_check.LAYOUTS, **layouts_check.STREAMS_LAYOUTS}}
   results['layouts']['one device'], results['params']['one device'] = layouts_check.train(
       {}, 'jit')
+  (results['layouts']['one device, streams'],
+   results['params']['one device, streams']) = layouts_check.train({}, 'jit', streams=True)
   return results
 
 
-def test_every_layout_makes_the_same_update(layouts):
+@pytest.mark.parametrize('layouts_of,reference', [
+    (layouts_check.LAYOUTS, 'one device'),
+    (layouts_check.STREAMS_LAYOUTS, 'one device, streams')])
+def test_every_layout_makes_the_same_update(layouts, layouts_of, reference):
+  """Each layout's losses and parameters (and in the streams layout the state carried
+  for every row) after 2 updates are those of one device."""
   reports, params = layouts['layouts'], layouts['params']
-  reference = reports['one device']
-  assert reference['moved'] > 1e-3  # the two updates really moved the parameters
+  assert reports[reference]['moved'] > 1e-3  # the two updates really moved the parameters
   # Adam's first updates are about g / |g|: where g is near 0, rounding that differs
   # between layouts shows at a few 1e-5 of a parameter, where a layout that got the
   # math wrong is off by as much as the updates move.
-  tolerance = 0.01 * reference['moved']
-  for name in layouts_check.LAYOUTS:
-    np.testing.assert_allclose(reports[name]['losses'], reference['losses'], rtol=1e-5,
-                               err_msg=name)
-    assert len(params[name]) == len(params['one device']), name
-    for got, want in zip(params[name], params['one device']):
+  tolerance = 0.01 * reports[reference]['moved']
+  for name in layouts_of:
+    np.testing.assert_allclose(reports[name]['losses'], reports[reference]['losses'],
+                               rtol=1e-5, err_msg=name)
+    assert len(params[name]) == len(params[reference]), name
+    for got, want in zip(params[name], params[reference]):
       np.testing.assert_allclose(got, want, atol=tolerance, err_msg=name)
+  # The carried state changes the second step's loss: the streams are really carried.
+  if layouts_of is layouts_check.STREAMS_LAYOUTS:
+    assert abs(reports[reference]['losses'][1] - reports['one device']['losses'][1]) > 1e-4
 
 
 def test_no_layout_makes_the_compiler_replicate_a_tensor(layouts):
