@@ -22,10 +22,13 @@ from memgpt_jax.training import steps
 class Evaluator:
   """Loss, perplexity, exact bits per byte, accuracy and pointer use on a fixed split.
 
-  In the streams layout the rows read whole documents across batches, the model's
-  state carried from each batch to the next (fresh at every call), and bits per byte
-  is also reported by how far into its document each target is
-  (train.eval_position_buckets: 'bits_per_byte/1K-4K' and so on).
+  Rows are fed in pieces of at most one training row (model.num_segments segments),
+  the model's state carried from piece to piece: the step compiles once for that
+  shape whatever the rows' length (a synthetic task's long evaluation rows), and its
+  memory does not grow with it. The state starts fresh with every batch; in the
+  streams layout, whose rows read whole documents across batches, with every call
+  only, and bits per byte is also reported by how far into its document each target
+  is (train.eval_position_buckets: 'bits_per_byte/1K-4K' and so on).
   """
 
   def __init__(self, config, tokenizer, model: MemGPT, partitioner: JitPartitioner,
@@ -34,16 +37,17 @@ class Evaluator:
     self._tokenizer = tokenizer
     self._partitioner = partitioner
     self._model = model
-    streams = config.data.layout == 'streams'
-    self._buckets = tuple(config.train.eval_position_buckets) if streams else ()
+    self._streams = config.data.layout == 'streams'
+    self._buckets = tuple(config.train.eval_position_buckets) if self._streams else ()
+    self._piece_len = config.model.segment_len * config.model.num_segments
     params = partitioner.state_shardings.params
-    carry = partitioner.carry_shardings(model, config.train.batch_size) if streams else None
+    carry = partitioner.carry_shardings(model, config.train.batch_size)
     replicated = NamedSharding(partitioner.mesh, PartitionSpec())
     # The model and layout are static: equal ones share one compiled step.
     self._step = jax.jit(steps.eval_step, static_argnums=(3, 4, 5),
                          in_shardings=(params, carry, partitioner.batch_sharding),
                          out_shardings=(carry, replicated))
-    self._initial = None if not streams else jax.jit(
+    self._initial = jax.jit(
         lambda p: model.apply({'params': p}, config.train.batch_size,
                               method=MemGPT.initial_state),
         in_shardings=(params,), out_shardings=carry)
@@ -51,15 +55,18 @@ class Evaluator:
   def __call__(self, params) -> dict[str, float]:
     """`params` in the partitioner's global layout."""
     totals, num_bytes = {}, np.zeros(len(self._buckets) + 2 if self._buckets else 1, np.int64)
-    carry = self._initial(params) if self._initial else None
+    carry = self._initial(params)
     for batch in self._data:
       batch = self._with_groups(batch)
       num_bytes += self._scored_bytes(batch)
-      carry, sums = self._step(params, carry, self._partitioner.global_batch(batch),
-                               self._model, self._partitioner.activation_layout,
-                               len(self._buckets) + 1 if self._buckets else 0)
-      totals = {k: totals.get(k, 0.0) + np.asarray(v, np.float64)
-                for k, v in jax.device_get(sums).items()}
+      if not self._streams:
+        carry = self._initial(params)
+      for piece in self._pieces(batch):
+        carry, sums = self._step(params, carry, self._partitioner.global_batch(piece),
+                                 self._model, self._partitioner.activation_layout,
+                                 len(self._buckets) + 1 if self._buckets else 0)
+        totals = {k: totals.get(k, 0.0) + np.asarray(v, np.float64)
+                  for k, v in jax.device_get(sums).items()}
     if jax.process_count() > 1:
       num_bytes = multihost_utils.process_allgather(num_bytes).sum(0)
     group_nll, group_tokens = totals.pop('group_nll', ()), totals.pop('group_tokens', ())
@@ -69,6 +76,14 @@ class Evaluator:
       if tokens:
         metrics[f'bits_per_byte/{name}'] = float(nll) / math.log(2) / int(count)
     return metrics
+
+  def _pieces(self, batch: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The batch's rows cut into consecutive pieces of equal length: the training row's
+    length, or the largest common divisor of it and the rows' (whole segments)."""
+    length = batch['inputs'].shape[1]
+    piece = math.gcd(length, self._piece_len)
+    return [{k: v[:, start:start + piece] for k, v in batch.items()}
+            for start in range(0, length, piece)]
 
   def _with_groups(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Streams' batches: each target's position -> its bucket's index ('groups')."""
