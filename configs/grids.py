@@ -19,6 +19,9 @@ class Run:
   # Memory and pointer off, one segment spanning the row, and the MLP widened to the
   # parameter count of the MemGPT it is compared with.
   plain_gpt: bool = False
+  # The MLP widened to the parameter count of the config without the run's overrides
+  # (a part switched off is paid for in MLP units).
+  match_params: bool = False
   # A curriculum: easier tasks trained first, each stage fine-tuned from the one
   # before (--config.init_from); the run itself is the last stage. Overrides per stage.
   stages: tuple[dict, ...] = ()
@@ -29,6 +32,10 @@ class Grid:
   runs: tuple[Run, ...]
   seeds: tuple[int, ...]
   overrides: dict  # applied to every run first
+  # Text: also score the validation split's whole documents, the model's state carried
+  # through each and reset every row, by position in the document
+  # (experiments/ablation_eval.py's evaluate_documents).
+  documents: bool = False
 
 
 _SYNTHETIC = 'configs/synthetic.py'
@@ -36,6 +43,25 @@ _SYNTHETIC = 'configs/synthetic.py'
 _IN_WINDOW = {'model.num_segments': 1, 'data.task.train_distances': (0,),
               'data.task.eval_distances': (0,), 'train.eval_every': 25}
 _TEXT = {'data.source': 'pystdlib', 'model.pointer.cache_len': 32, 'train.eval_every': 10**6}
+
+
+_LONG_TEXT = 'configs/long_text.py'
+_PARTS = {'both': {}, 'memory': {'model.pointer.enabled': False},
+          'pointer': {'model.memory.enabled': False}}
+
+
+def _long_text() -> tuple[Run, ...]:
+  """The long_text grid's runs (its comment, below, says what each one is)."""
+  neither = {'model.memory.enabled': False, 'model.pointer.enabled': False,
+             'data.layout': 'packed'}
+  runs = [Run('long_text/gpt_window_T', _LONG_TEXT, neither, match_params=True),
+          Run('long_text/gpt_window_KT', _LONG_TEXT, {'data.layout': 'packed'},
+              plain_gpt=True)]
+  for part, overrides in _PARTS.items():
+    for layout in ('streams', 'packed'):
+      runs.append(Run(f'long_text/{part}_{layout}', _LONG_TEXT,
+                      overrides | {'data.layout': layout}, match_params=bool(overrides)))
+  return tuple(runs)
 
 
 # The easy stages of the recall curriculum: distances 0 and 1 only.
@@ -153,6 +179,12 @@ GRIDS = {
               Run('text/plain_gpt', 'configs/default.py', plain_gpt=True)),
         seeds=(0, 1, 2),
         overrides={}),
+    # Long documents (configs/long_text.py: the standard library's packages whole): what
+    # each part buys on text at equal parameters and tokens. Plain GPTs attending over
+    # one segment (T) and over the whole row (K * T); the MemGPT with both parts, the
+    # memory alone and the pointer alone, each with its state carried from row to row
+    # through whole documents (streams) and reset every row (packed).
+    'long_text': Grid(runs=_long_text(), seeds=(0, 1, 2), overrides={}, documents=True),
     # The delta memory's knobs on recall, each changed alone, three seeds, at the budget
     # where the base config is past 99% (step 200-300).
     'delta_knobs': Grid(

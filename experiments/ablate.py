@@ -13,6 +13,12 @@ on text; ablation_report.py writes <out>/<name>.md (the table: mean ± std over 
 <name>.json (every number, per seed too), <name>_accuracy.png (accuracy against
 distance) and <name>_loss.png (training loss curves).
 
+A long grid runs in pieces: stopped anywhere (Ctrl-C, kill), the same command goes on
+where it was. A finished (run, seed) keeps its result in its workdir (result.json,
+with the config it was trained with) and is not trained again; an unfinished one
+resumes from its last checkpoint (exactly: memgpt-train's resume). A workdir holding a
+run of another config is refused with one line: name a new --workdir.
+
 A model whose memory is off and whose pointer sees only the current segment cannot
 know an answer D >= 1 segments back: its accuracy there must be at chance. Above
 chance (ablation_eval.LEAK_STANDARD_ERRORS standard errors of a binomial) is reported
@@ -24,7 +30,7 @@ import contextlib
 import dataclasses
 import math
 import pathlib
-import shutil
+import json
 import sys
 import time
 
@@ -35,7 +41,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ablation_eval import evaluate_distances
+from ablation_eval import evaluate_distances, evaluate_documents
 from ablation_report import SUCCESS_ACCURACY, found_leaks, summarize, write_report
 from memgpt_jax import config_lib
 from memgpt_jax import host_memory
@@ -62,10 +68,15 @@ _GRID = flags.DEFINE_enum('grid', 'quick', list(GRIDS), 'Which grid to run (conf
 
 def make_config(run, grid, seed: int, data_dir: pathlib.Path):
   config = config_lib.load_config(ROOT / run.config)
-  for key, value in (grid.overrides | run.overrides).items():
+  for key, value in grid.overrides.items():
+    config_lib.set_dotted(config, key, value)
+  base = config.copy_and_resolve_references()
+  for key, value in run.overrides.items():
     config_lib.set_dotted(config, key, value)
   if run.plain_gpt:
     config = _with_params(config_lib.plain_gpt(config), _count_params(config))
+  elif run.match_params:
+    config = _with_params(config, _count_params(base))
   config.seed = seed
   config.data.shuffle_seed = seed
   config.data.tfds_data_dir = str(data_dir)
@@ -89,11 +100,20 @@ def _with_params(config, target: int):
   return config
 
 
+_RESULT = 'result.json'
+
+
 def train_one(run, grid, seed: int, workdir: pathlib.Path,
               data_dir: pathlib.Path) -> dict:
-  """Trains one (run, seed) from scratch (through its curriculum) and evaluates it."""
+  """Trains one (run, seed) (through its curriculum) and evaluates it; or, where its
+  workdir has them, resumes its training, or returns its result."""
   config = make_config(run, grid, seed, data_dir)
-  shutil.rmtree(workdir, ignore_errors=True)
+  saved = workdir / _RESULT
+  if saved.is_file():
+    result = json.loads(saved.read_text())
+    if result['config'] != json.loads(config.to_json_best_effort()):
+      raise UserError(f'{workdir} holds a result of another config: name a new --workdir')
+    return result
   start = time.perf_counter()
   for index, stage in enumerate(run.stages):
     stage_config = make_config(dataclasses.replace(run, overrides=run.overrides | stage),
@@ -103,7 +123,7 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path,
   if run.stages:
     config.init_from = str(workdir / f'stage{len(run.stages) - 1}')
   final = trainer.train_and_evaluate(config, workdir)
-  train_seconds = time.perf_counter() - start
+  train_seconds = time.perf_counter() - start  # a resumed run's: its last piece's
   train_records = read_metrics(workdir, 'train')
   validation = read_metrics(workdir, 'validation')
   speeds = [r['tokens_per_second'] for r in train_records if 'tokens_per_second' in r]
@@ -121,6 +141,9 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path,
   }
   if builders.is_synthetic(config.data):
     result |= evaluate_distances(config, workdir)
+  elif grid.documents:
+    result |= evaluate_documents(config, workdir)
+  saved.write_text(json.dumps(result | {'config': json.loads(config.to_json_best_effort())}))
   return result
 
 

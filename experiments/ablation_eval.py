@@ -1,5 +1,6 @@
 """Evaluating one trained ablation run: accuracy per evaluation distance of a
-synthetic task (each distance its own split), with chance and the leak check.
+synthetic task (each distance its own split), with chance and the leak check; or, on
+text, bits per byte over whole documents, overall and by position in the document.
 
 A model whose memory is off and whose pointer sees only the current segment cannot
 know an answer D >= 1 segments back: its accuracy there must be at chance. Above
@@ -71,3 +72,21 @@ def evaluate_distances(config, workdir: pathlib.Path) -> dict:
         'segments': distance + 1, 'checked': checked,
         'leak': checked and leaks(metrics['accuracy'], chance, answers)}
   return {'chance': chance, 'distances': distances}
+
+
+def evaluate_documents(config, workdir: pathlib.Path) -> dict:
+  """Bits per byte over the whole documents of the validation split (the first
+  train.eval_documents; all if 0), by position in the document too: with the model's
+  state carried through each document ('carried'), and from a fresh state at every row
+  ('reset', what a model trained on packed rows saw). One number for a model without
+  state (no memory, no pointer cache): both are the same."""
+  tokenizer = make_tokenizer(config.data)
+  documents = config.copy_and_resolve_references()
+  documents.data.layout = 'streams'
+  model, partitioner, params = _restore_params(documents, workdir, tokenizer.vocab_size)
+  eval_model = MemGPT(model.cfg)
+  stateless = not config.model.memory.enabled and not config.model.pointer.enabled
+  return {'documents': {
+      kind: evaluation.Evaluator(documents, tokenizer, eval_model, partitioner,
+                                 carried=kind == 'carried')(params)
+      for kind in (('reset',) if stateless else ('carried', 'reset'))}}

@@ -32,13 +32,17 @@ class Evaluator:
   """
 
   def __init__(self, config, tokenizer, model: MemGPT, partitioner: JitPartitioner,
-               split: str | None = None):
+               split: str | None = None, carried: bool | None = None):
+    """`carried`: whether the state goes on from batch to batch (default: in the
+    streams layout); False in the streams layout reads whole documents row by row,
+    each from a fresh state, as a model trained on packed rows saw them."""
     self._data = make_eval_iterator(config, tokenizer, split)
     self._tokenizer = tokenizer
     self._partitioner = partitioner
     self._model = model
-    self._streams = config.data.layout == 'streams'
-    self._buckets = tuple(config.train.eval_position_buckets) if self._streams else ()
+    streams = config.data.layout == 'streams'
+    self._carried = streams if carried is None else carried
+    self._buckets = tuple(config.train.eval_position_buckets) if streams else ()
     self._piece_len = config.model.segment_len * config.model.num_segments
     params = partitioner.state_shardings.params
     carry = partitioner.carry_shardings(model, config.train.batch_size)
@@ -59,7 +63,7 @@ class Evaluator:
     for batch in self._data:
       batch = self._with_groups(batch)
       num_bytes += self._scored_bytes(batch)
-      if not self._streams:
+      if not self._carried:
         carry = self._initial(params)
       for piece in self._pieces(batch):
         carry, sums = self._step(params, carry, self._partitioner.global_batch(piece),
