@@ -64,6 +64,11 @@ def _long_text() -> tuple[Run, ...]:
   return tuple(runs)
 
 
+_FACTS = {'data.source': 'facts', 'model.segment_len': 256, 'model.num_segments': 4,
+          'data.task.context_segments': 2, 'data.task.train_distances': (0, 1, 2),
+          'data.task.eval_distances': (0, 4, 39, 390), 'train.num_steps': 3000,
+          'train.eval_every': 500}
+
 # The easy stages of the recall curriculum: distances 0 and 1 only.
 _RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
 
@@ -141,6 +146,21 @@ GRIDS = {
                    'data.task.copy_tokens': 3, 'data.task.copy_region': 8,
                    'train.batch_size': 8, 'train.eval_batches': 4, 'train.log_every': 2,
                    'train.warmup_steps': 1}),
+    # The whole-document evaluation end to end (tests): a plain GPT and a carried MemGPT
+    # of the long_text grid, tiny, on the standard library's files.
+    'tiny_documents': Grid(
+        runs=tuple(r for r in _long_text()
+                   if r.label in ('long_text/gpt_window_T', 'long_text/both_streams')),
+        seeds=(0,),
+        overrides={'model.num_layers': 1, 'model.d_model': 16, 'model.num_heads': 2,
+                   'model.mlp_dim': 32, 'model.segment_len': 16, 'model.num_segments': 2,
+                   'model.pointer.head_dim': 8, 'model.pointer.cache_len': 16,
+                   'data.source': 'pystdlib', 'train.batch_size': 4,
+                   'train.grad_accum_steps': 1, 'train.num_steps': 2, 'train.warmup_steps': 1,
+                   'train.log_every': 1, 'train.eval_documents': 2,
+                   'train.eval_position_buckets': (64, 1024),
+                   'train.async_checkpointing': False},
+        documents=True),
     # Under 15 minutes on a 2-core CPU: one seed, the headline comparisons only.
     'quick': Grid(
         runs=_memories(('delta', 'slots', 'memory_off'), 300) + _pointer_pair('induction', 150)
@@ -185,6 +205,15 @@ GRIDS = {
     # memory alone and the pointer alone, each with its state carried from row to row
     # through whole documents (streams) and reset every row (packed).
     'long_text': Grid(runs=_long_text(), seeds=(0, 1, 2), overrides={}, documents=True),
+    # Facts in language (BABILong's single supporting fact): 2-10 sentences of who went
+    # where over two 256-token segments, the question 0-2 segments later in training;
+    # evaluated with ~1K, 10K and 100K tokens of filler text before the question.
+    # Memory off (the pointer sees its segment only) must sit at chance: the leak check.
+    'facts': Grid(
+        runs=(_variant('facts/delta', '', _FACTS), _variant('facts/memory_off', 'memory_off',
+                                                            _FACTS)),
+        seeds=(0, 1, 2),
+        overrides={}),
     # The delta memory's knobs on recall, each changed alone, three seeds, at the budget
     # where the base config is past 99% (step 200-300).
     'delta_knobs': Grid(

@@ -11,9 +11,11 @@ Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'book_text', 'book_id', 'book_title', 'publication_date', 'book_link'}: one
 Project Gutenberg book (published before 1919) each, the text under 'book_text'.
-Examples are 8 segments of 256 bytes read in order through a book, so memory and the
-pointer's cache carry names and phrasing across segments. Splits: train / validation /
-test. Model and schedule: configs/corpus_base.py's long_examples variant (8 segments,
+Rows are 8 segments of 256 bytes, read as streams (data.layout='streams'): each of the
+32 rows of a batch continues its book from step to step, the memory and the pointer's
+cache carried with it, so they span whole books while the gradient spans one row.
+Evaluation reads the first 32 validation books whole, one per row, and reports bits
+per byte by position in the book too. Splits: train / validation / test. Model and schedule: configs/corpus_base.py's long_examples variant (8 segments,
 d_k = 128, remat, batch 32; remat to backprop through all 8) with twice its pointer cache. Tokenizer: bytes; a subword one reaches
 further per segment (see configs/corpus_base.py):
 --config.data.tokenizer=sentencepiece --config.data.sentencepiece.vocab_size=N.
@@ -34,6 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.source = 'tfds'
   data.tfds_name = 'pg19'
   data.text_key = 'book_text'
+  data.layout = 'streams'
+  config.train.eval_documents = 32
 
   config.sample.prompt = 'CHAPTER I.\n\n'
   return config

@@ -130,6 +130,7 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path,
   reached = [r['step'] for r in validation if r.get('accuracy', 0.0) >= SUCCESS_ACCURACY]
   result = {
       'label': run.label, 'seed': seed, 'source': config.data.source,
+      'layout': config.data.layout,
       'params': _count_params(config), 'steps': config.train.num_steps,
       'stages': [dict(stage) for stage in run.stages],
       'segment_len': config.model.segment_len, 'num_segments': config.model.num_segments,

@@ -1,5 +1,6 @@
 """Reporting an ablation grid: mean and std over seeds of every number, the results
-page (one table per task) and the plots (accuracy against distance, loss curves)."""
+page (one table per task) and the plots (accuracy against distance, loss curves; on
+whole documents, bits per byte against position in the document)."""
 
 import pathlib
 
@@ -35,6 +36,12 @@ def summarize(results: list[dict]) -> list[dict]:
            'final_accuracy': _mean_std([r['final'].get('accuracy') for r in runs])}
     for key in ('bits_per_byte', 'pointer_gate', 'copy_share'):
       row[key] = _mean_std([r['final'].get(key) for r in runs])
+    if 'documents' in first:
+      row['layout'] = first['layout']
+      row['documents'] = {
+          kind: {key: _mean_std([r['documents'][kind][key] for r in runs])
+                 for key in metrics if key.startswith('bits_per_byte')}
+          for kind, metrics in first['documents'].items()}
     if 'distances' in first:
       row['chance'] = first['chance']
       row['distances'] = {
@@ -90,6 +97,8 @@ def markdown(report: dict) -> str:
                  + [f'{100 * r["chance"]:.1f}', _steps_to_99(r['steps_to_99']),
                     _fmt(r['tokens_per_second'], digits=0), leak])
         lines.append('| ' + ' | '.join(cells) + ' |')
+    elif 'documents' in group[0]:
+      lines += _documents_table(group)
     else:
       header = ['config', 'params', 'steps', 'bits per byte', 'pointer gate', 'copy share',
                 'tokens/s']
@@ -102,7 +111,57 @@ def markdown(report: dict) -> str:
     lines.append('')
   lines += [f'![accuracy against distance]({name}_accuracy.png)', '',
             f'![training loss]({name}_loss.png)', '']
+  if any('documents' in r for r in rows):
+    lines += [f'![bits per byte against position]({name}_positions.png)', '']
   return '\n'.join(lines)
+
+
+def as_trained(row: dict) -> str:
+  """The whole-document evaluation that reads documents as the run was trained:
+  'carried' for streams (where the model has a state to carry), else 'reset'."""
+  return 'carried' if row['layout'] == 'streams' and 'carried' in row['documents'] else 'reset'
+
+
+def _documents_table(group: list[dict]) -> list[str]:
+  """Bits per byte over whole validation documents (the state carried through each,
+  and reset every row), and by position in the document as the run was trained."""
+  buckets = [key.split('/', 1)[1] for key in group[0]['documents']['reset']
+             if key.startswith('bits_per_byte/')]
+  header = (['config', 'params', 'steps', 'rows', 'bits/byte, state carried',
+             'bits/byte, state reset every row']
+            + [f'{bucket}, as trained' for bucket in buckets] + ['tokens/s'])
+  lines = ['Bits per byte over every validation document read whole (mean ± std over '
+           'seeds). "as trained": carried for the streams rows, reset every row for '
+           'the packed ones. Positions in tokens.', '',
+           '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for r in group:
+    documents = r['documents']
+    kind = as_trained(r)
+    cells = ([r['label'], f'{r["params"]:,}', str(r['steps']), r['layout'],
+              _fmt(documents.get('carried', {}).get('bits_per_byte'), digits=3),
+              _fmt(documents['reset']['bits_per_byte'], digits=3)]
+             + [_fmt(documents[kind].get(f'bits_per_byte/{b}'), digits=3) for b in buckets]
+             + [_fmt(r['tokens_per_second'], digits=0)])
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return lines
+
+
+def plot_positions(name: str, rows: list[dict], out: pathlib.Path):
+  """Bits per byte against position in the document, each run as it was trained."""
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for r in (r for r in rows if 'documents' in r):
+    metrics = r['documents'][as_trained(r)]
+    buckets = [key for key in metrics if key.startswith('bits_per_byte/')]
+    stats = [metrics[key] for key in buckets]
+    ax.errorbar(range(len(buckets)), [m for m, _ in stats], yerr=[s for _, s in stats],
+                marker='o', capsize=3, label=r['label'].split('/')[-1])
+    ax.set_xticks(range(len(buckets)), [key.split('/', 1)[1] for key in buckets])
+  ax.set(xlabel='position in the document (tokens)', ylabel='bits per byte',
+         title='whole documents, as trained')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out / f'{name}_positions.png', dpi=100)
+  plt.close(fig)
 
 
 def _plot_learning_curves(ax, source: str, results: list[dict]):
@@ -162,6 +221,8 @@ def write_report(report: dict, out: pathlib.Path):
   """<name>.json (every number), .md (the tables) and the two plots."""
   write_results(out, report['name'], report, markdown(report))
   plot(report['name'], report['runs'], report['summary'], out)
+  if any('documents' in r for r in report['summary']):
+    plot_positions(report['name'], report['summary'], out)
 
 
 def found_leaks(report: dict) -> list[str]:

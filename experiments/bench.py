@@ -92,6 +92,8 @@ VARIANTS = {
     'plain_gpt_remat_none': ('plain_gpt', {'model.remat': 'none'}),
     'plain_gpt_remat_dots': ('plain_gpt', {'model.remat': 'dots'}),
     'memgpt_one_batch': ('memgpt', {'train.grad_accum_steps': 1}),
+    # The model's state carried from step to step in the train state (data.layout).
+    'memgpt_streams': ('memgpt', {'data.layout': 'streams'}),
     'plain_gpt_one_batch': ('plain_gpt', {'train.grad_accum_steps': 1}),
 }
 

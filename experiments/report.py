@@ -14,6 +14,7 @@ import pathlib
 import re
 import sys
 
+from ablation_report import as_trained
 import step_profile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -130,6 +131,42 @@ def text_table() -> str:
     lines.append(f'| {name} | {row["params"]:,} | {row["steps"]} | '
                  f'{_num(row["bits_per_byte"], 3)} | {copy} |')
   return '\n'.join(lines + ['', _source(report, 'text')])
+
+
+# The long_text grid's rows as the README names them.
+LONG_TEXT_NAMES = {
+    'long_text/gpt_window_T': 'plain GPT, window T (one segment)',
+    'long_text/gpt_window_KT': 'plain GPT, window K*T (the whole row)',
+    'long_text/both_streams': 'MemGPT, memory + pointer, streams',
+    'long_text/both_packed': 'MemGPT, memory + pointer, packed',
+    'long_text/memory_streams': 'memory alone, streams',
+    'long_text/memory_packed': 'memory alone, packed',
+    'long_text/pointer_streams': 'pointer alone, streams',
+    'long_text/pointer_packed': 'pointer alone, packed',
+}
+
+
+def long_text_table() -> str:
+  """Whole-document bits per byte on the standard library's packages, each run read as
+  it was trained (streams: the state carried; packed: reset every row), overall and by
+  position in the document."""
+  report = _load('long_text')
+  rows = _rows(report)
+  present = [label for label in LONG_TEXT_NAMES if label in rows]
+  first = rows[present[0]]
+  buckets = [key.split('/', 1)[1] for key in first['documents']['reset']
+             if key.startswith('bits_per_byte/')]
+  lines = ['| long documents, bits per byte | params | overall | '
+           + ' | '.join(f'{b} tokens' for b in buckets) + ' |',
+           '|---|---|---|' + '---|' * len(buckets)]
+  for label in present:
+    row = rows[label]
+    metrics = row['documents'][as_trained(row)]
+    lines.append(f'| {LONG_TEXT_NAMES[label]} | {row["params"]:,} | '
+                 f'{_num(metrics["bits_per_byte"], 3)} | '
+                 + ' | '.join(_num(metrics.get(f'bits_per_byte/{b}'), 3) for b in buckets)
+                 + ' |')
+  return '\n'.join(lines + ['', _source(report, 'long_text')])
 
 
 def speed_table() -> str:
@@ -263,7 +300,8 @@ def kernel_time_table() -> str:
 
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
-          'text': text_table, 'speed': speed_table, 'profile': profile_table,
+          'text': text_table, 'long_text': long_text_table, 'speed': speed_table,
+          'profile': profile_table,
           'kernel_time': kernel_time_table,
           'accelerator_speed': accelerator_speed_table,
           'accelerator_profile': accelerator_profile_table,

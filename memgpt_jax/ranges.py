@@ -107,6 +107,7 @@ RANGES: dict[str, Range] = {
     'data.task.num_values': _COUNT,
     'data.task.num_distractors': _NONNEGATIVE,
     'data.task.context_segments': _COUNT,
+    'data.task.num_facts': _COUNT,
     'data.task.segment_len': Range(0, note="0: the model's"),
     'data.task.num_segments': Range(0, note="0: the model's"),
     'data.task.passkey_len': _COUNT,

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from conftest import load_module
+from conftest import load_module, snapshot
 from memgpt_jax import config_lib
 from memgpt_jax.errors import ConfigError, UserError
 
@@ -55,6 +55,17 @@ def test_plain_gpt_has_the_parameters_of_its_memgpt(tmp_path):
   assert abs(counts[0] - counts[1]) <= 3 * model.d_model * model.num_layers, counts
 
 
+def test_a_part_switched_off_is_paid_for_in_mlp_units(tmp_path):
+  """Every long_text run has the parameters of the MemGPT with both parts."""
+  grid = ablate.GRIDS['long_text']
+  configs = {run.label: ablate.make_config(run, grid, 0, tmp_path) for run in grid.runs}
+  full = ablate._count_params(configs['long_text/both_streams'])
+  model = configs['long_text/both_streams'].model
+  for label, config in configs.items():
+    assert abs(ablate._count_params(config) - full) <= 3 * model.d_model * model.num_layers, label
+  assert configs['long_text/gpt_window_T'].model.mlp_dim > model.mlp_dim
+
+
 def test_tiny_grid_end_to_end(tmp_path):
   report = ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
                            settings={'train.log_every': 1})
@@ -84,6 +95,35 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert rows['text/plain_gpt']['bits_per_byte'][0] > 0
   table = (tmp_path / 'results' / 'tiny.md').read_text()
   assert '| recall/memory_off |' in table and 'at chance' in table
+
+
+def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path):
+  """Text runs of a documents grid are scored on whole validation documents, the
+  carried state and the reset one, by position; run again, the grid trains nothing
+  and reports the same; a changed setting on the same workdir is refused."""
+  results, runs = tmp_path / 'results', tmp_path / 'runs'
+  report = ablate.run_grid('tiny_documents', results, runs)
+  rows = {r['label']: r for r in report['summary']}
+  memgpt, gpt = rows['long_text/both_streams'], rows['long_text/gpt_window_T']
+  assert set(memgpt['documents']) == {'carried', 'reset'}
+  assert set(gpt['documents']) == {'reset'}  # no state: one number
+  for kind in ('carried', 'reset'):
+    assert set(memgpt['documents'][kind]) == {
+        'bits_per_byte', 'bits_per_byte/0-64', 'bits_per_byte/64-1K', 'bits_per_byte/1K+'}
+    assert memgpt['documents'][kind]['bits_per_byte'][0] > 0
+  # Carrying the state through a document scores differently from resetting it.
+  assert (memgpt['documents']['carried']['bits_per_byte'][0]
+          != memgpt['documents']['reset']['bits_per_byte'][0])
+  assert (results / 'tiny_documents_positions.png').stat().st_size > 0
+  table = (results / 'tiny_documents.md').read_text()
+  assert '| long_text/both_streams |' in table and 'state carried' in table
+
+  before = snapshot(runs)
+  again = ablate.run_grid('tiny_documents', results, runs)
+  assert snapshot(runs) == before  # nothing trained or evaluated again
+  assert again['summary'] == report['summary']
+  with pytest.raises(UserError, match='holds a result of another config'):
+    ablate.run_grid('tiny_documents', results, runs, settings={'train.learning_rate': 1e-3})
 
 
 def test_settings_parse_literals_and_reject_bad_items():

@@ -1,5 +1,7 @@
 """Synthetic long-range tasks: determinism, recoverable answers, layout, and the leak check."""
 
+import re
+
 import jax
 import ml_collections
 import numpy as np
@@ -15,6 +17,8 @@ from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
 
 T, K = 32, 3
+# The tasks whose blocks fit T = 32 (facts' sentences need longer segments: its own tests).
+SHORT_BLOCKS = tuple(task for task in synthetic.TASKS if task != 'facts')
 
 
 def _config(tmp_path=None, source: str = 'recall') -> ml_collections.ConfigDict:
@@ -35,7 +39,7 @@ def _example(source: str, split: str, index: int, task=None) -> dict[str, np.nda
   return synthetic.make_example(source, task, T, K, split, index)
 
 
-@pytest.mark.parametrize('source', synthetic.TASKS)
+@pytest.mark.parametrize('source', SHORT_BLOCKS)
 def test_deterministic_by_seed_split_and_index(source):
   first = _example(source, 'train', 5)
   again = _example(source, 'train', 5)
@@ -67,7 +71,7 @@ def _solve(source: str, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
   return np.concatenate([key[:len(b)] for b in blocks])
 
 
-@pytest.mark.parametrize('source', synthetic.TASKS)
+@pytest.mark.parametrize('source', SHORT_BLOCKS)
 @pytest.mark.parametrize('split', ['train', 'distance_0', 'distance_4'])
 def test_answers_recoverable_and_placed_by_distance(source, split):
   segments, distances = synthetic.split_layout('recall', _config().data.task, split, K)
@@ -97,6 +101,43 @@ def test_recall_context_spread_over_segments():
   task.train_distances = (0, 1, 2)
   with pytest.raises(DataError, match='after 2 context segments exceed'):
     synthetic.validate('recall', task, T, K)
+
+
+def test_facts_ask_where_someone_last_went():
+  """Facts sentences open the two context segments, filler names nobody, and each
+  question's answer token is the first byte of the last place its person went to."""
+  task = _config(source='facts').data.task
+  task.context_segments, task.train_distances = 2, (0, 1)
+  segment_len, segments = 256, 3
+  synthetic.validate('facts', task, segment_len, segments)
+  fact = re.compile(r'(\w+) (?:went|journeyed|moved|travelled) to the (\w+)\. ')
+  question = re.compile(r'Where is (\w+)\? (\w+)\.')
+  for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
+    example = synthetic.make_example('facts', task, segment_len, segments, split, index)
+    text = bytes(example['tokens'].astype(np.uint8)).decode()
+    row_segments, distances = synthetic.split_layout('facts', task, split, segments)
+    assert len(text) == row_segments * segment_len + 1
+    # Each context segment opens with its facts.
+    facts = [m for s in range(2)
+             for m in fact.finditer(text[s * segment_len:(s + 1) * segment_len])]
+    assert all(fact.match(text, s * segment_len) for s in range(2))
+    assert 2 <= len(facts) <= task.num_facts
+    assert len(fact.findall(text)) == len(facts)  # no fact outside the context
+    last = {}
+    for match in facts:
+      last[match.group(1)] = match.group(2)
+    asked = list(question.finditer(text))
+    assert len(asked) == len(distances)
+    answers = np.flatnonzero(example['answers'])
+    assert len(answers) == len(asked)
+    for match, position in zip(asked, answers):
+      assert match.group(2) == last[match.group(1)]
+      assert position == match.start(2)  # the place's first byte, one per question
+  assert len({place[0] for place in synthetic.PLACES}) == len(synthetic.PLACES)
+  assert synthetic.chance_accuracy('facts', task) == 1 / len(synthetic.PLACES)
+  task.context_segments = 1
+  with pytest.raises(DataError, match='raise context_segments'):
+    synthetic.validate('facts', task, segment_len, segments)
 
 
 def test_chance_accuracy():

@@ -25,7 +25,7 @@ import numpy as np
 
 from memgpt_jax.data.errors import DataError
 
-TASKS = ('recall', 'passkey', 'copy', 'induction')
+TASKS = ('recall', 'passkey', 'copy', 'induction', 'facts')
 # Settings every task has, then each task's own: the builder's name digests exactly
 # these, so changing one rebuilds the data and nothing else does.
 COMMON_FIELDS = ('seed', 'num_train', 'num_eval', 'train_distances', 'eval_distances')
@@ -34,6 +34,7 @@ TASK_FIELDS = {
     'passkey': ('passkey_len',),
     'copy': ('copy_tokens', 'copy_region', 'num_symbols'),
     'induction': ('num_pairs', 'num_queries', 'vocab'),
+    'facts': ('num_facts', 'context_segments'),
 }
 # Marker ids sit above every task's content ids (content uses ids < 200).
 QUERY, DELIM, BLANK = 250, 251, 252
@@ -52,6 +53,29 @@ class Blocks:
   queries: list[np.ndarray]
   query_answers: list[np.ndarray]
   filler: Callable[[int], np.ndarray]
+
+
+# The facts task, in the shape of BABILong's single-supporting-fact questions: who went
+# where, in sentences; asked where someone is, the last place they went is the answer.
+# The places start with different letters, so that byte names the place: it is the
+# answer token (exact match of the word).
+PEOPLE = ('Mary', 'John', 'Sandra', 'Daniel')
+PLACES = ('kitchen', 'garden', 'office', 'hallway', 'bathroom', 'cellar')
+_MOVES = ('went to', 'journeyed to', 'moved to', 'travelled to')
+# Filler sentences, subject + verb + object: none names a person or a place.
+_SUBJECTS = ('The old clock', 'A quiet river', 'The morning train', 'Every lamp',
+             'The tall fence', 'A paper boat', 'The busy market')
+_VERBS = ('stood near', 'looked like', 'waited for', 'leaned on', 'shone over',
+          'drifted past')
+_OBJECTS = ('the bridge', 'a red door', 'the empty square', 'the last page',
+            'a stone wall', 'the harbor lights')
+_FILLER_SENTENCES = [np.frombuffer(f'{s} {v} {o}. '.encode(), np.uint8).astype(np.int32)
+                     for s in _SUBJECTS for v in _VERBS for o in _OBJECTS]
+_LONGEST_FACT = max(len(f'{p} {m} the {q}. ') for p in PEOPLE for m in _MOVES for q in PLACES)
+
+
+def _bytes(text: str) -> np.ndarray:
+  return np.frombuffer(text.encode(), np.uint8).astype(np.int32)
 
 
 # Why a task needs answer tokens: without them nothing is trained or scored.
@@ -122,8 +146,37 @@ def _induction(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   return Blocks([context], queries, answers, filler)
 
 
+def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
+  """2 to num_facts sentences 'Mary went to the kitchen.' (over context_segments parts);
+  each query block asks about someone they name: 'Where is Mary? kitchen.', the
+  answer the last place that person went (its first byte is the answer token)."""
+  count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
+  people = rng.integers(0, len(PEOPLE), count)
+  places = rng.integers(0, len(PLACES), count)
+  moves = rng.integers(0, len(_MOVES), count)
+  sentences = [_bytes(f'{PEOPLE[p]} {_MOVES[m]} the {PLACES[q]}. ')
+               for p, q, m in zip(people, places, moves)]
+  parts = np.array_split(np.arange(count), task.context_segments)
+  context = [np.concatenate([sentences[i] for i in part] or [np.zeros(0, np.int32)])
+             for part in parts]
+  last_place = {int(p): int(q) for p, q in zip(people, places)}  # later facts override
+  queries, answers = [], []
+  for _ in range(num_blocks):
+    person = int(rng.choice(sorted(last_place)))
+    question = _bytes(f'Where is {PEOPLE[person]}? ')
+    queries.append(np.concatenate([question, _bytes(f'{PLACES[last_place[person]]}.')]))
+    answer = np.zeros(len(queries[-1]), bool)
+    answer[len(question)] = True
+    answers.append(answer)
+
+  def filler(n: int) -> np.ndarray:
+    chosen = rng.integers(0, len(_FILLER_SENTENCES), n // 20 + 1)  # sentences >= 20 bytes
+    return np.concatenate([_FILLER_SENTENCES[i] for i in chosen])[:n]
+  return Blocks(context, queries, answers, filler)
+
+
 _GENERATORS = {'recall': _recall, 'passkey': _passkey, 'copy': _copy,
-               'induction': _induction}
+               'induction': _induction, 'facts': _facts}
 
 
 def chance_accuracy(task_name: str, task: ml_collections.ConfigDict) -> float:
@@ -134,7 +187,8 @@ def chance_accuracy(task_name: str, task: ml_collections.ConfigDict) -> float:
   """
   alphabet = {'recall': lambda: task.num_values, 'passkey': lambda: len(_DIGITS),
               'copy': lambda: task.num_symbols,
-              'induction': lambda: task.vocab - task.num_pairs}
+              'induction': lambda: task.vocab - task.num_pairs,
+              'facts': lambda: len(PLACES)}
   return 1.0 / alphabet[task_name]()
 
 
@@ -175,6 +229,16 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(task.num_keys + task.num_values < 200, 'num_keys + num_values must be < 200')
   if task_name == 'induction':
     _check(task.num_pairs + 2 <= task.vocab <= 200, 'need num_pairs + 2 <= vocab <= 200')
+  if task_name == 'facts':
+    _check(1 <= task.context_segments <= task.num_facts,
+           'need 1 <= context_segments <= num_facts')
+    most = -(-task.num_facts // task.context_segments) * _LONGEST_FACT
+    _check(most <= segment_len, f'{task.num_facts} facts over {task.context_segments} '
+           f'context segments take up to {most} tokens a segment, over segment_len '
+           f'{segment_len}: raise context_segments')
+    _check(all(task.context_segments - 1 + d < num_segments for d in task.train_distances),
+           f'train_distances {tuple(task.train_distances)} after {task.context_segments} '
+           f'context segments exceed num_segments {num_segments}')
   if task_name == 'passkey':
     _check(task.passkey_len >= 1,
            f'passkey_len must be >= 1: its digits are the answers and {_ANSWERS_ONLY}')
@@ -217,7 +281,7 @@ def split_layout(task_name: str, task: ml_collections.ConfigDict, split: str,
   if split in _SPLIT_IDS:
     return num_segments, tuple(sorted(task.train_distances))
   distance = int(split.removeprefix('distance_'))
-  context = task.context_segments if task_name == 'recall' else 1
+  context = task.context_segments if task_name in ('recall', 'facts') else 1
   return context + distance, (distance,)
 
 
