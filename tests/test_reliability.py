@@ -298,6 +298,7 @@ def test_an_unwritable_workdir_is_one_line(data_dir, tmp_path):
     ({'model.d_model': 48}, 'model.d_model'),
     ({'model.segment_len': 4}, 'model.segment_len'),
     ({'data.shuffle_seed': 7}, 'data.shuffle_seed'),
+    ({'data.layout': 'streams'}, 'data.layout'),
     ({'data.source': 'text', 'data.paths': __file__}, 'data.paths'),
     ({'seed': 3}, 'seed')])
 def test_a_resume_refuses_changes_to_what_is_trained(finished, data_dir, changes, key):

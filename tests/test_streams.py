@@ -155,12 +155,15 @@ def test_position_groups_split_the_sums():
                                batch['mask'][batch['groups'] == group].sum())
 
 
-@pytest.mark.parametrize('grad_accum_steps', [1, 2])
-def test_the_train_step_carries_each_rows_state_to_the_next_step(grad_accum_steps):
+@pytest.mark.parametrize('grad_accum_steps,overrides', [
+    (1, {}), (2, {}),
+    (2, {'pointer.enabled': False}),  # the pointer's cache carried is empty
+])
+def test_the_train_step_carries_each_rows_state_to_the_next_step(grad_accum_steps, overrides):
   """The new state is where the rows' forward pass ends (with the parameters the step
   started from), micro-batched or not; and 2 micro-batches make the one batch's update."""
   config = load_config('tiny')
-  model, _ = tiny_model(**{'num_layers': 2})
+  model, _ = tiny_model(**{'num_layers': 2, **overrides})
   optimizer = make_optimizer(config.train)
   state = nn.unbox(steps.init_train_state(model, optimizer, jax.random.PRNGKey(0), 1,
                                           carry_rows=4))

@@ -197,14 +197,16 @@ def _process_rows(x: jax.Array, axis: int) -> np.ndarray:
 def _split_devices(rows: np.ndarray, axis: int, devices: int) -> np.ndarray:
   """[.., R, ..] rows at `axis` -> [devices, .., R / devices, ..]: device i takes the
   i-th run of rows, as PmapPartitioner.train_step deals out the batch."""
-  split = rows.reshape(*rows.shape[:axis], devices, -1, *rows.shape[axis + 1:])
+  split = rows.reshape(*rows.shape[:axis], devices, rows.shape[axis] // devices,
+                       *rows.shape[axis + 1:])
   return np.moveaxis(split, axis, 0)
 
 
 def _merge_devices(stacked: np.ndarray, axis: int) -> np.ndarray:
   """_split_devices' inverse."""
   rows = np.moveaxis(stacked, 0, axis)
-  return rows.reshape(*rows.shape[:axis], -1, *rows.shape[axis + 2:])
+  return rows.reshape(*rows.shape[:axis], rows.shape[axis] * rows.shape[axis + 1],
+                      *rows.shape[axis + 2:])
 
 
 def _carry_shardings(model: MemGPT, carry, mesh: Mesh, rules: sharding_lib.Rules):

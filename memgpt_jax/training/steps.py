@@ -58,8 +58,8 @@ def _micro_batches(tree, count: int, axes=0):
 def _joined(tree, axes):
   """_micro_batches' inverse: every micro-batch's rows back in their places."""
   def join(x, axis):
-    x = jnp.moveaxis(x, 0, axis + 1)
-    return x.reshape(*x.shape[:axis], -1, *x.shape[axis + 2:])
+    x = jnp.moveaxis(x, 0, axis + 1)  # sizes spelled out: a leaf may have none (no pointer)
+    return x.reshape(*x.shape[:axis], x.shape[axis] * x.shape[axis + 1], *x.shape[axis + 2:])
   return jax.tree.map(join, tree, axes)
 
 
