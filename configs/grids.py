@@ -66,7 +66,7 @@ def _long_text() -> tuple[Run, ...]:
 
 _FACTS = {'data.source': 'facts', 'model.segment_len': 256, 'model.num_segments': 4,
           'data.task.context_segments': 2, 'data.task.train_distances': (0, 1, 2),
-          'data.task.eval_distances': (0, 4, 39, 390), 'train.num_steps': 3000,
+          'data.task.eval_distances': (0, 4, 39, 390), 'train.num_steps': 2000,
           'train.eval_every': 500}
 
 # The easy stages of the recall curriculum: distances 0 and 1 only.

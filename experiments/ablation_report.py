@@ -129,10 +129,11 @@ def _documents_table(group: list[dict]) -> list[str]:
              if key.startswith('bits_per_byte/')]
   header = (['config', 'params', 'steps', 'rows', 'bits/byte, state carried',
              'bits/byte, state reset every row']
-            + [f'{bucket}, as trained' for bucket in buckets] + ['tokens/s'])
+            + [f'{bucket}, as trained' for bucket in buckets])
   lines = ['Bits per byte over every validation document read whole (mean ± std over '
            'seeds). "as trained": carried for the streams rows, reset every row for '
-           'the packed ones. Positions in tokens.', '',
+           'the packed ones. Positions in tokens. Speed is not compared here: the runs '
+           'shared the CPU with other work (experiments/bench.py times steps).', '',
            '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for r in group:
     documents = r['documents']
@@ -140,8 +141,7 @@ def _documents_table(group: list[dict]) -> list[str]:
     cells = ([r['label'], f'{r["params"]:,}', str(r['steps']), r['layout'],
               _fmt(documents.get('carried', {}).get('bits_per_byte'), digits=3),
               _fmt(documents['reset']['bits_per_byte'], digits=3)]
-             + [_fmt(documents[kind].get(f'bits_per_byte/{b}'), digits=3) for b in buckets]
-             + [_fmt(r['tokens_per_second'], digits=0)])
+             + [_fmt(documents[kind].get(f'bits_per_byte/{b}'), digits=3) for b in buckets])
     lines.append('| ' + ' | '.join(cells) + ' |')
   return lines
 
