@@ -201,13 +201,15 @@ def test_settings_the_streams_layout_cannot_take_are_one_line(changes, message):
     config_lib.validate(config, 258)
 
 
-def test_a_streams_run_resumes_exactly(data_dir, tmp_path):
+@pytest.mark.parametrize('pointer', [True, False])  # off: its carried cache is empty
+def test_a_streams_run_resumes_exactly(data_dir, tmp_path, pointer):
   """Stopped at step 3 and resumed = never stopped: the streams' places and the model
   state they carry are in the checkpoint."""
   def streams_config(**train):
     config = tiny_train_config(data_dir, num_steps=6, checkpoint_every=3, eval_every=6,
                                async_checkpointing=False, **train)
     config.data.layout = 'streams'
+    config.model.pointer.enabled = pointer
     config.train.eval_documents = 1
     return config
 

@@ -13,6 +13,7 @@ Which checkpoint a run starts from is memgpt_jax.training.workdir's to decide.
 """
 
 import json
+import math
 import pathlib
 import shutil
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import flax.linen as nn
 import grain.checkpoint
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from memgpt_jax import config_lib
@@ -77,7 +79,7 @@ class Checkpointer:
            topology: dict):
     """`state` as global jax.Arrays; a Grain `data_iterator` or None (no data
     position); `topology`: {'process_count': P, 'mesh': {...}, ...}."""
-    args = {'state': ocp.args.StandardSave(state),
+    args = {'state': ocp.args.StandardSave(_without_empty(state)),
             'config': ocp.args.JsonSave(config.to_dict()),
             'topology': ocp.args.JsonSave(topology)}
     if data_iterator is not None:
@@ -105,10 +107,12 @@ class Checkpointer:
     (ShapeDtypeStructs with shardings). A `data_iterator` is moved to where this
     process's iterator was: the checkpoint must come from as many processes."""
     step = self.latest_step() if step is None else step
-    args = {'state': ocp.args.StandardRestore(abstract_state)}
+    args = {'state': ocp.args.StandardRestore(_without_empty(abstract_state))}
     if data_iterator is not None:
       args['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
-    return self._manager.restore(step, args=ocp.args.Composite(**args))['state']
+    restored = self._manager.restore(step, args=ocp.args.Composite(**args))['state']
+    return jax.tree.map(lambda x, target: _empty(target) if x is None else x, restored,
+                        abstract_state, is_leaf=lambda x: x is None)
 
   def wait(self):
     """Until the save in flight is written; SaveFailed if its writing failed."""
@@ -130,6 +134,18 @@ class Checkpointer:
 
   def close(self):
     self._manager.close()
+
+
+def _without_empty(tree):
+  """`tree` without its arrays of no elements (a carried pointer cache with the pointer
+  off): Orbax writes none, so checkpoints leave them out and restore makes them again."""
+  return jax.tree.map(lambda x: None if math.prod(x.shape) == 0 else x, tree)
+
+
+def _empty(target: jax.ShapeDtypeStruct) -> jax.Array:
+  """An array of no elements, laid out as `target` says."""
+  return jax.make_array_from_callback(target.shape, target.sharding,
+                                      lambda index: np.zeros(target.shape, target.dtype)[index])
 
 
 @jax.jit
