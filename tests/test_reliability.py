@@ -17,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import snapshot, tiny_train_config, train_losses
+from conftest import snapshot, text_config, tiny_train_config, train_losses
 from memgpt_jax import config_lib, sampling
 from memgpt_jax.errors import Diverged, Preempted, SaveFailed, UserError
 from memgpt_jax.training import workdir as workdir_lib
@@ -308,6 +308,21 @@ def test_a_resume_refuses_changes_to_what_is_trained(finished, data_dir, changes
   for name, value in changes.items():
     config_lib.set_dotted(config, name, value)
   with pytest.raises(UserError, match=rf'holds a run with {key}=\S+ there, \S+ here: a resume '):
+    train_and_evaluate(config, workdir)
+  assert snapshot(workdir) == before
+
+
+def test_a_resume_on_edited_text_is_refused(data_dir, tmp_path):
+  """A text file edited between stop and resume would continue the run on other data
+  from a data position made for the old: refused with one line, nothing written."""
+  config = text_config(data_dir, tmp_path)
+  config.train.stop_at_step, config.train.checkpoint_every = 2, 2
+  workdir = tmp_path / 'run'
+  train_and_evaluate(config, workdir)
+  (tmp_path / 'code.txt').write_text('def g(y):\n  return y * 2\n' * 40)
+  before = snapshot(workdir)
+  config.train.stop_at_step = 0
+  with pytest.raises(UserError, match=r'was trained on other data \(text_files/files_\w+/'):
     train_and_evaluate(config, workdir)
   assert snapshot(workdir) == before
 

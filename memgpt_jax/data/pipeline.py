@@ -267,6 +267,14 @@ def _prepare(config: ml_collections.ConfigDict):
   return builders.prepare(config.data, *builders.row_layout(config))
 
 
+def data_fingerprint(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """{task name: the name and version of the data it reads}: a text source's name digests
+  its files' paths, sizes and times, a synthetic task's its settings. Checkpoints keep
+  it, so that a resume on other data (a text file edited since) is refused."""
+  return {name: builders.make_builder(task.data, *builders.row_layout(task)).info.full_name
+          for name, task in task_configs(config).items()}
+
+
 def task_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
   """{task name: the config with that task's data settings}; {'': config} without a mixture.
 

@@ -111,8 +111,9 @@ class Checkpointer:
     if data_iterator is not None:
       args['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
     restored = self._manager.restore(step, args=ocp.args.Composite(**args))['state']
-    return jax.tree.map(lambda x, target: _empty(target) if x is None else x, restored,
-                        abstract_state, is_leaf=lambda x: x is None)
+    return jax.tree.map(lambda x, target: x if x is not None or target is None
+                        else _empty(target), restored, abstract_state,
+                        is_leaf=lambda x: x is None)
 
   def wait(self):
     """Until the save in flight is written; SaveFailed if its writing failed."""

@@ -17,7 +17,7 @@ import numpy as np
 import tqdm
 
 from memgpt_jax import config_lib
-from memgpt_jax.data.pipeline import make_train_iterator
+from memgpt_jax.data.pipeline import data_fingerprint, make_train_iterator
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import Diverged, Preempted, UserError
 from memgpt_jax.model.transformer import MemGPT
@@ -139,6 +139,7 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
   step = int(start.state.step)
   state = partitioner.from_global(start.state)
   topology = {'process_count': jax.process_count(), 'parallelism': config.parallelism,
+              'data': data_fingerprint(config),
               'mesh': dict(partitioner.mesh.shape)}
   if jax.process_index() == 0:
     (workdir / workdir_lib.CONFIG).write_text(config.to_json_best_effort(indent=2) + '\n')

@@ -32,6 +32,7 @@ import jax
 from jax.experimental import multihost_utils
 import ml_collections
 
+from memgpt_jax.data.pipeline import data_fingerprint
 from memgpt_jax.data.tokenizer import MODEL_FILENAME, make_tokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import checkpointing
@@ -233,6 +234,10 @@ def restore_or_init(config: ml_collections.ConfigDict, workdir: pathlib.Path,
   return Start(partitioner.init_state(), False, ())
 
 
+def _named(fingerprint: dict[str, str]) -> str:
+  return ', '.join(f'{task}: {name}' if task else name for task, name in fingerprint.items())
+
+
 def _resume(resumer: Checkpointer, config: ml_collections.ConfigDict,
             partitioner: JitPartitioner, workdir: pathlib.Path,
             train_data) -> tuple[TrainState, tuple[str, ...]]:
@@ -241,6 +246,7 @@ def _resume(resumer: Checkpointer, config: ml_collections.ConfigDict,
   config differs in a setting a resume may not change (checkpointing.RESUMABLE).
   `train_data` continues from its saved position when as many processes wrote it.
   Newer checkpoints that did not restore are set aside (renamed, not deleted)."""
+  data = data_fingerprint(config)
 
   def restore(step: int):
     conflict = checkpointing.resume_conflict(resumer.restore_config(step), config)
@@ -248,9 +254,14 @@ def _resume(resumer: Checkpointer, config: ml_collections.ConfigDict,
       raise UserError(f'{workdir} holds a run with {conflict}: a resume may change only '
                       'the settings docs/reliability.md "Resuming" lists; use a new --workdir (or '
                       f'--config.init_from={workdir} to fine-tune from it)')
-    saved_processes = resumer.restore_topology(step)['process_count']
-    data = train_data if saved_processes == jax.process_count() else None
-    state = resumer.restore(partitioner.abstract_state, data, step)
+    topology = resumer.restore_topology(step)
+    if topology.get('data', data) != data:
+      raise UserError(f'{workdir} was trained on other data ({_named(topology["data"])}; now '
+                      f'{_named(data)}): a text file edited since, say. Restore it, or use a '
+                      f'new --workdir (--config.init_from={workdir} fine-tunes from it)')
+    saved_processes = topology['process_count']
+    position = train_data if saved_processes == jax.process_count() else None
+    state = resumer.restore(partitioner.abstract_state, position, step)
     if not checkpointing.all_finite(state.params):
       raise NonFinite('its parameters hold NaN or inf')
     return state, saved_processes
