@@ -112,6 +112,7 @@ def test_facts_ask_where_someone_last_went():
   synthetic.validate('facts', task, segment_len, segments)
   fact = re.compile(r'(\w+) (?:went|journeyed|moved|travelled) to the (\w+)\. ')
   question = re.compile(r'Where is (\w+)\? (\w+)\.')
+  longest = max(len(f'Where is {p}? {q}.') for p in synthetic.PEOPLE for q in synthetic.PLACES)
   for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
     example = synthetic.make_example('facts', task, segment_len, segments, split, index)
     text = bytes(example['tokens'].astype(np.uint8)).decode()
@@ -133,6 +134,10 @@ def test_facts_ask_where_someone_last_went():
     for match, position in zip(asked, answers):
       assert match.group(2) == last[match.group(1)]
       assert position == match.start(2)  # the place's first byte, one per question
+      # Every block has one length and ends its segment: where the question starts
+      # must not tell the place's length (memory off read half the answers off it).
+      segment_end = (position // segment_len + 1) * segment_len
+      assert segment_end - match.start() == longest
   assert len({place[0] for place in synthetic.PLACES}) == len(synthetic.PLACES)
   assert synthetic.chance_accuracy('facts', task) == 1 / len(synthetic.PLACES)
   task.context_segments = 1

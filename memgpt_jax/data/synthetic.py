@@ -72,6 +72,9 @@ _OBJECTS = ('the bridge', 'a red door', 'the empty square', 'the last page',
 _FILLER_SENTENCES = [np.frombuffer(f'{s} {v} {o}. '.encode(), np.uint8).astype(np.int32)
                      for s in _SUBJECTS for v in _VERBS for o in _OBJECTS]
 _LONGEST_FACT = max(len(f'{p} {m} the {q}. ') for p in PEOPLE for m in _MOVES for q in PLACES)
+# Every query block is this long (spaces after the place): a block ends its segment, so
+# a place's length would otherwise show in where the question starts (a leak).
+_QUERY_LEN = max(len(f'Where is {p}? {q}.') for p in PEOPLE for q in PLACES)
 
 
 def _bytes(text: str) -> np.ndarray:
@@ -148,8 +151,9 @@ def _induction(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
 
 def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   """2 to num_facts sentences 'Mary went to the kitchen.' (over context_segments parts);
-  each query block asks about someone they name: 'Where is Mary? kitchen.', the
-  answer the last place that person went (its first byte is the answer token)."""
+  each query block asks about someone they name: 'Where is Mary? kitchen.' (spaces
+  after it: every block has one length), the answer the last place that person went
+  (its first byte is the answer token)."""
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   people = rng.integers(0, len(PEOPLE), count)
   places = rng.integers(0, len(PLACES), count)
@@ -164,7 +168,8 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   for _ in range(num_blocks):
     person = int(rng.choice(sorted(last_place)))
     question = _bytes(f'Where is {PEOPLE[person]}? ')
-    queries.append(np.concatenate([question, _bytes(f'{PLACES[last_place[person]]}.')]))
+    answered = f'{PLACES[last_place[person]]}.'.ljust(_QUERY_LEN - len(question))
+    queries.append(np.concatenate([question, _bytes(answered)]))
     answer = np.zeros(len(queries[-1]), bool)
     answer[len(question)] = True
     answers.append(answer)
