@@ -73,15 +73,6 @@ def recall_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'core_recall')])
 
 
-def facts_table() -> str:
-  """Facts in language: the answer's accuracy per distance (segments of 256 tokens of
-  filler between the last context segment and the question)."""
-  report = _load('facts')
-  names = {'facts/delta': 'delta memory', 'facts/memory_off': 'memory off (leak check: chance)'}
-  lines = _distance_table(report, names, 'facts, answer accuracy %')
-  return '\n'.join(lines + ['', _source(report, 'facts')])
-
-
 def capacity_table() -> str:
   """Recall at D = 2 against the number of pairs, per memory."""
   report = _load('capacity')
@@ -309,8 +300,7 @@ def kernel_time_table() -> str:
 
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
-          'text': text_table, 'long_text': long_text_table, 'facts': facts_table,
-          'speed': speed_table,
+          'text': text_table, 'long_text': long_text_table, 'speed': speed_table,
           'profile': profile_table,
           'kernel_time': kernel_time_table,
           'accelerator_speed': accelerator_speed_table,
