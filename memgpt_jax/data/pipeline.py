@@ -237,7 +237,7 @@ def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
   them into examples."""
   read = grain.ReadOptions(num_threads=config.data.read_threads,
                            prefetch_buffer_size=_PREFETCH_DOCS)
-  chunk_len = config.model.segment_len * config.model.num_segments + 1
+  chunk_len = _seq_len(config) + 1
   docs = docs.map(functools.partial(_document, data_config=config.data, tokenizer=tokenizer,
                                     max_len=chunk_len)).to_iter_dataset(read)
   seq2seq = records.is_seq2seq(config.data)

@@ -43,7 +43,7 @@ class Evaluator:
     streams = config.data.layout == 'streams'
     self._carried = streams if carried is None else carried
     self._buckets = tuple(config.train.eval_position_buckets) if streams else ()
-    self._piece_len = config.model.segment_len * config.model.num_segments
+    self._num_groups = len(self._buckets) + 1 if self._buckets else 0  # the buckets' sums
     params = partitioner.state_shardings.params
     carry = partitioner.carry_shardings(model, config.train.batch_size)
     replicated = NamedSharding(partitioner.mesh, PartitionSpec())
@@ -58,7 +58,7 @@ class Evaluator:
 
   def __call__(self, params) -> dict[str, float]:
     """`params` in the partitioner's global layout."""
-    totals, num_bytes = {}, np.zeros(len(self._buckets) + 2 if self._buckets else 1, np.int64)
+    pending, num_bytes = [], np.zeros(1 + self._num_groups, np.int64)
     carry = self._initial(params)
     for batch in self._data:
       batch = self._with_groups(batch)
@@ -68,9 +68,11 @@ class Evaluator:
       for piece in self._pieces(batch):
         carry, sums = self._step(params, carry, self._partitioner.global_batch(piece),
                                  self._model, self._partitioner.activation_layout,
-                                 len(self._buckets) + 1 if self._buckets else 0)
-        totals = {k: totals.get(k, 0.0) + np.asarray(v, np.float64)
-                  for k, v in jax.device_get(sums).items()}
+                                 self._num_groups)
+        pending.append(sums)  # read back once, after the last: the pieces queue unblocked
+    totals = {}
+    for sums in jax.device_get(pending):
+      totals = {k: totals.get(k, 0.0) + np.asarray(v, np.float64) for k, v in sums.items()}
     if jax.process_count() > 1:
       num_bytes = multihost_utils.process_allgather(num_bytes).sum(0)
     group_nll, group_tokens = totals.pop('group_nll', ()), totals.pop('group_tokens', ())
@@ -85,7 +87,7 @@ class Evaluator:
     """The batch's rows cut into consecutive pieces of equal length: the training row's
     length, or the largest common divisor of it and the rows' (whole segments)."""
     length = batch['inputs'].shape[1]
-    piece = math.gcd(length, self._piece_len)
+    piece = math.gcd(length, self._model.cfg.seq_len)
     return [{k: v[:, start:start + piece] for k, v in batch.items()}
             for start in range(0, length, piece)]
 
