@@ -17,7 +17,10 @@ A long grid runs in pieces: stopped anywhere (Ctrl-C, kill), the same command go
 where it was. A finished (run, seed) keeps its result in its workdir (result.json,
 with the config it was trained with) and is not trained again; an unfinished one
 resumes from its last checkpoint (exactly: memgpt-train's resume). A workdir holding a
-run of another config is refused with one line: name a new --workdir.
+run of another config is refused with one line: name a new --workdir. The results
+file <out>/<name>.json keeps every run's result and config too: a (run, seed) it holds
+with the same config is taken from it, not trained again, so a grid grows seed by seed
+on machines that do not share a workdir (each run names the commit it was trained at).
 
 A model whose memory is off and whose pointer sees only the current segment cannot
 know an answer D >= 1 segments back: its accuracy there must be at chance. Above
@@ -103,15 +106,35 @@ def _with_params(config, target: int):
 _RESULT = 'result.json'
 
 
-def train_one(run, grid, seed: int, workdir: pathlib.Path,
-              data_dir: pathlib.Path) -> dict:
+def kept_results(results_file: pathlib.Path) -> dict[tuple[str, int], dict]:
+  """{(label, seed): result} of a results file written earlier (none if there is none)."""
+  if not results_file.is_file():
+    return {}
+  report = json.loads(results_file.read_text())
+  return {(r['label'], r['seed']): {'commit': report['commit']} | r for r in report['runs']}
+
+
+def _what_is_trained(config_json: dict) -> dict:
+  """A config without where its data was prepared (the one path it names)."""
+  return config_json | {'data': config_json['data'] | {'tfds_data_dir': ''}}
+
+
+def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Path,
+              kept: dict | None = None) -> dict:
   """Trains one (run, seed) (through its curriculum) and evaluates it; or, where its
-  workdir has them, resumes its training, or returns its result."""
+  workdir has them, resumes its training, or returns its result; or returns `kept`
+  (a result from the results file) when it was trained with the same config."""
   config = make_config(run, grid, seed, data_dir)
+  config_json = json.loads(config.to_json_best_effort())
+  if (kept is not None and _what_is_trained(kept['config']) == _what_is_trained(config_json)
+      and not (workdir / _RESULT).exists()):
+    print(f'[ablate] {run.label} seed {seed}: kept from the results file (commit '
+          f'{kept["commit"]})', flush=True)
+    return kept
   saved = workdir / _RESULT
   if saved.is_file():
     result = json.loads(saved.read_text())
-    if result['config'] != json.loads(config.to_json_best_effort()):
+    if result['config'] != config_json:
       raise UserError(f'{workdir} holds a result of another config: name a new --workdir')
     return result
   start = time.perf_counter()
@@ -129,7 +152,8 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path,
   speeds = [r['tokens_per_second'] for r in train_records if 'tokens_per_second' in r]
   reached = [r['step'] for r in validation if r.get('accuracy', 0.0) >= SUCCESS_ACCURACY]
   result = {
-      'label': run.label, 'seed': seed, 'source': config.data.source,
+      'label': run.label, 'seed': seed, 'commit': provenance()['commit'],
+      'source': config.data.source,
       'layout': config.data.layout,
       'params': _count_params(config), 'steps': config.train.num_steps,
       'stages': [dict(stage) for stage in run.stages],
@@ -144,7 +168,8 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path,
     result |= evaluate_distances(config, workdir)
   elif grid.documents:
     result |= evaluate_documents(config, workdir)
-  saved.write_text(json.dumps(result | {'config': json.loads(config.to_json_best_effort())}))
+  result |= {'config': config_json}
+  saved.write_text(json.dumps(result))
   return result
 
 
@@ -184,6 +209,7 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
       if builders.is_synthetic(config.data):
         builders.synthetic_config(config.data, *builders.row_layout(config))
   out.mkdir(parents=True, exist_ok=True)
+  kept = kept_results(out / f'{name}.json')
   start = time.perf_counter()
   results = []
   for run in grid.runs:
@@ -191,7 +217,7 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
       print(f'[ablate] {run.label} seed {seed}', flush=True)
       with _named(run):
         results.append(train_one(run, grid, seed, workdir / grid_name / run.label /
-                                 f'seed{seed}', workdir / 'tfds'))
+                                 f'seed{seed}', workdir / 'tfds', kept.get((run.label, seed))))
   wall_seconds = time.perf_counter() - start
   rows = summarize(results)
   report = {'name': name, 'grid': grid_name, **provenance(), 'seeds': list(grid.seeds),

@@ -78,6 +78,11 @@ def markdown(report: dict) -> str:
            'its last, a row of C + D). Leak check: memory off and no pointer '
            f'cache must be at chance for D >= 1 (> {LEAK_STANDARD_ERRORS:g} binomial '
            'standard errors above it fails).', '']
+  trained_at = sorted({r.get('commit', report['commit']) for r in report['runs']})
+  if trained_at != [report['commit']]:
+    lines += ['The runs were trained at commits ' + ', '.join(trained_at) + ' (a run the '
+              'results file held with the same config was kept, not trained again; the '
+              'wall time counts the runs trained by the last command).', '']
   if settings:
     lines += ['Every run also had: '
               + ', '.join(f'`{key}={value!r}`' for key, value in settings.items()) + '.', '']

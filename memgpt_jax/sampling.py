@@ -48,11 +48,12 @@ def prompt_text(prompt: str | None, prompt_file: str | None, inputs: str | None)
 
 
 def _read_prompt_file(path: pathlib.Path) -> str:
-  """The tokenizer takes text: a file in another encoding is refused, not garbled."""
+  """The tokenizer takes text: a file in another encoding is refused, not garbled. Read
+  as bytes: its line ends as written (universal newlines would turn \\r\\n into \\n)."""
   if not path.is_file():
     raise UserError(f'--prompt_file {path} does not exist')
   try:
-    return path.read_text(encoding='utf-8')
+    return path.read_bytes().decode('utf-8')
   except UnicodeDecodeError as error:
     raise UserError(f'--prompt_file {path} is not UTF-8 text ({error.reason} at byte '
                     f'{error.start}): convert it, e.g. with iconv -t UTF-8') from None
@@ -83,8 +84,9 @@ def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: 
   """Writes the prompt and its continuations to `out` as they are decoded.
 
   seq2seq: the prompt is a source (the model's inputs) and the continuation its
-  target. One sample streams token by token; several are decoded as one batch and
-  each is written when the batch is done.
+  target. Several samples are decoded as one batch: the first streams token by token
+  under its header, and each other is written whole as soon as it has ended (its eos)
+  and the ones before it have been written.
   """
   if not prompt:
     raise UserError('the prompt is empty: give --prompt=TEXT or a non-empty --prompt_file')
@@ -96,19 +98,30 @@ def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: 
                    temperature=temperature, top_k=top_k, top_p=top_p,
                    stop_id=tokenizer.eos_id, prefix=seq2seq)
   separator = '\n=> ' if seq2seq else ''
-  if num_samples == 1:
-    stream = tokenizer.decoder()
-    out.write(prompt + separator)
-    pieces = []
-    for tokens in steps:
-      pieces.append(int(tokens[0]))
+  header = (lambda index: f'--- sample {index} ---\n') if num_samples > 1 else (lambda _: '')
+  pieces = [[] for _ in range(num_samples)]
+  ended = np.zeros(num_samples, bool)
+  written = 0  # samples written whole; the first one streams until it ends
+
+  def write_ended(upto: int):
+    nonlocal written
+    while written < upto:
+      if written:
+        out.write(f'{header(written)}{prompt}{separator}{tokenizer.decode(pieces[written])}\n')
+      else:
+        out.write(stream.finish() + '\n')
+      written += 1
+    out.flush()
+
+  stream = tokenizer.decoder()
+  out.write(header(0) + prompt + separator)
+  for tokens in steps:
+    for index, token in enumerate(tokens):
+      pieces[index].append(int(token))
+    ended |= tokens == tokenizer.eos_id
+    if not written:
       out.write(stream.push(int(tokens[0])))
-      out.flush()
-    out.write(stream.finish() + '\n')
-    return [tokenizer.decode(pieces)]
-  rows = np.stack(list(steps), axis=1)
-  texts = [tokenizer.decode(row) for row in rows]
-  for index, text in enumerate(texts):
-    out.write(f'--- sample {index} ---\n{prompt}{separator}{text}\n')
-  return texts
+    write_ended(int(np.argmin(ended)) if not ended.all() else num_samples)
+  write_ended(num_samples)
+  return [tokenizer.decode(row) for row in pieces]
 

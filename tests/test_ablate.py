@@ -122,6 +122,14 @@ def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path
   again = ablate.run_grid('tiny_documents', results, runs)
   assert snapshot(runs) == before  # nothing trained or evaluated again
   assert again['summary'] == report['summary']
+  # Another machine, the results file committed, the workdir not: kept, not trained.
+  elsewhere = tmp_path / 'elsewhere'
+  kept = ablate.run_grid('tiny_documents', results, elsewhere)
+  assert kept['summary'] == report['summary'] and not list(elsewhere.rglob('checkpoints'))
+  # A changed setting trains again (a new workdir), on the same workdir is refused.
+  changed = ablate.run_grid('tiny_documents', results, elsewhere, only=('long_text/gpt',),
+                            settings={'train.num_steps': 3})
+  assert changed['summary'][0]['steps'] == 3
   with pytest.raises(UserError, match='holds a result of another config'):
     ablate.run_grid('tiny_documents', results, runs, settings={'train.learning_rate': 1e-3})
 

@@ -144,3 +144,19 @@ def test_preemption_checkpoints_and_stops(tmp_path, data_dir):
       f'on {tmp_path} to resume')
   assert not list(tmp_path.rglob('*.orbax-checkpoint-tmp*'))
   assert not (tmp_path / 'train.lock').exists()
+
+
+@pytest.mark.parametrize('program', ['train', 'sample'])
+def test_sigterm_while_importing_is_the_preempted_status(program, tmp_path):
+  """A scheduler's SIGTERM half a second in (JAX still importing): exit 3 and one line,
+  not the shell's 143."""
+  process = subprocess.Popen([sys.executable, '-m', f'memgpt_jax.cli.{program}',
+                              f'--workdir={tmp_path}'], cwd=ROOT, stderr=subprocess.PIPE,
+                             text=True, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  time.sleep(0.5)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=60)
+  assert process.returncode == 3, stderr
+  assert stderr.strip().splitlines() == [
+      f'memgpt-{program}: preempted: SIGTERM outside the training steps: nothing to save; '
+      'run it again']

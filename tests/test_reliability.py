@@ -347,3 +347,19 @@ def test_a_resume_may_extend_the_run_and_change_the_micro_batches(finished, data
   train_and_evaluate(config, workdir)
   assert sorted(train_losses(workdir)) == [1, 2, 3, 4, 6]
   assert workdir_lib.checkpointer(workdir).latest_step() == 6
+
+
+def test_a_stop_between_metrics_rows_logs_the_rows_of_an_uninterrupted_run(finished, data_dir,
+                                                                           tmp_path):
+  """Stopped at step 3 of a row averaging steps 1-4 and resumed: the row at step 4 is the
+  mean of all four steps, as without the stop (the finished run logs every step)."""
+  original, _ = finished
+  config = four_steps(data_dir, log_every=4, stop_at_step=3)
+  train_and_evaluate(config, tmp_path)
+  assert not read_metrics(tmp_path, 'train')
+  config.train.stop_at_step = 0
+  train_and_evaluate(config, tmp_path)
+  got, every_step = read_metrics(tmp_path, 'train'), read_metrics(original, 'train')
+  assert [r['step'] for r in got] == [4]
+  for name in ('loss', 'grad_norm'):
+    np.testing.assert_allclose(got[0][name], np.mean([r[name] for r in every_step]), rtol=1e-5)

@@ -81,6 +81,18 @@ def test_resuming_a_finished_run_only_evaluates(uninterrupted, data_dir):
   assert snapshot(workdir / 'checkpoints') == before
 
 
+class Recorder(io.StringIO):
+  """An output that keeps every write apart."""
+
+  def __init__(self, writes: list[str]):
+    super().__init__()
+    self._writes = writes
+
+  def write(self, text: str) -> int:
+    self._writes.append(text)
+    return len(text)
+
+
 def test_sampling_restores_and_streams(uninterrupted):
   workdir, _ = uninterrupted
   decoder, tokenizer, config = sampling.load_decoder(workdir)
@@ -88,8 +100,13 @@ def test_sampling_restores_and_streams(uninterrupted):
   out = io.StringIO()
   texts = sampling.sample(decoder, tokenizer, 'def f(', 40, seed=1, out=out)
   assert out.getvalue().startswith('def f(' + texts[0])
-  batch = sampling.sample(decoder, tokenizer, 'x', 12, seed=1, num_samples=3, out=io.StringIO())
-  assert len(batch) == 3
+  writes = []
+  batch = sampling.sample(decoder, tokenizer, 'x', 12, seed=1, num_samples=3,
+                          out=Recorder(writes))
+  assert ''.join(writes) == ''.join(f'--- sample {i} ---\nx{text}\n'
+                                    for i, text in enumerate(batch))
+  # The first sample streams: one write per token before the second sample's.
+  assert next(i for i, w in enumerate(writes) if '--- sample 1' in w) >= 12
   with pytest.raises(UserError, match='prompt is empty'):
     sampling.sample(decoder, tokenizer, '', 5)
 

@@ -6,6 +6,10 @@ beside it, feeds the prompt segment by segment (memory carried), and streams the
 continuation.
 """
 
+# pylint: disable=wrong-import-position; SIGTERM is answered before JAX is imported
+from memgpt_jax.cli import signals
+signals.exit_on_sigterm('memgpt-sample')
+
 from absl import flags
 
 from memgpt_jax import sampling

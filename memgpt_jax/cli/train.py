@@ -6,6 +6,10 @@ srun / mpirun launches are detected, TPU pod slices take --distributed=on, anyth
 else --coordinator_address=HOST:PORT --num_processes=N --process_id=I.
 """
 
+# pylint: disable=wrong-import-position; SIGTERM is answered before JAX is imported
+from memgpt_jax.cli import signals
+signals.exit_on_sigterm('memgpt-train')
+
 from absl import flags
 import jax
 from ml_collections import config_flags

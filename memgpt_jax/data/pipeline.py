@@ -138,17 +138,19 @@ class _WindowShuffleIterator(grain.DatasetIterator):
   """Reads documents into windows and yields each window's pieces in random order.
 
   A window is the next documents holding at least `window_tokens` tokens (one
-  document at least). data.shuffle_seed and the window's index seed its cuts and
+  document at least), or one epoch's `epoch_docs` documents if fewer: a corpus smaller
+  than the window is not read thousands of times over to fill it. data.shuffle_seed and the window's index seed its cuts and
   order: every epoch is cut and ordered anew, and a restore draws the same again.
   The state is (parent state at the window's start, window index, pieces yielded):
   plain ints, as _PackIterator needs; a restore reads the window again and skips the
   pieces yielded.
   """
 
-  def __init__(self, parent: grain.DatasetIterator, window_tokens: int, piece_len: int,
-               seed: int):
+  def __init__(self, parent: grain.DatasetIterator, window_tokens: int, epoch_docs: int,
+               piece_len: int, seed: int):
     super().__init__(parent)
     self._window_tokens = window_tokens
+    self._epoch_docs = epoch_docs
     self._piece_len = piece_len
     self._seed = seed
     self._start = parent.get_state()
@@ -158,7 +160,7 @@ class _WindowShuffleIterator(grain.DatasetIterator):
 
   def _read_window(self) -> list[dict[str, np.ndarray]]:
     docs, tokens = [], 0
-    while not docs or tokens < self._window_tokens:
+    while not docs or (tokens < self._window_tokens and len(docs) < self._epoch_docs):
       try:
         doc = next(self._parent)
       except StopIteration:
@@ -192,10 +194,10 @@ class _WindowShuffleIterator(grain.DatasetIterator):
 
 class _WindowShuffleIterDataset(grain.IterDataset):
 
-  def __init__(self, parent: grain.IterDataset, window_tokens: int, piece_len: int,
-               seed: int):
+  def __init__(self, parent: grain.IterDataset, window_tokens: int, epoch_docs: int,
+               piece_len: int, seed: int):
     super().__init__(parent)
-    self._args = (window_tokens, piece_len, seed)
+    self._args = (window_tokens, epoch_docs, piece_len, seed)
 
   def __iter__(self) -> _WindowShuffleIterator:
     return _WindowShuffleIterator(self._parent.__iter__(), *self._args)
@@ -231,10 +233,10 @@ def _to_example(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
-                     tokenizer, window_tokens: int) -> grain.IterDataset:
+                     tokenizer, window_tokens: int, epoch_docs: int) -> grain.IterDataset:
   """Tokenizes documents in reader threads (order kept), shuffles causal-LM pieces
-  within windows of `window_tokens` tokens (0: documents whole, in order) and packs
-  them into examples."""
+  within windows of `window_tokens` tokens (0: documents whole, in order) or of one
+  epoch's `epoch_docs` documents, and packs them into examples."""
   read = grain.ReadOptions(num_threads=config.data.read_threads,
                            prefetch_buffer_size=_PREFETCH_DOCS)
   chunk_len = _seq_len(config) + 1
@@ -242,7 +244,8 @@ def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
                                     max_len=chunk_len)).to_iter_dataset(read)
   seq2seq = records.is_seq2seq(config.data)
   if window_tokens and not seq2seq:  # A seq2seq example stays whole: its records are shuffled.
-    docs = _WindowShuffleIterDataset(docs, window_tokens, chunk_len, config.data.shuffle_seed)
+    docs = _WindowShuffleIterDataset(docs, window_tokens, epoch_docs, chunk_len,
+                                     config.data.shuffle_seed)
   chunks = _PackIterDataset(docs, chunk_len, tokenizer.pad_id, split_docs=not seq2seq)
   return chunks.map(_to_example)
 
@@ -256,11 +259,11 @@ def _row_example(record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _examples(docs: grain.MapDataset, config: ml_collections.ConfigDict, tokenizer,
-              window_tokens: int = 0) -> grain.IterDataset:
+              window_tokens: int = 0, epoch_docs: int = 0) -> grain.IterDataset:
   """Model examples; `window_tokens` 0 (evaluation) packs whole documents in order."""
   if builders.is_synthetic(config.data):
     return docs.map(_row_example).to_iter_dataset()
-  return _packed_examples(docs, config, tokenizer, window_tokens)
+  return _packed_examples(docs, config, tokenizer, window_tokens, epoch_docs)
 
 
 def _prepare(config: ml_collections.ConfigDict):
@@ -324,27 +327,29 @@ def _seq_len(config: ml_collections.ConfigDict) -> int:
 
 
 def _train_records(config: ml_collections.ConfigDict, process_index: int,
-                   process_count: int) -> grain.MapDataset:
-  """This host's shard of the train split, shuffled anew every epoch, repeated."""
+                   process_count: int) -> tuple[grain.MapDataset, int]:
+  """This host's shard of the train split, shuffled anew every epoch, repeated; and
+  how many records an epoch of it holds."""
   source = builders.split_source(_prepare(config), config.data.train_split)
   shard = grain.MapDataset.source(source)[process_index::process_count]
   if not len(shard):
     raise DataError(f'the {config.data.train_split!r} split has {len(source)} records: '
                     f'too few for {process_count} processes')
-  return shard.shuffle(seed=config.data.shuffle_seed).repeat()
+  return shard.shuffle(seed=config.data.shuffle_seed).repeat(), len(shard)
 
 
 def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index: int,
                     process_count: int) -> grain.IterDataset:
   window_tokens = _window_tokens(config.data)
-  docs = _train_records(config, process_index, process_count)
-  return _examples(docs, config, tokenizer, window_tokens)
+  docs, epoch_docs = _train_records(config, process_index, process_count)
+  return _examples(docs, config, tokenizer, window_tokens, epoch_docs)
 
 
 def _train_documents(config: ml_collections.ConfigDict, tokenizer, process_index: int,
                      process_count: int) -> grain.MapDataset:
   """The streams layout's documents: this host's records, tokenized whole, each ended by eos."""
-  return _train_records(config, process_index, process_count).map(functools.partial(
+  docs, _ = _train_records(config, process_index, process_count)
+  return docs.map(functools.partial(
       _document, data_config=config.data, tokenizer=tokenizer, max_len=0))
 
 

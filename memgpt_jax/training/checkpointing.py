@@ -16,7 +16,7 @@ import json
 import math
 import pathlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from absl import logging
@@ -45,7 +45,7 @@ class Checkpointer:
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=async_save),
-        item_names=('state', 'data', 'config', 'topology'),
+        item_names=('state', 'data', 'config', 'topology', 'window'),
     )
     self._saving = None  # (step, bytes of its state) of the latest save
 
@@ -76,12 +76,15 @@ class Checkpointer:
     self._manager.reload()
 
   def save(self, step: int, state, data_iterator, config: ml_collections.ConfigDict,
-           topology: dict):
+           topology: dict, window: Sequence[tuple[int, dict[str, float]]] = ()):
     """`state` as global jax.Arrays; a Grain `data_iterator` or None (no data
-    position); `topology`: {'process_count': P, 'mesh': {...}, ...}."""
+    position); `topology`: {'process_count': P, 'mesh': {...}, ...}; `window`: the
+    (step, metrics) of the steps since the last metrics row, which a resume averages
+    into its first row as an uninterrupted run would."""
     args = {'state': ocp.args.StandardSave(_without_empty(state)),
             'config': ocp.args.JsonSave(config.to_dict()),
-            'topology': ocp.args.JsonSave(topology)}
+            'topology': ocp.args.JsonSave(topology),
+            'window': ocp.args.JsonSave({'steps': [[s, m] for s, m in window]})}
     if data_iterator is not None:
       args['data'] = grain.checkpoint.CheckpointSave(data_iterator)
     self.wait()  # a failure of the save still in flight is reported under its own step
@@ -101,6 +104,15 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     return self._manager.restore(step, args=ocp.args.Composite(
         topology=ocp.args.JsonRestore()))['topology']
+
+  def restore_window(self, step: int) -> list[tuple[int, dict[str, float]]]:
+    """The unlogged (step, metrics) saved with `step`; none from a checkpoint written
+    before checkpoints kept them."""
+    if not (self.directory / str(step) / 'window').exists():
+      return []
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        window=ocp.args.JsonRestore()))['window']
+    return [(int(s), metrics) for s, metrics in restored['steps']]
 
   def restore(self, abstract_state, data_iterator=None, step: int | None = None):
     """The state of `step` (default: the latest) laid out as `abstract_state` says

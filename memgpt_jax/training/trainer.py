@@ -82,6 +82,12 @@ def _first_non_finite(logged: list[tuple[int, dict]]) -> str | None:
   return None
 
 
+def _fetched(pending: list[tuple[int, dict]]) -> list[tuple[int, dict[str, float]]]:
+  """The (step, metrics) pairs on the host, as plain floats."""
+  return [(step, {k: float(v) for k, v in metrics.items()})
+          for step, metrics in jax.device_get(pending)]
+
+
 def _kept(saved_step: int | None) -> str:
   """What a diverged run leaves: its checkpoints up to the last finite save."""
   if saved_step is None:
@@ -151,7 +157,7 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
   stop = _StopSignal()
   progress = tqdm.tqdm(total=train.num_steps, initial=step, unit='step', dynamic_ncols=True,
                        disable=jax.process_index() != 0)
-  eval_metrics, pending, timer = {}, [], None
+  eval_metrics, pending, timer = {}, list(start.window), None
   saved_step = step if resuming else None
   try:
     while step < train.num_steps:
@@ -170,7 +176,7 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
           raise Diverged(f'{diverged} is not finite; {_kept(saved_step)} (lower '
                          'train.learning_rate or train.grad_clip_norm)')
         if step % train.log_every == 0 or step == train.num_steps:
-          means = {k: float(np.mean([m[k] for _, m in jax.device_get(pending)]))
+          means = {k: float(np.mean([m[k] for _, m in _fetched(pending)]))
                    for k in pending[0][1]}
           means['learning_rate'] = float(learning_rate(step - 1, schedule))
           (start_time, start_step), now = timer, time.perf_counter()
@@ -192,7 +198,8 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
         if not all_finite(global_state.params):
           raise Diverged(f'step {step}: the parameters hold NaN or inf; {_kept(saved_step)} '
                          '(lower train.learning_rate)')
-        checkpointer.save(step, global_state, train_data, config, topology)
+        checkpointer.save(step, global_state, train_data, config, topology,
+                          window=_fetched(pending))
         saved_step = step
       timer = (timer[0] + time.perf_counter() - pause_start, timer[1])
       if preempted:

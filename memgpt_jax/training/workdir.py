@@ -205,10 +205,12 @@ def inherit_tokenizer(path: str | pathlib.Path, workdir: str | pathlib.Path) -> 
 
 class Start(NamedTuple):
   """Where a run starts: its train state (global layout), whether it resumes this
-  workdir's run, and lines saying what was restored for the trainer to print."""
+  workdir's run, lines saying what was restored for the trainer to print, and the
+  (step, metrics) of the steps after the last metrics row (saved with the checkpoint)."""
   state: TrainState
   resumed: bool
   notes: tuple[str, ...]
+  window: tuple[tuple[int, dict[str, float]], ...] = ()
 
 
 def restore_or_init(config: ml_collections.ConfigDict, workdir: pathlib.Path,
@@ -224,9 +226,11 @@ def restore_or_init(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     resumer = checkpointer(workdir, async_save=False)
     try:
       state, notes = _resume(resumer, config, partitioner, workdir, train_data)
+      window = tuple(resumer.restore_window(int(state.step)))
     finally:
       resumer.close()
-    return Start(state, True, notes + (f'resuming from step {int(state.step)} of {workdir}',))
+    return Start(state, True, notes + (f'resuming from step {int(state.step)} of {workdir}',),
+                 window)
   if config.init_from:
     params = load_params(config.init_from, partitioner.abstract_state.params)
     return Start(partitioner.init_state().replace(params=params), False,
