@@ -19,10 +19,14 @@ import pytest
 
 from conftest import snapshot, text_config, tiny_train_config, train_losses
 from memgpt_jax import config_lib, sampling
+from memgpt_jax.cli import signals
 from memgpt_jax.errors import Diverged, Preempted, SaveFailed, UserError
+from memgpt_jax.training import trainer
 from memgpt_jax.training import workdir as workdir_lib
-from memgpt_jax.training.checkpointing import all_finite
+from memgpt_jax.training.checkpointing import Checkpointer, all_finite
+from memgpt_jax.training.evaluation import TaskEvaluators
 from memgpt_jax.training.metrics_writer import MetricsWriter, read_metrics
+from memgpt_jax.training.partitioner import JitPartitioner
 from memgpt_jax.training.trainer import train_and_evaluate
 
 DEVICE = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -363,3 +367,51 @@ def test_a_stop_between_metrics_rows_logs_the_rows_of_an_uninterrupted_run(finis
   assert [r['step'] for r in got] == [4]
   for name in ('loss', 'grad_norm'):
     np.testing.assert_allclose(got[0][name], np.mean([r[name] for r in every_step]), rtol=1e-5)
+
+
+def _signalled(function):
+  """`function`, sending this process SIGTERM as it is first called."""
+  sent = []
+
+  def wrapped(*args, **kwargs):
+    if not sent:
+      sent.append(signal.SIGTERM)
+      os.kill(os.getpid(), signal.SIGTERM)
+    return function(*args, **kwargs)
+  return wrapped
+
+
+PHASES = {'data preparation': (trainer, 'make_train_iterator'),
+          'restore': (workdir_lib, 'restore_or_init'),
+          'compile and first step': (JitPartitioner, 'train_step'),
+          'evaluation': (TaskEvaluators, '__call__'),
+          'save': (Checkpointer, 'save')}
+
+
+@pytest.mark.parametrize('phase', PHASES)
+def test_sigterm_at_any_phase_stops_cleanly_and_a_rerun_ends_as_if_never_stopped(
+    phase, finished, data_dir, tmp_path, monkeypatch):
+  """SIGTERM as the run enters each phase, with the program's handler of its first
+  lines: before the steps, exit 3 at once; during them, a checkpoint, then Preempted
+  (or, at the last step's evaluation, the run ends). No lock or partial save is left,
+  and running again ends with the parameters of a run never stopped."""
+  owner, name = PHASES[phase]
+  monkeypatch.setattr(owner, name, _signalled(getattr(owner, name)))
+  previous = signal.getsignal(signal.SIGTERM)
+  signals.exit_on_sigterm('memgpt-train')
+  try:
+    train_and_evaluate(four_steps(data_dir), tmp_path)
+  except SystemExit as stopped:
+    assert stopped.code == 3 and phase in ('data preparation', 'restore')
+  except Preempted:
+    assert phase in ('compile and first step', 'save')
+  else:
+    assert phase == 'evaluation'
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+  assert not (tmp_path / 'train.lock').exists()
+  assert not list(tmp_path.rglob('*.orbax-checkpoint-tmp*'))
+  monkeypatch.undo()
+  train_and_evaluate(four_steps(data_dir), tmp_path)
+  assert sorted(train_losses(tmp_path)) == [1, 2, 3, 4]
+  assert_same_params(step_params(tmp_path, 4), finished[1][4], rtol=1e-6)
