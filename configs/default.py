@@ -200,6 +200,14 @@ def get_config() -> ml_collections.ConfigDict:
       ('embed', 'fsdp'),
   )
 
+  # How a conversation is written, in dialogue data and by memgpt-chat: the user's turn
+  # is user + text + end_of_turn, the reply assistant + text + end_of_turn (the reply
+  # ends where the model writes end_of_turn, which must be one token).
+  config.chat = ml_collections.ConfigDict()
+  config.chat.user = 'User: '
+  config.chat.assistant = 'Assistant: '
+  config.chat.end_of_turn = '\n'
+
   config.sample = ml_collections.ConfigDict()
   config.sample.prompt = 'def '
   config.sample.max_new_tokens = 200

@@ -66,7 +66,7 @@ def check_takes_inputs(config: ml_collections.ConfigDict, workdir: str | pathlib
                     '(use --prompt)')
 
 
-def _check_settings(vocab_size: int, **settings):
+def check_settings(vocab_size: int, **settings):
   """UserError naming the first memgpt-sample flag whose value cannot sample: each has
   the range of its sample.* setting (memgpt_jax/ranges.py); top_k at most the vocabulary."""
   for name, value in settings.items():
@@ -90,7 +90,7 @@ def sample(decoder: Decoder, tokenizer, prompt: str, max_new_tokens: int, seed: 
   """
   if not prompt:
     raise UserError('the prompt is empty: give --prompt=TEXT or a non-empty --prompt_file')
-  _check_settings(decoder.model.cfg.vocab_size, max_new_tokens=max_new_tokens,
+  check_settings(decoder.model.cfg.vocab_size, max_new_tokens=max_new_tokens,
                   num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p)
   ids = _prompt_ids(tokenizer, prompt, seq2seq)
   prompts = np.tile(ids[None, :], (num_samples, 1)).astype(np.int32)

@@ -309,9 +309,12 @@ RESUMABLE = ('train.num_steps', 'train.stop_at_step', 'train.log_every', 'train.
 def resume_conflict(saved: ml_collections.ConfigDict,
                     current: ml_collections.ConfigDict) -> str | None:
   """'train.learning_rate=0.002 there, 0.01 here' for the first setting that differs
-  between a checkpoint's config and this run's and may not change on resume; or None."""
-  old, new = (config_lib.flatten(json.loads(json.dumps(c.to_dict(), default=str)))
-              for c in (saved, current))  # as JSON has them: tuples are lists
+  between a checkpoint's config and this run's and may not change on resume; or None.
+  A setting the checkpoint's config lacks (added to configs/default.py since) counts as
+  its default there."""
+  defaults, old, new = (config_lib.flatten(json.loads(json.dumps(c.to_dict(), default=str)))
+                        for c in (config_lib.load_config('default'), saved, current))
+  old = defaults | old  # as JSON has them: tuples are lists
   for key in sorted(old.keys() | new.keys()):
     if not key.startswith(RESUMABLE) and old.get(key) != new.get(key):
       return f'{key}={old.get(key)!r} there, {new.get(key)!r} here'

@@ -1,0 +1,184 @@
+"""memgpt-chat's work: a conversation whose model state (the KV window, the memory and
+the pointer's cache) carries from turn to turn, so a turn costs the same at turn 2 as
+at turn 2,000 and what was said long ago can be recalled from the memory. The turn
+template comes from the model's config (`chat.*`), so the data a dialogue model was
+trained on and the conversation agree. The state can be saved to a file and restored.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+from typing import TextIO
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from memgpt_jax import config_lib
+from memgpt_jax.decode import Decoder, DecodeState
+from memgpt_jax.errors import UserError
+
+_STATE_FORMAT = 1
+# Decoding steps per compiled call: the host waits on the device once per chunk.
+_CHUNK = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+  """How turns are written: user + text + end_of_turn + assistant + reply + end_of_turn."""
+  user: str
+  assistant: str
+  end_of_turn: str
+
+  @classmethod
+  def of(cls, config: ml_collections.ConfigDict) -> 'Template':
+    """The template of a model's config; one saved before configs had `chat` takes the
+    default config's."""
+    chat = config.get('chat') or config_lib.load_config('default').chat
+    return cls(chat.user, chat.assistant, chat.end_of_turn)
+
+  def user_turn(self, text: str) -> str:
+    """What the model reads for a user's turn, up to where its reply begins."""
+    return f'{self.user}{text}{self.end_of_turn}{self.assistant}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+  max_new_tokens: int = 200
+  temperature: float = 0.8
+  top_k: int = 0
+  top_p: float = 0.95
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+  text: str
+  tokens: tuple[int, ...]  # as sampled, the end-of-turn token left out
+
+
+def params_digest(params) -> str:
+  """A digest of a model's parameters: a saved conversation belongs to these alone."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    digest.update(np.asarray(leaf).tobytes())
+  return digest.hexdigest()[:16]
+
+
+class Conversation:
+  """One conversation with one model: feed a user's turn, stream the reply."""
+
+  def __init__(self, decoder: Decoder, tokenizer, template: Template):
+    self._decoder, self._tokenizer, self.template = decoder, tokenizer, template
+    end = tokenizer.encode(template.end_of_turn)
+    if len(end) != 1:
+      raise UserError(f'chat.end_of_turn {template.end_of_turn!r} is {len(end)} tokens for '
+                      'this tokenizer; the reply stops at one token: choose one that is')
+    self._end_id = int(end[0])
+    self.model_id = params_digest(decoder.params)
+    self.reset()
+
+  def reset(self):
+    """Forgets everything: the state of a model that has read nothing."""
+    self._at = (self._decoder.start(1), None)  # (state, log p(next token) [1, V])
+    self.turns = 0
+
+  def _feed(self, ids: np.ndarray):
+    """Feeds ids in chunks whose sizes are powers of two that end no later than their
+    segment: whatever the turns' lengths, at most log2(T) + 1 chunk shapes compile."""
+    state, log_probs = self._at
+    segment_len, offset = self._decoder.model.cfg.segment_len, 0
+    while offset < len(ids):
+      room = min(len(ids) - offset, segment_len - state.position)
+      size = 1 << (room.bit_length() - 1)
+      chunk, state = self._decoder.feed(state, jnp.asarray(ids[None, offset:offset + size]))
+      log_probs, offset = chunk[:, -1], offset + size
+    self._at = (state, log_probs)
+
+  def reply(self, text: str, sampling: Sampling, out: TextIO) -> Reply:
+    """Feeds the user's turn, then writes the reply to `out` as it is decoded, ending
+    at the end-of-turn token or after sampling.max_new_tokens (the end-of-turn token
+    is fed then). Ctrl-C cuts the reply short and closes the turn; the state keeps
+    what was written."""
+    self._feed(self._tokenizer.encode(self.template.user_turn(text)))
+    rng = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), self.turns)
+    self.turns += 1
+    stream, reply, ended = self._tokenizer.decoder(), [], False
+    try:
+      for first in range(0, sampling.max_new_tokens, _CHUNK):
+        before = self._at
+        tokens, log_probs, _, state = self._decoder.sample_and_feed(
+            before[0], before[1], jnp.zeros(1, bool), rng, first, _CHUNK,
+            sampling.temperature, sampling.top_k, sampling.top_p, self._end_id)
+        kept = [int(t) for t in np.asarray(tokens)[0, :sampling.max_new_tokens - first]]
+        if self._end_id in kept:
+          kept, ended = kept[:kept.index(self._end_id) + 1], True
+        if len(kept) == _CHUNK:
+          self._at = (state, log_probs)
+        else:  # fed past the reply's end: feed exactly its tokens again from before
+          self._at = before
+          self._feed(np.asarray(kept, np.int32))
+        words = kept[:-1] if ended else kept
+        reply.extend(words)
+        out.write(''.join(stream.push(t) for t in words))
+        out.flush()
+        if ended:
+          break
+    except KeyboardInterrupt:
+      pass  # the chunk in flight is dropped; the state holds what was written
+    if not ended:
+      self._feed(np.asarray([self._end_id], np.int32))
+    out.write(stream.finish() + '\n')
+    out.flush()
+    return Reply(self._tokenizer.decode(reply), tuple(reply))
+
+  def save(self, path: str | pathlib.Path):
+    """Writes the conversation's state to `path` (replaced whole: a crash mid-write
+    leaves the old file)."""
+    path = pathlib.Path(path)
+    state, log_probs = self._at
+    leaves = jax.tree.leaves((state.memory, state.window))
+    meta = {'format': _STATE_FORMAT, 'model': self.model_id, 'position': state.position,
+            'turns': self.turns, 'fed': log_probs is not None}
+    arrays = {f'leaf{i}': np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    if log_probs is not None:
+      arrays['log_probs'] = np.asarray(log_probs)
+    partial = path.with_name(path.name + '.partial')
+    with open(partial, 'wb') as file:
+      np.savez(file, meta=np.asarray(json.dumps(meta)), **arrays)
+    os.replace(partial, path)
+
+  def restore(self, path: str | pathlib.Path):
+    """Reads a state `save` wrote; UserError (one line) for a file that is not one, or
+    holds a conversation with another model."""
+    path = pathlib.Path(path)
+    try:
+      with np.load(path, allow_pickle=False) as saved:
+        arrays = dict(saved)
+      meta = json.loads(str(arrays.pop('meta')))
+    except (OSError, ValueError, KeyError) as error:
+      raise UserError(f'--state_file {path} is not a saved conversation ({error})') from None
+    if meta.get('format') != _STATE_FORMAT:
+      raise UserError(f'--state_file {path} is not a saved conversation (format '
+                      f'{meta.get("format")!r})')
+    if meta['model'] != self.model_id:
+      raise UserError(f'--state_file {path} holds a conversation with another model '
+                      f'(parameters {meta["model"]}; this one {self.model_id}): start a new '
+                      'one with another --state_file')
+    fresh = self._decoder.start(1)
+    template, structure = jax.tree.flatten((fresh.memory, fresh.window))
+    leaves = [arrays.get(f'leaf{i}') for i in range(len(template))]
+    if any(a is None or a.shape != t.shape or a.dtype != t.dtype
+           for a, t in zip(leaves, template)):
+      raise UserError(f'--state_file {path} does not fit this model\'s state')
+    memory, window = jax.tree.unflatten(structure, [jnp.asarray(a) for a in leaves])
+    log_probs = jnp.asarray(arrays['log_probs']) if meta['fed'] else None
+    self._at = (DecodeState(memory, window, int(meta['position'])), log_probs)
+    self.turns = int(meta['turns'])
+
+  def state(self) -> tuple[DecodeState, jax.Array | None]:
+    """(the model's state, log p(next token)) after everything fed so far."""
+    return self._at

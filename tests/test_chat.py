@@ -1,0 +1,166 @@
+"""memgpt-chat: the state carried from turn to turn equals reading the whole
+conversation at once, a saved conversation goes on where it was and belongs to its
+model, and the real program driven through a pseudo-terminal and through a pipe."""
+
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_train_config
+from memgpt_jax import chat, sampling
+from memgpt_jax.errors import UserError
+from memgpt_jax.training.trainer import train_and_evaluate
+
+GREEDY = chat.Sampling(max_new_tokens=20, temperature=0.0)
+
+
+@pytest.fixture(scope='module')
+def workdir(data_dir, tmp_path_factory):
+  """A tiny model trained two steps (what it says does not matter here)."""
+  path = tmp_path_factory.mktemp('chat')
+  train_and_evaluate(tiny_train_config(data_dir, num_steps=2, checkpoint_every=2,
+                                       eval_every=2), path)
+  return path
+
+
+def conversation(workdir) -> chat.Conversation:
+  decoder, tokenizer, config = sampling.load_decoder(workdir)
+  return chat.Conversation(decoder, tokenizer, chat.Template.of(config))
+
+
+def test_turns_carry_the_state_of_reading_the_conversation_at_once(workdir):
+  """Three turns, the replies cut at end-of-turn or at max_new_tokens: the state after
+  them (memory, window, pointer cache) and the next token's distribution equal those of
+  feeding the whole transcript's tokens in one call."""
+  talk = conversation(workdir)
+  decoder, tokenizer, _ = sampling.load_decoder(workdir)
+  transcript = []
+  for text, tokens in (('hello there', 20), ('what is x?', 7), ('and y', 33)):
+    reply = talk.reply(text, chat.Sampling(max_new_tokens=tokens, seed=1), io.StringIO())
+    transcript += [*tokenizer.encode(talk.template.user_turn(text)), *reply.tokens,
+                   *tokenizer.encode(talk.template.end_of_turn)]
+  assert talk.turns == 3
+  log_probs, state = decoder.prefill(decoder.start(1), np.asarray([transcript], np.int32))
+  got_state, got_log_probs = talk.state()
+  assert got_state.position == state.position
+  np.testing.assert_allclose(got_log_probs, log_probs, atol=2e-4)
+  for got, want in zip(jax.tree.leaves((got_state.memory, live(got_state))),
+                       jax.tree.leaves((state.memory, live(state))), strict=True):
+    np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def live(state):
+  """The window's buffers up to the segment's current position: decoding leaves older
+  entries past it, which masks hide (prefill starts each segment empty)."""
+  window, position = state.window, state.position
+  head = lambda axis: (lambda x: np.take(np.asarray(x), np.arange(position), axis=axis))
+  return window.replace(keys=jax.tree.map(head(2), window.keys),
+                        values=jax.tree.map(head(2), window.values),
+                        **{name: jax.tree.map(head(1), getattr(window, name))
+                           for name in ('hiddens', 'pointer_keys', 'tokens', 'docs', 'prefix')})
+
+
+def test_a_saved_conversation_goes_on_where_it_was(workdir, tmp_path):
+  talk = conversation(workdir)
+  talk.reply('my name is Ada', GREEDY, io.StringIO())
+  talk.save(tmp_path / 'state.npz')
+  going_on = talk.reply('what is my name?', GREEDY, io.StringIO())
+  restored = conversation(workdir)
+  restored.restore(tmp_path / 'state.npz')
+  assert restored.turns == 1
+  assert restored.reply('what is my name?', GREEDY, io.StringIO()).tokens == going_on.tokens
+  restored.reset()
+  assert restored.turns == 0 and restored.state()[1] is None
+
+
+def test_a_state_of_another_model_or_no_state_is_refused_in_one_line(workdir, tmp_path):
+  talk = conversation(workdir)
+  talk.reply('hi', GREEDY, io.StringIO())
+  talk.save(tmp_path / 'state.npz')
+  decoder, tokenizer, config = sampling.load_decoder(workdir)
+  decoder.params = jax.tree.map(lambda x: x + 1, decoder.params)
+  other = chat.Conversation(decoder, tokenizer, chat.Template.of(config))
+  with pytest.raises(UserError, match='holds a conversation with another model') as refused:
+    other.restore(tmp_path / 'state.npz')
+  (tmp_path / 'junk').write_bytes(b'not a state')
+  with pytest.raises(UserError, match='is not a saved conversation') as junk:
+    other.restore(tmp_path / 'junk')
+  for error in (refused, junk):
+    assert '\n' not in str(error.value)
+
+
+def test_an_end_of_turn_of_several_tokens_is_refused(workdir):
+  decoder, tokenizer, _ = sampling.load_decoder(workdir)
+  with pytest.raises(UserError, match=r"chat.end_of_turn '\\n\\n' is 2 tokens"):
+    chat.Conversation(decoder, tokenizer, chat.Template('U: ', 'A: ', '\n\n'))
+
+
+def _program(workdir, *flags) -> list[str]:
+  return [sys.executable, '-m', 'memgpt_jax.cli.chat', f'--workdir={workdir}',
+          '--temperature=0', '--max_new_tokens=12', *flags]
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float = 120):
+  deadline = time.time() + timeout
+  while wanted not in seen:
+    assert time.time() < deadline, bytes(seen)
+    if select.select([fd], [], [], 1)[0]:
+      seen.extend(os.read(fd, 4096))
+
+
+def test_the_program_in_a_terminal_talks_saves_and_restores(workdir, tmp_path):
+  """A pseudo-terminal: the banner, a prompt per turn, a reply per turn, /save, /quit;
+  started again on the state file it says how many turns it restored."""
+  state = tmp_path / 'talk.npz'
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  for run, (turns, restored) in enumerate(((('hello', 'again'), ''), (('more',), ', 2 turns restored'))):
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(_program(workdir, f'--state_file={state}'), cwd=ROOT, env=env,
+                               stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = bytearray()
+    _read_until(leader, f'{workdir}{restored}. /reset'.encode(), seen)
+    for turn in turns:
+      _read_until(leader, b'> ', seen)
+      seen.clear()
+      os.write(leader, turn.encode() + b'\n')
+      _read_until(leader, b'\n> ', seen)  # its reply, then the next prompt
+      os.write(leader, b'/save\n' if run == 0 else b'')
+      if run == 0:
+        _read_until(leader, f'(saved to {state})'.encode(), seen)
+    os.write(leader, b'/quit\n')
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert state.is_file()
+
+
+def test_the_program_reads_turns_from_a_pipe(workdir, tmp_path):
+  """One reply line per input line, greedy replies the same as in-process; a line that
+  is not UTF-8, or an empty workdir, ends it with one line and status 2."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  result = subprocess.run(_program(workdir), input=b'hello\nhow are you\n', cwd=ROOT,
+                          env=env, capture_output=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  talk = conversation(workdir)
+  sampled = chat.Sampling(max_new_tokens=12, temperature=0.0)
+  want = [talk.reply(text, sampled, io.StringIO()).text for text in ('hello', 'how are you')]
+  assert result.stdout.decode().split('\n')[:2] == want
+  bad = subprocess.run(_program(workdir), input=b'fine\ncaf\xe9\n', cwd=ROOT, env=env,
+                       capture_output=True, timeout=300)
+  assert bad.returncode == 2
+  assert bad.stderr.decode().strip().splitlines()[-1] == (
+      'memgpt-chat: error: line 2 is not UTF-8 text (invalid continuation byte at byte 3): '
+      'type it again')
+  empty = subprocess.run(_program(tmp_path), input=b'hi\n', cwd=ROOT, env=env,
+                         capture_output=True, timeout=300)
+  assert empty.returncode == 2
+  assert empty.stderr.decode().strip().splitlines()[-1].startswith(
+      f'memgpt-chat: error: {tmp_path} holds no checkpoint')
