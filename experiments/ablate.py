@@ -115,8 +115,11 @@ def kept_results(results_file: pathlib.Path) -> dict[tuple[str, int], dict]:
 
 
 def _what_is_trained(config_json: dict) -> dict:
-  """A config without where its data was prepared (the one path it names)."""
-  return config_json | {'data': config_json['data'] | {'tfds_data_dir': ''}}
+  """A config's flat JSON without where its data was prepared (the one path it names);
+  a setting it lacks (added to configs/default.py since it was saved) at its default."""
+  defaults = json.loads(config_lib.default_config().to_json_best_effort())
+  return (config_lib.flatten(defaults) | config_lib.flatten(config_json)
+          | {'data.tfds_data_dir': ''})
 
 
 def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Path,
@@ -126,7 +129,8 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
   (a result from the results file) when it was trained with the same config."""
   config = make_config(run, grid, seed, data_dir)
   config_json = json.loads(config.to_json_best_effort())
-  if (kept is not None and _what_is_trained(kept['config']) == _what_is_trained(config_json)
+  if (kept is not None and 'config' in kept
+      and _what_is_trained(kept['config']) == _what_is_trained(config_json)
       and not (workdir / _RESULT).exists()):
     print(f'[ablate] {run.label} seed {seed}: kept from the results file (commit '
           f'{kept["commit"]})', flush=True)

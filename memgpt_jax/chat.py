@@ -37,7 +37,7 @@ class Template:
   def of(cls, config: ml_collections.ConfigDict) -> 'Template':
     """The template of a model's config; one saved before configs had `chat` takes the
     default config's."""
-    chat = config.get('chat') or config_lib.load_config('default').chat
+    chat = config.get('chat') or config_lib.default_config().chat
     return cls(chat.user, chat.assistant, chat.end_of_turn)
 
   def user_turn(self, text: str) -> str:

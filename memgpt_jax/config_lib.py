@@ -25,6 +25,14 @@ def load_config(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   return module.get_config(arg) if arg else module.get_config()
 
 
+# Every setting with its default: what a config saved before a setting existed had.
+DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'default.py'
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return load_config(DEFAULT_CONFIG)
+
+
 def config_module(path: pathlib.Path):
   """Runs a config file as a module; a syntax error in it (or in a file it imports)
   is the user's to fix, so it becomes a ConfigError naming the file and line."""

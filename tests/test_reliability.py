@@ -353,6 +353,23 @@ def test_a_resume_may_extend_the_run_and_change_the_micro_batches(finished, data
   assert workdir_lib.checkpointer(workdir).latest_step() == 6
 
 
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(finished,
+                                                                            data_dir, tmp_path):
+  """A config saved before `chat.*` (a setting since added to configs/default.py) reads
+  as having its default: the resume goes on; a changed value is still refused."""
+  workdir = copy_run(finished, tmp_path)
+  for metadata in (workdir / 'checkpoints').glob('*/config/metadata'):
+    saved = json.loads(metadata.read_text())
+    del saved['chat']
+    metadata.write_text(json.dumps(saved))
+  config = four_steps(data_dir)
+  config.chat.user = 'Q: '
+  with pytest.raises(UserError, match=r"chat.user='User: ' there, 'Q: ' here"):
+    train_and_evaluate(config, workdir)
+  train_and_evaluate(four_steps(data_dir, num_steps=5), workdir)
+  assert workdir_lib.checkpointer(workdir).latest_step() == 5
+
+
 def test_a_stop_between_metrics_rows_logs_the_rows_of_an_uninterrupted_run(finished, data_dir,
                                                                            tmp_path):
   """Stopped at step 3 of a row averaging steps 1-4 and resumed: the row at step 4 is the

@@ -313,7 +313,7 @@ def resume_conflict(saved: ml_collections.ConfigDict,
   A setting the checkpoint's config lacks (added to configs/default.py since) counts as
   its default there."""
   defaults, old, new = (config_lib.flatten(json.loads(json.dumps(c.to_dict(), default=str)))
-                        for c in (config_lib.load_config('default'), saved, current))
+                        for c in (config_lib.default_config(), saved, current))
   old = defaults | old  # as JSON has them: tuples are lists
   for key in sorted(old.keys() | new.keys()):
     if not key.startswith(RESUMABLE) and old.get(key) != new.get(key):
