@@ -216,18 +216,28 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
   kept = kept_results(out / f'{name}.json')
   start = time.perf_counter()
   results = []
-  for run in grid.runs:
-    for seed in grid.seeds:
+  # Seed by seed, the results files rewritten after every run: a grid stopped part way
+  # keeps every finished run in them (a first seed first), and goes on from there.
+  for seed in grid.seeds:
+    for run in grid.runs:
       print(f'[ablate] {run.label} seed {seed}', flush=True)
       with _named(run):
         results.append(train_one(run, grid, seed, workdir / grid_name / run.label /
                                  f'seed{seed}', workdir / 'tfds', kept.get((run.label, seed))))
-  wall_seconds = time.perf_counter() - start
-  rows = summarize(results)
+      report = _write(grid, grid_name, name, settings, results, time.perf_counter() - start,
+                      out)
+  return report
+
+
+def _write(grid, grid_name: str, name: str, settings: dict | None, results: list[dict],
+           wall_seconds: float, out: pathlib.Path) -> dict:
+  """Writes the results files of the runs so far, in the grid's order."""
+  order = {run.label: index for index, run in enumerate(grid.runs)}
+  results = sorted(results, key=lambda r: (order[r['label']], r['seed']))
   report = {'name': name, 'grid': grid_name, **provenance(), 'seeds': list(grid.seeds),
             'wall_seconds': wall_seconds, 'platform': jax.devices()[0].platform,
             'settings': settings or {},
-            'summary': rows, 'runs': results}
+            'summary': summarize(results), 'runs': results}
   write_report(report, out)
   return report
 
