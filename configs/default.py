@@ -146,6 +146,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.task_metrics = ''
   config.data.read_threads = 2
 
+  # How a conversation is written, in dialogue data (data.source='dialogue') and by
+  # memgpt-chat: a user's turn is user + text + end_of_turn, a reply assistant + text +
+  # end_of_turn (a reply ends where the model writes end_of_turn: one token).
+  config.data.chat = ml_collections.ConfigDict()
+  config.data.chat.user = 'User: '
+  config.data.chat.assistant = 'Assistant: '
+  config.data.chat.end_of_turn = '\n'
+
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # global, over all devices and hosts
   config.train.num_steps = 300
@@ -199,14 +207,6 @@ def get_config() -> ml_collections.ConfigDict:
       ('mlp', 'tensor'),
       ('embed', 'fsdp'),
   )
-
-  # How a conversation is written, in dialogue data and by memgpt-chat: the user's turn
-  # is user + text + end_of_turn, the reply assistant + text + end_of_turn (the reply
-  # ends where the model writes end_of_turn, which must be one token).
-  config.chat = ml_collections.ConfigDict()
-  config.chat.user = 'User: '
-  config.chat.assistant = 'Assistant: '
-  config.chat.end_of_turn = '\n'
 
   config.sample = ml_collections.ConfigDict()
   config.sample.prompt = 'def '

@@ -214,6 +214,12 @@ GRIDS = {
                                                             _FACTS)),
         seeds=(0, 1, 2),
         overrides={}),
+    # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in
+    # training and up to 390 segments (100K tokens of small talk) later in evaluation;
+    # memory on and off (the pointer sees its segment only: off must sit at chance).
+    'dialogue': Grid(runs=(Run('dialogue/delta', 'configs/chat.py', {}),
+                           Run('dialogue/memory_off', 'configs/chat.py:memory_off', {})),
+                     seeds=(0, 1, 2), overrides={}),
     # The delta memory's knobs on recall, each changed alone, three seeds, at the budget
     # where the base config is past 99% (step 200-300).
     'delta_knobs': Grid(

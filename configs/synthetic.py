@@ -1,7 +1,7 @@
 """A small MemGPT on a synthetic long-range task, and its ablation variants.
 
 Run:     memgpt-train --config=configs/synthetic.py --workdir=runs/recall
-         [--config.data.source=recall|passkey|copy|induction|facts]
+         [--config.data.source=recall|passkey|copy|induction|facts|dialogue]
          memgpt-train --config=configs/synthetic.py:slots,gru --workdir=runs/recall_gru
 Reaches: see experiments/results/ (accuracy per distance, written by experiments/ablate.py).
 
@@ -80,10 +80,10 @@ def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
   task.num_queries = 3  # recall, induction: queries per block
   task.num_keys = 32  # recall: ids 0..31 are keys
   task.num_values = 16  # recall: the next 16 ids are values (chance 1/16)
-  # recall, facts: the pairs (facts) are spread over this many segments (distances
+  # recall, facts, dialogue: the pairs (facts) are spread over this many segments (distances
   # count from the last)
   task.context_segments = 1
-  task.num_facts = 10  # facts: 2 to this many sentences (chance 1/6: six places)
+  task.num_facts = 10  # facts, dialogue: 2 to this many facts (chance 1/6 places, 1/8 names)
   # The row layout, if not the model's (0): a plain GPT over the whole row keeps the
   # segments its MemGPT lays the task out in (config_lib.plain_gpt sets these).
   task.segment_len = 0

@@ -1,7 +1,7 @@
 """memgpt-chat's work: a conversation whose model state (the KV window, the memory and
 the pointer's cache) carries from turn to turn, so a turn costs the same at turn 2 as
 at turn 2,000 and what was said long ago can be recalled from the memory. The turn
-template comes from the model's config (`chat.*`), so the data a dialogue model was
+template comes from the model's config (`data.chat.*`), so the data a dialogue model was
 trained on and the conversation agree. The state can be saved to a file and restored.
 """
 
@@ -35,9 +35,9 @@ class Template:
 
   @classmethod
   def of(cls, config: ml_collections.ConfigDict) -> 'Template':
-    """The template of a model's config; one saved before configs had `chat` takes the
-    default config's."""
-    chat = config.get('chat') or config_lib.default_config().chat
+    """The template of a model's config (data.chat); one saved before configs had it
+    takes the default config's."""
+    chat = config.data.get('chat') or config_lib.default_config().data.chat
     return cls(chat.user, chat.assistant, chat.end_of_turn)
 
   def user_turn(self, text: str) -> str:
@@ -75,8 +75,8 @@ class Conversation:
     self._decoder, self._tokenizer, self.template = decoder, tokenizer, template
     end = tokenizer.encode(template.end_of_turn)
     if len(end) != 1:
-      raise UserError(f'chat.end_of_turn {template.end_of_turn!r} is {len(end)} tokens for '
-                      'this tokenizer; the reply stops at one token: choose one that is')
+      raise UserError(f'data.chat.end_of_turn {template.end_of_turn!r} is {len(end)} tokens '
+                      'for this tokenizer; the reply stops at one token: choose one that is')
     self._end_id = int(end[0])
     self.model_id = params_digest(decoder.params)
     self.reset()

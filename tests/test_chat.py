@@ -99,7 +99,7 @@ def test_a_state_of_another_model_or_no_state_is_refused_in_one_line(workdir, tm
 
 def test_an_end_of_turn_of_several_tokens_is_refused(workdir):
   decoder, tokenizer, _ = sampling.load_decoder(workdir)
-  with pytest.raises(UserError, match=r"chat.end_of_turn '\\n\\n' is 2 tokens"):
+  with pytest.raises(UserError, match=r"data.chat.end_of_turn '\\n\\n' is 2 tokens"):
     chat.Conversation(decoder, tokenizer, chat.Template('U: ', 'A: ', '\n\n'))
 
 

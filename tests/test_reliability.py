@@ -355,16 +355,16 @@ def test_a_resume_may_extend_the_run_and_change_the_micro_batches(finished, data
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(finished,
                                                                             data_dir, tmp_path):
-  """A config saved before `chat.*` (a setting since added to configs/default.py) reads
+  """A config saved before `data.chat.*` (a setting since added to configs/default.py) reads
   as having its default: the resume goes on; a changed value is still refused."""
   workdir = copy_run(finished, tmp_path)
   for metadata in (workdir / 'checkpoints').glob('*/config/metadata'):
     saved = json.loads(metadata.read_text())
-    del saved['chat']
+    del saved['data']['chat']
     metadata.write_text(json.dumps(saved))
   config = four_steps(data_dir)
-  config.chat.user = 'Q: '
-  with pytest.raises(UserError, match=r"chat.user='User: ' there, 'Q: ' here"):
+  config.data.chat.user = 'Q: '
+  with pytest.raises(UserError, match=r"data.chat.user='User: ' there, 'Q: ' here"):
     train_and_evaluate(config, workdir)
   train_and_evaluate(four_steps(data_dir, num_steps=5), workdir)
   assert workdir_lib.checkpointer(workdir).latest_step() == 5

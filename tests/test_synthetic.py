@@ -17,8 +17,9 @@ from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
 
 T, K = 32, 3
-# The tasks whose blocks fit T = 32 (facts' sentences need longer segments: its own tests).
-SHORT_BLOCKS = tuple(task for task in synthetic.TASKS if task != 'facts')
+# The tasks whose blocks fit T = 32 (facts' sentences and dialogue's turns need longer
+# segments: their own tests).
+SHORT_BLOCKS = tuple(task for task in synthetic.TASKS if task not in ('facts', 'dialogue'))
 
 
 def _config(tmp_path=None, source: str = 'recall') -> ml_collections.ConfigDict:
@@ -143,6 +144,41 @@ def test_facts_ask_where_someone_last_went():
   task.context_segments = 1
   with pytest.raises(DataError, match='raise context_segments'):
     synthetic.validate('facts', task, segment_len, segments)
+
+
+def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
+  """Fact turns written with data.chat open the context segments, small talk names
+  nobody, and each question's answer token is the first letter of the name last told
+  for its relation; every query block has one length and ends its segment. The
+  builder takes the template from data.chat: another template is other data."""
+  config = _config(tmp_path, source='dialogue')
+  config.model.segment_len, config.model.num_segments = 256, 3
+  task = config.data.task
+  task.context_segments, task.train_distances, task.num_facts = 2, (0, 1), 6
+  chat = builders.synthetic_config(config.data, 256, 3)
+  settings = ml_collections.ConfigDict(chat.settings)
+  assert settings.chat.to_dict() == config.data.chat.to_dict()
+  told = re.compile(r"User: my (\w+)'s name is (\w+)\.\nAssistant: [^\n]+\n")
+  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: (\w+)\. *\n")
+  lengths = set()
+  for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
+    example = synthetic.make_example('dialogue', settings, 256, 3, split, index)
+    text = bytes(example['tokens'].astype(np.uint8)).decode()
+    facts = [m for part in range(2) for m in told.finditer(text[part * 256:(part + 1) * 256])]
+    assert all(told.match(text, part * 256) for part in range(2))
+    assert 2 <= len(facts) <= task.num_facts and len(told.findall(text)) == len(facts)
+    last = {match.group(1): match.group(2) for match in facts}
+    answers = np.flatnonzero(example['answers'])
+    questions = list(asked.finditer(text))
+    assert len(questions) == len(answers) >= 1
+    for match, position in zip(questions, answers):
+      assert match.group(2) == last[match.group(1)] and position == match.start(2)
+      lengths.add((position // 256 + 1) * 256 - match.start())
+  assert len(lengths) == 1  # where a question starts tells nothing of its answer
+  assert len({name[0] for name in synthetic.NAMES}) == len(synthetic.NAMES)
+  assert synthetic.chance_accuracy('dialogue', task) == 1 / len(synthetic.NAMES)
+  config.data.chat.user = 'Q: '
+  assert builders.synthetic_config(config.data, 256, 3).name != chat.name
 
 
 def test_chance_accuracy():

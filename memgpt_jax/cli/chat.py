@@ -3,7 +3,7 @@
 Talks with a trained model turn by turn. Each reply streams as it is decoded; the
 model's state (KV window, memory, pointer cache) carries from turn to turn, so the
 conversation is not bounded by the attention window. The turn template is the model's
-config's `chat.*`. In a terminal: /reset starts over, /save writes --state_file, /quit
+config's `data.chat.*`. In a terminal: /reset starts over, /save writes --state_file, /quit
 (or Ctrl-D) leaves; Ctrl-C cuts a reply short. With standard input not a terminal, each
 line is a user turn and each reply one line of output (scripts: `memgpt-chat
 --workdir=DIR < turns.txt`). --state_file is read at start when it exists and written

@@ -251,8 +251,12 @@ def synthetic_config(data_config: ml_collections.ConfigDict, segment_len: int,
                      num_segments: int) -> SyntheticConfig:
   """Names the config after the task's settings and the row layout: a change rebuilds."""
   task = data_config.source
-  synthetic.validate(task, data_config.task, segment_len, num_segments)
-  settings = synthetic.task_settings(task, data_config.task)
+  task_config = data_config.task
+  if task == 'dialogue':  # its turns are written with the chat template
+    task_config = ml_collections.ConfigDict(task_config.to_dict() | {
+        'chat': data_config.chat.to_dict()})
+  synthetic.validate(task, task_config, segment_len, num_segments)
+  settings = synthetic.task_settings(task, task_config)
   key = [task, settings, segment_len, num_segments]
   return SyntheticConfig(name=f'{task}_{_digest(key)}', task=task, settings=settings,
                          segment_len=segment_len, num_segments=num_segments,

@@ -25,7 +25,7 @@ import numpy as np
 
 from memgpt_jax.data.errors import DataError
 
-TASKS = ('recall', 'passkey', 'copy', 'induction', 'facts')
+TASKS = ('recall', 'passkey', 'copy', 'induction', 'facts', 'dialogue')
 # Settings every task has, then each task's own: the builder's name digests exactly
 # these, so changing one rebuilds the data and nothing else does.
 COMMON_FIELDS = ('seed', 'num_train', 'num_eval', 'train_distances', 'eval_distances')
@@ -35,6 +35,8 @@ TASK_FIELDS = {
     'copy': ('copy_tokens', 'copy_region', 'num_symbols'),
     'induction': ('num_pairs', 'num_queries', 'vocab'),
     'facts': ('num_facts', 'context_segments'),
+    # 'chat' is data.chat, the turn template (builders.synthetic_config puts it here).
+    'dialogue': ('num_facts', 'context_segments', 'chat'),
 }
 # Marker ids sit above every task's content ids (content uses ids < 200).
 QUERY, DELIM, BLANK = 250, 251, 252
@@ -75,6 +77,23 @@ _LONGEST_FACT = max(len(f'{p} {m} the {q}. ') for p in PEOPLE for m in _MOVES fo
 # Every query block is this long (spaces after the place): a block ends its segment, so
 # a place's length would otherwise show in where the question starts (a leak).
 _QUERY_LEN = max(len(f'Where is {p}? {q}.') for p in PEOPLE for q in PLACES)
+
+
+# The dialogue task: a user tells the assistant who someone is ("my sister's name is
+# Ada"), small talk follows, and many turns later asks ("what is my sister's name?").
+# The names start with different letters: the first letter of the reply is the answer.
+RELATIONS = ('sister', 'brother', 'friend', 'neighbour', 'cat', 'boss')
+NAMES = ('Ada', 'Bruno', 'Clara', 'Dmitri', 'Elena', 'Farid', 'Greta', 'Hugo')
+_ACKNOWLEDGEMENTS = ('Noted.', 'Got it.', 'Nice to know.', 'I will remember that.')
+# Small talk: no turn names a relation or a name.
+_SMALL_TALK = (('how are you today?', 'I am well, thanks.'),
+               ('it is raining again.', 'Rain is good for the garden.'),
+               ('I had coffee this morning.', 'Coffee helps.'),
+               ('what a long week.', 'The weekend is close.'),
+               ('tell me something nice.', 'The sun rises every day.'),
+               ('the train was late.', 'That happens.'),
+               ('I read a book last night.', 'Reading is a good habit.'),
+               ('let us talk later.', 'Any time.'))
 
 
 def _bytes(text: str) -> np.ndarray:
@@ -180,8 +199,58 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   return Blocks(context, queries, answers, filler)
 
 
+def _turn(chat, user: str, reply: str) -> str:
+  return f'{chat.user}{user}{chat.end_of_turn}{chat.assistant}{reply}{chat.end_of_turn}'
+
+
+def _dialogue_lengths(chat) -> tuple[int, int]:
+  """(the longest fact turn, every query block's length) in tokens (bytes)."""
+  fact = max(len(_turn(chat, f"my {r}'s name is {n}.", a).encode())
+             for r in RELATIONS for n in NAMES for a in _ACKNOWLEDGEMENTS)
+  query = max(len(_turn(chat, f"what is my {r}'s name?", f'{n}.').encode())
+              for r in RELATIONS for n in NAMES)
+  return fact, query
+
+
+def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
+  """2 to num_facts turns 'User: my sister's name is Ada. Assistant: Noted.' (over
+  context_segments parts; a later turn about the same relation overrides); small talk
+  between; each query block asks about a relation told: 'User: what is my sister's
+  name? Assistant: Ada.' (spaces before the end of turn: every block has one length),
+  the first letter of the name its answer token. Turns are written with task.chat."""
+  chat = task.chat
+  count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
+  relations = rng.integers(0, len(RELATIONS), count)
+  names = rng.integers(0, len(NAMES), count)
+  acks = rng.integers(0, len(_ACKNOWLEDGEMENTS), count)
+  turns = [_bytes(_turn(chat, f"my {RELATIONS[r]}'s name is {NAMES[n]}.", _ACKNOWLEDGEMENTS[a]))
+           for r, n, a in zip(relations, names, acks)]
+  parts = np.array_split(np.arange(count), task.context_segments)
+  context = [np.concatenate([turns[i] for i in part] or [np.zeros(0, np.int32)])
+             for part in parts]
+  named = {int(r): int(n) for r, n in zip(relations, names)}  # later turns override
+  _, query_len = _dialogue_lengths(chat)
+  queries, answers = [], []
+  for _ in range(num_blocks):
+    relation = int(rng.choice(sorted(named)))
+    asked = _bytes(f"{chat.user}what is my {RELATIONS[relation]}'s name?{chat.end_of_turn}"
+                   f'{chat.assistant}')
+    end = _bytes(chat.end_of_turn)
+    reply = _bytes(f'{NAMES[named[relation]]}.'.ljust(query_len - len(asked) - len(end)))
+    queries.append(np.concatenate([asked, reply, end]))
+    answer = np.zeros(len(queries[-1]), bool)
+    answer[len(asked)] = True
+    answers.append(answer)
+  small_talk = [_bytes(_turn(chat, u, a)) for u, a in _SMALL_TALK]
+
+  def filler(n: int) -> np.ndarray:
+    chosen = rng.integers(0, len(small_talk), n // 20 + 1)  # turns are over 20 bytes
+    return np.concatenate([small_talk[i] for i in chosen])[:n]
+  return Blocks(context, queries, answers, filler)
+
+
 _GENERATORS = {'recall': _recall, 'passkey': _passkey, 'copy': _copy,
-               'induction': _induction, 'facts': _facts}
+               'induction': _induction, 'facts': _facts, 'dialogue': _dialogue}
 
 
 def chance_accuracy(task_name: str, task: ml_collections.ConfigDict) -> float:
@@ -193,7 +262,7 @@ def chance_accuracy(task_name: str, task: ml_collections.ConfigDict) -> float:
   alphabet = {'recall': lambda: task.num_values, 'passkey': lambda: len(_DIGITS),
               'copy': lambda: task.num_symbols,
               'induction': lambda: task.vocab - task.num_pairs,
-              'facts': lambda: len(PLACES)}
+              'facts': lambda: len(PLACES), 'dialogue': lambda: len(NAMES)}
   return 1.0 / alphabet[task_name]()
 
 
@@ -206,6 +275,8 @@ def task_settings(task_name: str, task: ml_collections.ConfigDict) -> dict:
     if field not in task:
       raise DataError(f'data.task.{field} is missing (task {task_name!r})')
     value = task[field]
+    if isinstance(value, ml_collections.ConfigDict):
+      value = value.to_dict()
     settings[field] = [int(v) for v in value] if isinstance(value, (tuple, list)) else value
   return settings
 
@@ -234,10 +305,11 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(task.num_keys + task.num_values < 200, 'num_keys + num_values must be < 200')
   if task_name == 'induction':
     _check(task.num_pairs + 2 <= task.vocab <= 200, 'need num_pairs + 2 <= vocab <= 200')
-  if task_name == 'facts':
+  if task_name in ('facts', 'dialogue'):
     _check(1 <= task.context_segments <= task.num_facts,
            'need 1 <= context_segments <= num_facts')
-    most = -(-task.num_facts // task.context_segments) * _LONGEST_FACT
+    longest = _LONGEST_FACT if task_name == 'facts' else _dialogue_lengths(task.chat)[0]
+    most = -(-task.num_facts // task.context_segments) * longest
     _check(most <= segment_len, f'{task.num_facts} facts over {task.context_segments} '
            f'context segments take up to {most} tokens a segment, over segment_len '
            f'{segment_len}: raise context_segments')
@@ -286,7 +358,7 @@ def split_layout(task_name: str, task: ml_collections.ConfigDict, split: str,
   if split in _SPLIT_IDS:
     return num_segments, tuple(sorted(task.train_distances))
   distance = int(split.removeprefix('distance_'))
-  context = task.context_segments if task_name in ('recall', 'facts') else 1
+  context = task.context_segments if task_name in ('recall', 'facts', 'dialogue') else 1
   return context + distance, (distance,)
 
 

@@ -1,0 +1,37 @@
+"""A dialogue model for memgpt-chat: facts told early in a conversation, asked for many
+turns later (data.source='dialogue', memgpt_jax/data/synthetic.py).
+
+Run:     memgpt-train --config=configs/chat.py --workdir=runs/chat
+Talk:    memgpt-chat --workdir=runs/chat
+Compare: python experiments/ablate.py --grid=dialogue (memory on and off, 3 seeds)
+
+Each row is 4 segments of 256 tokens: the user tells 2-6 facts ("my sister's name is
+Ada") over the first two, small talk follows, and a question ("what is my sister's
+name?") ends a segment 0-2 segments after the facts; the first letter of the reply is
+scored. Evaluation asks 0, 4, 39 and 390 segments later (about 1K, 10K and 100K
+tokens of small talk). Turns are written with data.chat, the template memgpt-chat
+uses. The pointer's cache is off: past its segment only the memory can know a name.
+"""
+
+import pathlib
+
+import ml_collections
+
+from memgpt_jax.config_lib import load_config
+
+
+def get_config(variants: str = '') -> ml_collections.ConfigDict:
+  base = pathlib.Path(__file__).with_name('synthetic.py')
+  config = load_config(f'{base}:{variants}' if variants else base)
+  config.model.segment_len = 256  # T
+  config.model.num_segments = 4  # K
+  config.data.source = 'dialogue'
+  task = config.data.task
+  task.num_facts = 6
+  task.context_segments = 2
+  task.train_distances = (0, 1, 2)
+  task.eval_distances = (0, 4, 39, 390)
+  config.train.num_steps = 2000
+  config.train.eval_every = 500
+  config.sample.prompt = "User: my sister's name is Ada.\nAssistant: "
+  return config
