@@ -47,11 +47,12 @@ class Template:
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-  max_new_tokens: int = 200
-  temperature: float = 0.8
-  top_k: int = 0
-  top_p: float = 0.95
-  seed: int = 0
+  """How replies are sampled (memgpt-chat's flags)."""
+  max_new_tokens: int
+  temperature: float
+  top_k: int
+  top_p: float
+  seed: int
 
 
 @dataclasses.dataclass(frozen=True)

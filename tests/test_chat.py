@@ -19,7 +19,15 @@ from memgpt_jax import chat, sampling
 from memgpt_jax.errors import UserError
 from memgpt_jax.training.trainer import train_and_evaluate
 
-GREEDY = chat.Sampling(max_new_tokens=20, temperature=0.0)
+
+
+def sampled(**changes) -> chat.Sampling:
+  """Greedy replies of at most 20 tokens, unless `changes` say otherwise."""
+  return chat.Sampling(**({'max_new_tokens': 20, 'temperature': 0.0, 'top_k': 0,
+                           'top_p': 1.0, 'seed': 0} | changes))
+
+
+GREEDY = sampled()
 
 
 @pytest.fixture(scope='module')
@@ -44,7 +52,8 @@ def test_turns_carry_the_state_of_reading_the_conversation_at_once(workdir):
   decoder, tokenizer, _ = sampling.load_decoder(workdir)
   transcript = []
   for text, tokens in (('hello there', 20), ('what is x?', 7), ('and y', 33)):
-    reply = talk.reply(text, chat.Sampling(max_new_tokens=tokens, seed=1), io.StringIO())
+    reply = talk.reply(text, sampled(max_new_tokens=tokens, temperature=0.8, seed=1),
+                       io.StringIO())
     transcript += [*tokenizer.encode(talk.template.user_turn(text)), *reply.tokens,
                    *tokenizer.encode(talk.template.end_of_turn)]
   assert talk.turns == 3
@@ -121,7 +130,8 @@ def test_the_program_in_a_terminal_talks_saves_and_restores(workdir, tmp_path):
   started again on the state file it says how many turns it restored."""
   state = tmp_path / 'talk.npz'
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  for run, (turns, restored) in enumerate(((('hello', 'again'), ''), (('more',), ', 2 turns restored'))):
+  runs = ((('hello', 'again'), ''), (('more',), ', 2 turns restored'))
+  for run, (turns, restored) in enumerate(runs):
     leader, follower = pty.openpty()
     process = subprocess.Popen(_program(workdir, f'--state_file={state}'), cwd=ROOT, env=env,
                                stdin=follower, stdout=follower, stderr=follower)
@@ -150,8 +160,8 @@ def test_the_program_reads_turns_from_a_pipe(workdir, tmp_path):
                           env=env, capture_output=True, timeout=300)
   assert result.returncode == 0, result.stderr
   talk = conversation(workdir)
-  sampled = chat.Sampling(max_new_tokens=12, temperature=0.0)
-  want = [talk.reply(text, sampled, io.StringIO()).text for text in ('hello', 'how are you')]
+  want = [talk.reply(text, sampled(max_new_tokens=12), io.StringIO()).text
+          for text in ('hello', 'how are you')]
   assert result.stdout.decode().split('\n')[:2] == want
   bad = subprocess.run(_program(workdir), input=b'fine\ncaf\xe9\n', cwd=ROOT, env=env,
                        capture_output=True, timeout=300)

@@ -8,6 +8,7 @@ import os
 import pathlib
 import shutil
 import signal
+import sys
 import threading
 import time
 
@@ -414,6 +415,8 @@ def test_sigterm_at_any_phase_stops_cleanly_and_a_rerun_ends_as_if_never_stopped
   and running again ends with the parameters of a run never stopped."""
   owner, name = PHASES[phase]
   monkeypatch.setattr(owner, name, _signalled(getattr(owner, name)))
+  monkeypatch.setattr(signals, '_received', [])  # this process's record, put back after
+  monkeypatch.setattr(sys, 'unraisablehook', sys.unraisablehook)
   previous = signal.getsignal(signal.SIGTERM)
   signals.exit_on_sigterm('memgpt-train')
   try:
@@ -429,6 +432,7 @@ def test_sigterm_at_any_phase_stops_cleanly_and_a_rerun_ends_as_if_never_stopped
   assert not (tmp_path / 'train.lock').exists()
   assert not list(tmp_path.rglob('*.orbax-checkpoint-tmp*'))
   monkeypatch.undo()
+  assert not signals._received  # pylint: disable=protected-access
   train_and_evaluate(four_steps(data_dir), tmp_path)
   assert sorted(train_losses(tmp_path)) == [1, 2, 3, 4]
   assert_same_params(step_params(tmp_path, 4), finished[1][4], rtol=1e-6)

@@ -21,21 +21,18 @@ from absl import flags
 
 from memgpt_jax import chat
 from memgpt_jax import sampling
-from memgpt_jax.cli.common import run_main
+from memgpt_jax.cli.common import define_sampling_flags, flag_values, run_main
 from memgpt_jax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A workdir written by memgpt-train.')
 _STATE_FILE = flags.DEFINE_string(
     'state_file', None, 'The conversation\'s state: read at start when the file exists, '
     'written on leaving and by /save.')
-_MAX_NEW_TOKENS = flags.DEFINE_integer('max_new_tokens', 200, 'Most tokens of a reply.')
-_TEMPERATURE = flags.DEFINE_float('temperature', 0.8, '0 is greedy.')
-_TOP_K = flags.DEFINE_integer('top_k', 0, 'Keep the k most likely tokens (0: all).')
-_TOP_P = flags.DEFINE_float('top_p', 0.95, 'Nucleus: keep the top tokens holding this mass.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Sampling seed (each turn folds in its number).')
+_SAMPLING = define_sampling_flags('Most tokens of a reply.')
 flags.mark_flag_as_required('workdir')
 
-_HELP = '/reset starts over, /save writes the state file, /quit or Ctrl-D leaves; Ctrl-C cuts a reply'
+_HELP = ('/reset starts over, /save writes the state file, /quit or Ctrl-D leaves; Ctrl-C cuts '
+         'a reply')
 
 
 def _lines(interactive: bool):
@@ -66,13 +63,11 @@ def _lines(interactive: bool):
 
 def main(argv):
   del argv
-  sampling_settings = chat.Sampling(_MAX_NEW_TOKENS.value, _TEMPERATURE.value, _TOP_K.value,
-                                    _TOP_P.value, _SEED.value)
+  settings = flag_values(_SAMPLING)
   decoder, tokenizer, config = sampling.load_decoder(_WORKDIR.value)
   sampling.check_settings(decoder.model.cfg.vocab_size,
-                          max_new_tokens=sampling_settings.max_new_tokens,
-                          temperature=sampling_settings.temperature,
-                          top_k=sampling_settings.top_k, top_p=sampling_settings.top_p)
+                          **{k: v for k, v in settings.items() if k != 'seed'})
+  sampling_settings = chat.Sampling(**settings)
   conversation = chat.Conversation(decoder, tokenizer, chat.Template.of(config))
   state_file = pathlib.Path(_STATE_FILE.value) if _STATE_FILE.value else None
   if state_file is not None and state_file.exists():

@@ -12,6 +12,7 @@ import jax
 
 from memgpt_jax import config_lib
 from memgpt_jax import host_memory
+from memgpt_jax.cli import signals
 from memgpt_jax.errors import Diverged, Preempted, SaveFailed, UserError
 
 
@@ -20,6 +21,26 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     'Where compiled programs are kept between runs, so that a resume, a rerun or sampling '
     'does not compile them again; empty: nowhere. JAX_COMPILATION_CACHE_DIR, when set, '
     'wins.')
+
+def define_sampling_flags(tokens_help: str) -> dict[str, flags.FlagHolder]:
+  """The sampling flags of memgpt-sample and memgpt-chat, {name: flag}; their defaults
+  are configs/default.py's sample.* (what memgpt-train samples with)."""
+  sample = config_lib.default_config().sample
+  return {
+      'max_new_tokens': flags.DEFINE_integer('max_new_tokens', sample.max_new_tokens,
+                                             tokens_help),
+      'temperature': flags.DEFINE_float('temperature', sample.temperature, '0 is greedy.'),
+      'top_k': flags.DEFINE_integer('top_k', sample.top_k,
+                                    'Keep the k most likely tokens (0: all).'),
+      'top_p': flags.DEFINE_float('top_p', sample.top_p,
+                                  'Nucleus: keep the top tokens holding this mass.'),
+      'seed': flags.DEFINE_integer('seed', 0, 'Sampling seed.'),
+  }
+
+
+def flag_values(holders: dict[str, flags.FlagHolder]) -> dict:
+  return {name: holder.value for name, holder in holders.items()}
+
 
 # 0 finished, 2 bad input (UserError), 3 preempted (Preempted), 4 diverged (Diverged),
 # 5 a checkpoint could not be written (SaveFailed),
@@ -56,6 +77,7 @@ def _drop_tfds_config_notice(record) -> bool:
 
 def run_main(program: str, main: Callable[[list[str]], None]):
   """app.run with flag and user errors reported on one line (exit status 2)."""
+  signals.exit_if_stopped()
   host_memory.keep_freed_memory()
 
   def parse(argv):
@@ -68,6 +90,7 @@ def run_main(program: str, main: Callable[[list[str]], None]):
       fail(program, str(error).replace('\n', ' ').strip())
 
   def guarded(argv):
+    signals.exit_if_stopped()
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every step at INFO
     logging.get_absl_logger().addFilter(_drop_tfds_config_notice)
     if _COMPILATION_CACHE.value and 'JAX_COMPILATION_CACHE_DIR' not in os.environ:

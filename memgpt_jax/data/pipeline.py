@@ -139,8 +139,9 @@ class _WindowShuffleIterator(grain.DatasetIterator):
 
   A window is the next documents holding at least `window_tokens` tokens (one
   document at least), or one epoch's `epoch_docs` documents if fewer: a corpus smaller
-  than the window is not read thousands of times over to fill it. data.shuffle_seed and the window's index seed its cuts and
-  order: every epoch is cut and ordered anew, and a restore draws the same again.
+  than the window is not read thousands of times over to fill it. data.shuffle_seed
+  and the window's index seed its cuts and order: every epoch is cut and ordered anew,
+  and a restore draws the same again.
   The state is (parent state at the window's start, window index, pieces yielded):
   plain ints, as _PackIterator needs; a restore reads the window again and skips the
   pieces yielded.
