@@ -18,12 +18,10 @@ import ml_collections
 import numpy as np
 
 from memgpt_jax import config_lib
-from memgpt_jax.decode import Decoder, DecodeState
+from memgpt_jax.decode import Decoder, DecodeState, Reader
 from memgpt_jax.errors import UserError
 
 _STATE_FORMAT = 1
-# Decoding steps per compiled call: the host waits on the device once per chunk.
-_CHUNK = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,58 +78,35 @@ class Conversation:
                       'for this tokenizer; the reply stops at one token: choose one that is')
     self._end_id = int(end[0])
     self.model_id = params_digest(decoder.params)
-    self.reset()
+    self._reader = Reader(decoder)
+    self.turns = 0
 
   def reset(self):
     """Forgets everything: the state of a model that has read nothing."""
-    self._at = (self._decoder.start(1), None)  # (state, log p(next token) [1, V])
+    self._reader.reset()
     self.turns = 0
-
-  def _feed(self, ids: np.ndarray):
-    """Feeds ids in chunks whose sizes are powers of two that end no later than their
-    segment: whatever the turns' lengths, at most log2(T) + 1 chunk shapes compile."""
-    state, log_probs = self._at
-    segment_len, offset = self._decoder.model.cfg.segment_len, 0
-    while offset < len(ids):
-      room = min(len(ids) - offset, segment_len - state.position)
-      size = 1 << (room.bit_length() - 1)
-      chunk, state = self._decoder.feed(state, jnp.asarray(ids[None, offset:offset + size]))
-      log_probs, offset = chunk[:, -1], offset + size
-    self._at = (state, log_probs)
 
   def reply(self, text: str, sampling: Sampling, out: TextIO) -> Reply:
     """Feeds the user's turn, then writes the reply to `out` as it is decoded, ending
     at the end-of-turn token or after sampling.max_new_tokens (the end-of-turn token
     is fed then). Ctrl-C cuts the reply short and closes the turn; the state keeps
     what was written."""
-    self._feed(self._tokenizer.encode(self.template.user_turn(text)))
+    self._reader.feed(self._tokenizer.encode(self.template.user_turn(text)))
     rng = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), self.turns)
     self.turns += 1
     stream, reply, ended = self._tokenizer.decoder(), [], False
     try:
-      for first in range(0, sampling.max_new_tokens, _CHUNK):
-        before = self._at
-        tokens, log_probs, _, state = self._decoder.sample_and_feed(
-            before[0], before[1], jnp.zeros(1, bool), rng, first, _CHUNK,
-            sampling.temperature, sampling.top_k, sampling.top_p, self._end_id)
-        kept = [int(t) for t in np.asarray(tokens)[0, :sampling.max_new_tokens - first]]
-        if self._end_id in kept:
-          kept, ended = kept[:kept.index(self._end_id) + 1], True
-        if len(kept) == _CHUNK:
-          self._at = (state, log_probs)
-        else:  # fed past the reply's end: feed exactly its tokens again from before
-          self._at = before
-          self._feed(np.asarray(kept, np.int32))
-        words = kept[:-1] if ended else kept
+      for tokens in self._reader.sample(sampling.max_new_tokens, rng, sampling.temperature,
+                                        sampling.top_k, sampling.top_p, self._end_id):
+        ended = tokens[-1] == self._end_id
+        words = tokens[:-1] if ended else tokens
         reply.extend(words)
         out.write(''.join(stream.push(t) for t in words))
         out.flush()
-        if ended:
-          break
     except KeyboardInterrupt:
       pass  # the chunk in flight is dropped; the state holds what was written
     if not ended:
-      self._feed(np.asarray([self._end_id], np.int32))
+      self._reader.feed(np.asarray([self._end_id], np.int32))
     out.write(stream.finish() + '\n')
     out.flush()
     return Reply(self._tokenizer.decode(reply), tuple(reply))
@@ -140,7 +115,7 @@ class Conversation:
     """Writes the conversation's state to `path` (replaced whole: a crash mid-write
     leaves the old file)."""
     path = pathlib.Path(path)
-    state, log_probs = self._at
+    state, log_probs = self._reader.at
     leaves = jax.tree.leaves((state.memory, state.window))
     meta = {'format': _STATE_FORMAT, 'model': self.model_id, 'position': state.position,
             'turns': self.turns, 'fed': log_probs is not None}
@@ -177,9 +152,9 @@ class Conversation:
       raise UserError(f'--state_file {path} does not fit this model\'s state')
     memory, window = jax.tree.unflatten(structure, [jnp.asarray(a) for a in leaves])
     log_probs = jnp.asarray(arrays['log_probs']) if meta['fed'] else None
-    self._at = (DecodeState(memory, window, int(meta['position'])), log_probs)
+    self._reader.at = (DecodeState(memory, window, int(meta['position'])), log_probs)
     self.turns = int(meta['turns'])
 
   def state(self) -> tuple[DecodeState, jax.Array | None]:
     """(the model's state, log p(next token)) after everything fed so far."""
-    return self._at
+    return self._reader.at

@@ -244,6 +244,72 @@ def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax
         return
 
 
+class Reader:
+  """One row of text read token by token with the model's state carried: feed any
+  number of tokens, then sample a continuation, again and again (memgpt-chat's
+  turns, the Python API's readers). Tokens are fed in chunks of power-of-two sizes that
+  end no later than their segment, so whatever the lengths fed, at most log2(T) + 1
+  chunk shapes compile; after any sequence of feeds and samples the state equals that
+  of feeding everything read in one call (tests/test_chat.py)."""
+
+  def __init__(self, decoder: Decoder):
+    self._decoder = decoder
+    self.reset()
+
+  def reset(self):
+    """Forgets everything read."""
+    self.at = (self._decoder.start(1), None)  # (the state, log p(next token) [1, V])
+
+  def feed(self, ids: np.ndarray, scores: bool = False) -> np.ndarray | None:
+    """Reads ids [L]; with `scores`, returns log p(each id | everything before it) [L]
+    (NaN for the first id of a reader that has read nothing: nothing predicts it)."""
+    state, log_probs = self.at
+    ids = np.asarray(ids, np.int32)
+    found = np.full(len(ids), np.nan, np.float32) if scores else None
+    segment_len, offset = self._decoder.model.cfg.segment_len, 0
+    while offset < len(ids):
+      room = min(len(ids) - offset, segment_len - state.position)
+      size = 1 << (room.bit_length() - 1)
+      piece = ids[offset:offset + size]
+      chunk, state = self._decoder.feed(state, jnp.asarray(piece[None]))
+      if scores:
+        before = chunk[0, :-1] if log_probs is None else jnp.concatenate(
+            [log_probs, chunk[0, :-1]])
+        targets = jnp.asarray(piece[len(piece) - len(before):, None])
+        picked = np.asarray(jnp.take_along_axis(before, targets, axis=1))[:, 0]
+        found[offset + size - len(picked):offset + size] = picked
+      log_probs, offset = chunk[:, -1], offset + size
+    self.at = (state, log_probs)
+    return found
+
+  def sample(self, max_new_tokens: int, rng: jax.Array, temperature: float, top_k: int,
+             top_p: float, stop_id: int | None = None,
+             chunk_size: int = 16) -> Iterator[list[int]]:
+    """Samples up to max_new_tokens tokens (fewer when stop_id comes: it is the last),
+    yielding each compiled chunk's as it is decoded; after each yield the state holds
+    exactly the tokens yielded so far (a chunk sampled past the end is read again
+    up to it). Stopped early (Ctrl-C), the chunk in flight is not read."""
+    if self.at[1] is None:
+      raise ValueError('a reader samples after something was fed')
+    for first in range(0, max_new_tokens, chunk_size):
+      before = self.at
+      tokens, log_probs, _, state = self._decoder.sample_and_feed(
+          before[0], before[1], jnp.zeros(1, bool), rng, first, chunk_size, temperature,
+          top_k, top_p, stop_id)
+      kept = [int(t) for t in np.asarray(tokens)[0, :max_new_tokens - first]]
+      ended = stop_id in kept
+      if ended:
+        kept = kept[:kept.index(stop_id) + 1]
+      if len(kept) == chunk_size:
+        self.at = (state, log_probs)
+      else:
+        self.at = before
+        self.feed(np.asarray(kept, np.int32))
+      yield kept
+      if ended:
+        return
+
+
 def generate_targets(decoder: Decoder, tokenizer, sources: list[str], max_new_tokens: int,
                      max_source_tokens: int) -> list[str]:
   """Greedy targets of a batch of seq2seq sources (each truncated to max_source_tokens).
