@@ -18,29 +18,18 @@ import ml_collections
 import numpy as np
 
 from memgpt_jax import config_lib
+from memgpt_jax.data.turns import Template
 from memgpt_jax.decode import Decoder, DecodeState, Reader
 from memgpt_jax.errors import UserError
 
 _STATE_FORMAT = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Template:
-  """How turns are written: user + text + end_of_turn + assistant + reply + end_of_turn."""
-  user: str
-  assistant: str
-  end_of_turn: str
-
-  @classmethod
-  def of(cls, config: ml_collections.ConfigDict) -> 'Template':
-    """The template of a model's config (data.chat); one saved before configs had it
-    takes the default config's."""
-    chat = config.data.get('chat') or config_lib.default_config().data.chat
-    return cls(chat.user, chat.assistant, chat.end_of_turn)
-
-  def user_turn(self, text: str) -> str:
-    """What the model reads for a user's turn, up to where its reply begins."""
-    return f'{self.user}{text}{self.end_of_turn}{self.assistant}'
+def template_of(config: ml_collections.ConfigDict) -> Template:
+  """The turn template of a model's config (data.chat); a config saved before configs
+  had it takes the default config's."""
+  chat = config.data.get('chat') or config_lib.default_config().data.chat
+  return Template(chat.user, chat.assistant, chat.end_of_turn)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,7 +41,7 @@ def workdir(data_dir, tmp_path_factory):
 
 def conversation(workdir) -> chat.Conversation:
   decoder, tokenizer, config = sampling.load_decoder(workdir)
-  return chat.Conversation(decoder, tokenizer, chat.Template.of(config))
+  return chat.Conversation(decoder, tokenizer, chat.template_of(config))
 
 
 def test_turns_carry_the_state_of_reading_the_conversation_at_once(workdir):
@@ -96,7 +96,7 @@ def test_a_state_of_another_model_or_no_state_is_refused_in_one_line(workdir, tm
   talk.save(tmp_path / 'state.npz')
   decoder, tokenizer, config = sampling.load_decoder(workdir)
   decoder.params = jax.tree.map(lambda x: x + 1, decoder.params)
-  other = chat.Conversation(decoder, tokenizer, chat.Template.of(config))
+  other = chat.Conversation(decoder, tokenizer, chat.template_of(config))
   with pytest.raises(UserError, match='holds a conversation with another model') as refused:
     other.restore(tmp_path / 'state.npz')
   (tmp_path / 'junk').write_bytes(b'not a state')

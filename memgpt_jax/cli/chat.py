@@ -68,7 +68,7 @@ def main(argv):
   sampling.check_settings(decoder.model.cfg.vocab_size,
                           **{k: v for k, v in settings.items() if k != 'seed'})
   sampling_settings = chat.Sampling(**settings)
-  conversation = chat.Conversation(decoder, tokenizer, chat.Template.of(config))
+  conversation = chat.Conversation(decoder, tokenizer, chat.template_of(config))
   state_file = pathlib.Path(_STATE_FILE.value) if _STATE_FILE.value else None
   if state_file is not None and state_file.exists():
     conversation.restore(state_file)

@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from memgpt_jax.data.errors import DataError
+from memgpt_jax.data.turns import Template
 
 TASKS = ('recall', 'passkey', 'copy', 'induction', 'facts', 'dialogue')
 # Settings every task has, then each task's own: the builder's name digests exactly
@@ -199,15 +200,11 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   return Blocks(context, queries, answers, filler)
 
 
-def _turn(chat, user: str, reply: str) -> str:
-  return f'{chat.user}{user}{chat.end_of_turn}{chat.assistant}{reply}{chat.end_of_turn}'
-
-
-def _dialogue_lengths(chat) -> tuple[int, int]:
+def _dialogue_lengths(chat: Template) -> tuple[int, int]:
   """(the longest fact turn, every query block's length) in tokens (bytes)."""
-  fact = max(len(_turn(chat, f"my {r}'s name is {n}.", a).encode())
+  fact = max(len(chat.exchange(f"my {r}'s name is {n}.", a).encode())
              for r in RELATIONS for n in NAMES for a in _ACKNOWLEDGEMENTS)
-  query = max(len(_turn(chat, f"what is my {r}'s name?", f'{n}.').encode())
+  query = max(len(chat.exchange(f"what is my {r}'s name?", f'{n}.').encode())
               for r in RELATIONS for n in NAMES)
   return fact, query
 
@@ -218,12 +215,12 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   between; each query block asks about a relation told: 'User: what is my sister's
   name? Assistant: Ada.' (spaces before the end of turn: every block has one length),
   the first letter of the name its answer token. Turns are written with task.chat."""
-  chat = task.chat
+  chat = Template(**task.chat)
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   relations = rng.integers(0, len(RELATIONS), count)
   names = rng.integers(0, len(NAMES), count)
   acks = rng.integers(0, len(_ACKNOWLEDGEMENTS), count)
-  turns = [_bytes(_turn(chat, f"my {RELATIONS[r]}'s name is {NAMES[n]}.", _ACKNOWLEDGEMENTS[a]))
+  turns = [_bytes(chat.exchange(f"my {RELATIONS[r]}'s name is {NAMES[n]}.", _ACKNOWLEDGEMENTS[a]))
            for r, n, a in zip(relations, names, acks)]
   parts = np.array_split(np.arange(count), task.context_segments)
   context = [np.concatenate([turns[i] for i in part] or [np.zeros(0, np.int32)])
@@ -233,15 +230,14 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   queries, answers = [], []
   for _ in range(num_blocks):
     relation = int(rng.choice(sorted(named)))
-    asked = _bytes(f"{chat.user}what is my {RELATIONS[relation]}'s name?{chat.end_of_turn}"
-                   f'{chat.assistant}')
+    asked = _bytes(chat.user_turn(f"what is my {RELATIONS[relation]}'s name?"))
     end = _bytes(chat.end_of_turn)
     reply = _bytes(f'{NAMES[named[relation]]}.'.ljust(query_len - len(asked) - len(end)))
     queries.append(np.concatenate([asked, reply, end]))
     answer = np.zeros(len(queries[-1]), bool)
     answer[len(asked)] = True
     answers.append(answer)
-  small_talk = [_bytes(_turn(chat, u, a)) for u, a in _SMALL_TALK]
+  small_talk = [_bytes(chat.exchange(u, a)) for u, a in _SMALL_TALK]
 
   def filler(n: int) -> np.ndarray:
     chosen = rng.integers(0, len(small_talk), n // 20 + 1)  # turns are over 20 bytes
@@ -308,7 +304,8 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
   if task_name in ('facts', 'dialogue'):
     _check(1 <= task.context_segments <= task.num_facts,
            'need 1 <= context_segments <= num_facts')
-    longest = _LONGEST_FACT if task_name == 'facts' else _dialogue_lengths(task.chat)[0]
+    longest = (_LONGEST_FACT if task_name == 'facts'
+               else _dialogue_lengths(Template(**task.chat))[0])
     most = -(-task.num_facts // task.context_segments) * longest
     _check(most <= segment_len, f'{task.num_facts} facts over {task.context_segments} '
            f'context segments take up to {most} tokens a segment, over segment_len '
