@@ -114,6 +114,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.text_key = 'text'
   config.data.inputs_key = ''
   config.data.targets_key = ''
+  # A text_key holding a dialogue's turns: the feature saying who speaks first (0: the
+  # user, 1: the assistant) writes them with data.chat below; '': joined by newlines.
+  config.data.first_speaker_key = ''
   config.data.paths = ''  # for source='text': a file, a glob, or comma-separated of those
   config.data.validation_fraction = 0.1  # for source='text': the last share of the text
   config.data.tfds_data_dir = ''  # '' -> ~/tensorflow_datasets

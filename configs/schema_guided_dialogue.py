@@ -8,8 +8,10 @@ Reaches: never run: it needs the prepared dataset above; no figure yet.
 
 Records {'utterances', 'first_speaker', 'metadata': {'services': {'name'}}}: one
 dialogue (user and system alternating, 'first_speaker' says who starts) each. The turns
-under 'utterances' (a sequence of texts) are joined with newlines into one document, a
-causal LM over the whole conversation: slot values said early (a city, a time, a
+under 'utterances' (a sequence of texts) are written turn by turn with the chat template
+(data.chat: "User: ...", "Assistant: ...", the speaker first_speaker says first), the
+template memgpt-chat talks with, into one document, a causal LM over the whole
+conversation: slot values said early (a city, a time, a
 restaurant) come back turns later, often segments later, which is what memory and the
 pointer are for. Splits: train / dev / test. Model and schedule: configs/corpus_base.py
 scaled down for a small corpus (d_model 384, 6 layers, float32; 8 segments of 128;
@@ -41,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   data.source = 'tfds'
   data.tfds_name = 'schema_guided_dialogue'
   data.text_key = 'utterances'
+  data.first_speaker_key = 'first_speaker'  # turns written with data.chat, as memgpt-chat talks
   data.eval_split = 'dev'
 
   train = config.train

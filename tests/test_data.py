@@ -13,6 +13,7 @@ import pytest
 from conftest import load_config
 from memgpt_jax.data import builders
 from memgpt_jax.data import pipeline
+from memgpt_jax.data import records
 from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer, make_tokenizer
 
@@ -457,3 +458,19 @@ def test_pieces_cover_every_document_once_per_epoch(tmp_path):
         (text,) = [t for t in texts if piece in t]  # A stretch of one document.
         cut_inside += index > 0 and not text.startswith(piece)
   assert cut_inside > 10  # Pieces start inside documents, not only at their start.
+
+
+def test_dialogue_turns_are_written_with_the_chat_template():
+  """data.first_speaker_key: the turns alternate from the speaker it names; a value
+  that is neither speaker is one line naming the feature."""
+  data = load_config('default').data
+  data.update(text_key='turns', first_speaker_key='who')
+  record = {'turns': np.array([b'Hi.', b'Hello, how can I help?']), 'who': np.int64(1)}
+  assert records.record_texts(record, data) == (
+      'Assistant: Hi.\nUser: Hello, how can I help?\n',)
+  data.chat.user, data.chat.end_of_turn = 'Q: ', '|'
+  record['who'] = np.int64(0)
+  assert records.record_texts(record, data) == ('Q: Hi.|Assistant: Hello, how can I help?|',)
+  record['who'] = np.int64(2)
+  with pytest.raises(DataError, match="feature 'who' is 2: data.first_speaker_key"):
+    records.record_texts(record, data)

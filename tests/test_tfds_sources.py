@@ -49,7 +49,7 @@ CASES = {
         ('train', 'dev', 'test'),
         {'utterances': ['I need a table in San Jose.', 'For what time?', 'Seven pm.'],
          'first_speaker': 'USER', 'metadata': {'services': [{'name': 'Restaurants_1'}]}},
-        ('I need a table in San Jose.\nFor what time?\nSeven pm.',)),
+        ('User: I need a table in San Jose.\nAssistant: For what time?\nUser: Seven pm.\n',)),
     'cnn_dailymail': (('train', 'validation', 'test'),
                       {'article': 'The storm hit the coast on Monday.',
                        'highlights': 'Storm hits coast.\nNo one hurt.',
