@@ -120,7 +120,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.paths = ''  # for source='text': a file, a glob, or comma-separated of those
   config.data.validation_fraction = 0.1  # for source='text': the last share of the text
   config.data.tfds_data_dir = ''  # '' -> ~/tensorflow_datasets
-  config.data.tokenizer = 'bytes'  # 'bytes' | 'sentencepiece'
+  config.data.tokenizer = 'bytes'  # 'bytes' | 'sentencepiece' | 'huggingface'
   config.data.sentencepiece = ml_collections.ConfigDict()
   config.data.sentencepiece.vocab_size = 8000  # byte-fallback, pad, eos and unk ids included
   config.data.sentencepiece.model_type = 'unigram'  # 'unigram' | 'bpe'
@@ -129,6 +129,12 @@ def get_config() -> ml_collections.ConfigDict:
   # a path -> use that model (it needs pad and eos pieces).
   config.data.sentencepiece.model_file = ''
   config.data.sentencepiece.character_coverage = 1.0  # share of characters given own pieces
+  # data.tokenizer='huggingface': a pretrained model's tokenizer.json, and which of its
+  # tokens ends a document and pads a row ('' pad: the eos token).
+  config.data.huggingface = ml_collections.ConfigDict()
+  config.data.huggingface.tokenizer_file = ''
+  config.data.huggingface.eos_token = ''
+  config.data.huggingface.pad_token = ''
   config.data.shuffle_seed = 0
   # How rows are cut from documents: 'packed' (rows are independent: pieces of
   # documents packed side by side, the model's state fresh in every row) | 'streams'

@@ -1,14 +1,14 @@
-"""Tokenizers: bytes (nothing to train or ship) or a SentencePiece model of the train split.
+"""Tokenizers: bytes (nothing to train or ship), a SentencePiece model of the train
+split, or a pretrained model's Hugging Face tokenizer.json (data/hf_tokenizer.py).
 
-Both count the UTF-8 bytes their ids stand for, so bits per byte is comparable
-between them, and both stream text to a terminal as soon as characters are whole.
+All count the UTF-8 bytes their ids stand for, so bits per byte is comparable
+between them, and all stream text to a terminal as soon as characters are whole.
 """
 
-import codecs
 import io
 import os
 import pathlib
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 from absl import logging
 import jax
@@ -19,9 +19,11 @@ import sentencepiece
 
 from memgpt_jax.data import builders
 from memgpt_jax.data import records
+from memgpt_jax.data import hf_tokenizer
 from memgpt_jax.data.errors import DataError
+from memgpt_jax.data.pieces import PieceTable, StreamDecoder
 
-TOKENIZERS = ('bytes', 'sentencepiece')
+TOKENIZERS = ('bytes', 'sentencepiece', 'huggingface')
 MODEL_FILENAME = 'tokenizer.model'  # in the workdir: trained on first use, then reused
 MODEL_TYPES = ('unigram', 'bpe')
 # SentencePiece trains on lines: longer ones are cut into pieces of this many characters
@@ -30,30 +32,6 @@ _MAX_LINE_CHARS = 4096
 # The trained model depends on the thread count (the order of float sums), so it is
 # fixed: every machine trains the same model from the same data.
 _TRAIN_THREADS = 8
-
-
-class StreamDecoder:
-  """Turns token ids into text as soon as they form whole UTF-8 characters.
-
-  The sampler streams tokens to a terminal one at a time; a multi-byte character
-  must not be printed before all its bytes have arrived. Text only ever grows, so
-  no id changes what was printed before it.
-  """
-
-  def __init__(self, piece_bytes: Sequence[bytes]):
-    self._piece_bytes = piece_bytes  # id -> the bytes it stands for; others print nothing
-    self._decoder = codecs.getincrementaldecoder('utf-8')(errors='replace')
-
-  def push(self, token_id: int) -> str:
-    """Adds one id; returns the characters it completes ('' for special ids)."""
-    token_id = int(token_id)
-    if not 0 <= token_id < len(self._piece_bytes):
-      return ''
-    return self._decoder.decode(self._piece_bytes[token_id])
-
-  def finish(self) -> str:
-    """Flushes a trailing incomplete character (as U+FFFD), as `decode` would."""
-    return self._decoder.decode(b'', final=True)
 
 
 class ByteTokenizer:
@@ -85,7 +63,7 @@ class ByteTokenizer:
     return StreamDecoder(self._piece_bytes)
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(PieceTable):
   """A SentencePiece model, read as a table of the UTF-8 bytes each id stands for.
 
   Text is the concatenation of its pieces: decoding a continuation on its own gives
@@ -97,11 +75,9 @@ class SentencePieceTokenizer:
 
   def __init__(self, model_proto: bytes):
     self._processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
-    self.vocab_size = self._processor.vocab_size()
+    super().__init__([self._bytes_of(i) for i in range(self._processor.vocab_size())])
     self.pad_id = self._processor.pad_id()
     self.eos_id = self._processor.eos_id()  # Ends every document, as for bytes.
-    self._piece_bytes = tuple(self._bytes_of(i) for i in range(self.vocab_size))
-    self._num_bytes = np.array([len(b) for b in self._piece_bytes], np.int64)  # [vocab]
 
   def _bytes_of(self, token_id: int) -> bytes:
     if self._processor.is_byte(token_id):  # '<0xNN>'
@@ -115,24 +91,9 @@ class SentencePieceTokenizer:
     """Returns the int32 ids of `text` (no eos appended)."""
     return np.asarray(self._processor.encode(text), dtype=np.int32)
 
-  def decode(self, ids: Iterable[int]) -> str:
-    """Returns the text of the ids, skipping special ids."""
-    ids = np.asarray(ids).reshape(-1)
-    ids = ids[(ids >= 0) & (ids < self.vocab_size)]
-    data = b''.join(self._piece_bytes[i] for i in ids)
-    return data.decode('utf-8', errors='replace')
-
-  def num_bytes(self, ids: np.ndarray) -> int:
-    """Counts the UTF-8 bytes the ids stand for: the denominator of bits per byte."""
-    ids = np.asarray(ids)
-    return int(self._num_bytes[ids[(ids >= 0) & (ids < self.vocab_size)]].sum())
-
-  def decoder(self) -> StreamDecoder:
-    """Returns a fresh incremental decoder for streaming output."""
-    return StreamDecoder(self._piece_bytes)
 
 
-Tokenizer = ByteTokenizer | SentencePieceTokenizer
+Tokenizer = ByteTokenizer | SentencePieceTokenizer | hf_tokenizer.HuggingFaceTokenizer
 
 
 def declared_vocab_size(data_config: ml_collections.ConfigDict) -> int:
@@ -153,13 +114,15 @@ def make_tokenizer(data_config: ml_collections.ConfigDict,
   """
   if data_config.tokenizer == 'bytes':
     return ByteTokenizer()
-  if data_config.tokenizer != 'sentencepiece':
+  if data_config.tokenizer not in TOKENIZERS:
     raise DataError(f'unknown data.tokenizer {data_config.tokenizer!r} '
                     f'(choose {" or ".join(TOKENIZERS)})')
   if builders.is_synthetic(data_config):
-    raise DataError(f"data.tokenizer='sentencepiece' does not fit the synthetic source "
-                    f"{data_config.source!r} (its rows are already token ids): use "
+    raise DataError(f"data.tokenizer={data_config.tokenizer!r} does not fit the synthetic "
+                    f"source {data_config.source!r} (its rows are already token ids): use "
                     "data.tokenizer='bytes'")
+  if data_config.tokenizer == 'huggingface':
+    return hf_tokenizer.load(data_config.huggingface)
   spm_config = data_config.sentencepiece
   _check_settings(spm_config)
   if spm_config.model_file:
