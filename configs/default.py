@@ -31,6 +31,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.mlp_dim = 512
   config.model.mlp_type = 'swiglu'  # 'swiglu' | 'gelu'
   config.model.norm_type = 'rmsnorm'  # 'rmsnorm' | 'layernorm'
+  config.model.norm_epsilon = 1e-6  # added to the norms' variance (GPT-2 and Llama: 1e-5)
+  # Biases of the linear maps: 'none' | 'qkv' (the attention's query, key and value:
+  # Qwen2) | 'all' (attention and MLP, in and out: GPT-2).
+  config.model.bias = 'none'
   config.model.position = 'rope'  # 'rope' | 'sinusoidal' | 'learned' | 'none'
   config.model.rope_base = 10_000.0
   config.model.segment_len = 128  # T: the attention window

@@ -71,6 +71,7 @@ RANGES: dict[str, Range] = {
     'model.num_heads': _COUNT,
     'model.mlp_dim': _COUNT,
     'model.rope_base': _POSITIVE,
+    'model.norm_epsilon': Range(0, 1, low_open=True),
     'model.segment_len': _COUNT,
     'model.num_segments': _COUNT,
     'model.dropout_rate': _FRACTION,

@@ -10,11 +10,17 @@ from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax.decode import SEGMENTS_PER_CALL, Decoder, generate, sample_token
 
 
-def _norm(x, p, kind):
-  if kind == 'rmsnorm':
-    return x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-6) * p['scale']
+def _norm(x, p, cfg):
+  if cfg.norm_type == 'rmsnorm':
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg.norm_epsilon) * p['scale']
   centered = x - x.mean(-1, keepdims=True)
-  return centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + 1e-6) * p['scale'] + p['bias']
+  return (centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + cfg.norm_epsilon)
+          * p['scale'] + p['bias'])
+
+
+def _linear(x, p, spec):
+  """x times p's kernel (einsum spec), plus its bias if it has one."""
+  return np.einsum(spec, x, p['kernel']) + p.get('bias', 0.0)
 
 
 def _rope(x, base=10_000.0):  # x [L, H, D]
@@ -40,8 +46,8 @@ def reference_gpt(params, tokens, cfg):
     x = x + p['positions']['table'][:length]
   for layer in range(cfg.num_layers):
     block = p[f'blocks_{layer}']
-    h = _norm(x, block['attention_norm'], cfg.norm_type)
-    q, k, v = (np.einsum('ld,dhk->lhk', h, block['attention'][n]['kernel'])
+    h = _norm(x, block['attention_norm'], cfg)
+    q, k, v = (_linear(h, block['attention'][n], 'ld,dhk->lhk')
                for n in ('query', 'key', 'value'))
     if cfg.position == 'rope':
       q, k = _rope(q), _rope(k)
@@ -50,26 +56,36 @@ def reference_gpt(params, tokens, cfg):
     weights = np.exp(scores - scores.max(-1, keepdims=True))
     weights /= weights.sum(-1, keepdims=True)
     attended = np.einsum('hqk,khd->qhd', weights, v)
-    x = x + np.einsum('lhd,hdo->lo', attended, block['attention']['out']['kernel'])
-    h = _norm(x, block['mlp_norm'], cfg.norm_type)
+    x = x + _linear(attended, block['attention']['out'], 'lhd,hdo->lo')
+    h = _norm(x, block['mlp_norm'], cfg)
     mlp = block['mlp']
     if cfg.mlp_type == 'swiglu':
-      up = h @ mlp['w1']['kernel']
-      hidden = up / (1 + np.exp(-up)) * (h @ mlp['w3']['kernel'])
+      up = _linear(h, mlp['w1'], 'ld,dm->lm')
+      hidden = up / (1 + np.exp(-up)) * _linear(h, mlp['w3'], 'ld,dm->lm')
     else:
-      hidden = _gelu(h @ mlp['w1']['kernel'])
-    x = x + hidden @ mlp['w2']['kernel']
-  return _norm(x, p['final_norm'], cfg.norm_type) @ embedding.T
+      hidden = _gelu(_linear(h, mlp['w1'], 'ld,dm->lm'))
+    x = x + _linear(hidden, mlp['w2'], 'lm,md->ld')
+  output = embedding.T if cfg.tie_embeddings else p['lm_head']['kernel']
+  return _norm(x, p['final_norm'], cfg) @ output
 
 
 @pytest.mark.parametrize('variant', [
     {},
-    {'position': 'learned', 'mlp_type': 'gelu', 'norm_type': 'layernorm'},
+    # GPT-2's family: learned positions, LayerNorm, GELU, biases everywhere, eps 1e-5.
+    {'position': 'learned', 'mlp_type': 'gelu', 'norm_type': 'layernorm', 'bias': 'all',
+     'norm_epsilon': 1e-5},
+    # Llama's: rotary positions, RMSNorm, SwiGLU, an untied output; Qwen2's qkv biases.
+    {'tie_embeddings': False, 'norm_epsilon': 1e-5},
+    {'tie_embeddings': False, 'bias': 'qkv'},
 ])
 def test_baseline_equals_reference_gpt(variant):
   model, cfg = tiny_model(**{'memory.enabled': False, 'pointer.enabled': False,
                              'num_segments': 1, **variant})
   params = init_params(model)
+  # Biases start at zero: give them values, so that the reference checks they are used.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 0.1 * jax.random.normal(jax.random.key(len(path)), x.shape)
+      if path[-1].key == 'bias' else x, params)
   tokens = jax.random.randint(jax.random.key(0), (2, cfg.seq_len), 0, VOCAB)
   logits = forward(model, params, tokens).vocab_logits.reshape(2, cfg.seq_len, VOCAB)
   for row in range(2):

@@ -208,11 +208,12 @@ def test_norms_compute_flax_norms_and_keep_only_their_input(norm_type, dtype):
   gradients, while the backward pass keeps x and the parameters, none of the float32
   internals (three [..., d] arrays per norm in flax's)."""
   x = (3 * jax.random.normal(jax.random.key(0), (2, 8, 16)) + 1).astype(dtype)
-  flax_norm = (nn.RMSNorm if norm_type == 'rmsnorm' else nn.LayerNorm)(epsilon=1e-6,
+  flax_norm = (nn.RMSNorm if norm_type == 'rmsnorm' else nn.LayerNorm)(epsilon=1e-5,
                                                                        dtype=dtype)
   params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(1), p.shape),
                         flax_norm.init(jax.random.key(2), x))['params']
-  ours = lambda x, params: layers.normalize(x, params['scale'], params.get('bias'), dtype)
+  ours = lambda x, params: layers.normalize(x, params['scale'], params.get('bias'), dtype,
+                                            1e-5)
   theirs = lambda x, params: flax_norm.apply({'params': params}, x)
   np.testing.assert_array_equal(ours(x, params), theirs(x, params))
   cotangent = jax.random.normal(jax.random.key(3), x.shape).astype(dtype)

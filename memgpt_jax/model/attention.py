@@ -70,8 +70,9 @@ class SelfAttention(nn.Module):
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
     projection = lambda name: DenseGeneral(
-        (cfg.num_heads, cfg.head_dim), use_bias=False,
+        (cfg.num_heads, cfg.head_dim), use_bias=cfg.bias != 'none',
         kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('heads', 'kv')),
         dtype=cfg.compute_dtype, name=name)
     key_proj, value_proj = projection('key'), projection('value')
     query = projection('query')(x)  # [B, L, H, D]
@@ -106,8 +107,9 @@ class SelfAttention(nn.Module):
     if memory is not None and cfg.memory_kind == 'delta':
       out = DeltaRead(cfg, name='memory_read')(x, memory, sees_memory, out)
     out = DenseGeneral(
-        cfg.d_model, axis=(-2, -1), use_bias=False,
+        cfg.d_model, axis=(-2, -1), use_bias=cfg.bias == 'all',
         kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
         dtype=cfg.compute_dtype, name='out')(out)
     return out, window_keys, window_values
 

@@ -101,6 +101,8 @@ class ModelConfig:
   mlp_dim: int = _setting()
   mlp_type: str = _setting(choices=('swiglu', 'gelu'))
   norm_type: str = _setting(choices=('rmsnorm', 'layernorm'))
+  norm_epsilon: float = _setting()
+  bias: str = _setting(choices=('none', 'qkv', 'all'))
   position: str = _setting(choices=('rope', 'sinusoidal', 'learned', 'none'))
   rope_base: float = _setting()
   segment_len: int = _setting()

@@ -54,12 +54,9 @@ def residual_init(cfg: ModelConfig):
   return nn.initializers.normal(stddev=cfg.init_std / (2 * cfg.num_layers) ** 0.5)
 
 
-NORM_EPSILON = 1e-6
-
-
-@functools.partial(jax.checkpoint, static_argnums=(3,))
+@functools.partial(jax.checkpoint, static_argnums=(3, 4))
 def normalize(x: jax.Array, scale: jax.Array, bias: jax.Array | None,
-              dtype: jnp.dtype) -> jax.Array:
+              dtype: jnp.dtype, epsilon: float) -> jax.Array:
   """RMSNorm (bias None) or LayerNorm over the last axis, as flax.linen computes them:
   float32 statistics, the output cast to `dtype`. Under jax.checkpoint the backward
   pass keeps only x and recomputes the rest: without it, it keeps three [..., d]
@@ -72,7 +69,7 @@ def normalize(x: jax.Array, scale: jax.Array, bias: jax.Array | None,
     mean = jnp.mean(x, axis=-1, keepdims=True)
     variance = jnp.maximum(0.0, jnp.mean(jnp.square(x), axis=-1, keepdims=True)
                            - jnp.square(mean))
-  normalised = (x - mean) * (jax.lax.rsqrt(variance + NORM_EPSILON) * scale)
+  normalised = (x - mean) * (jax.lax.rsqrt(variance + epsilon) * scale)
   return (normalised if bias is None else normalised + bias).astype(dtype)
 
 
@@ -89,7 +86,7 @@ class Norm(nn.Module):
     bias = None if self.cfg.norm_type == 'rmsnorm' else self.param(
         'bias', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)), features,
         jnp.float32)
-    return normalize(x, scale, bias, self.cfg.compute_dtype)
+    return normalize(x, scale, bias, self.cfg.compute_dtype, self.cfg.norm_epsilon)
 
 
 class Mlp(nn.Module):
@@ -100,7 +97,9 @@ class Mlp(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     cfg = self.cfg
     dense = lambda features, init, axes, name: Dense(
-        features, use_bias=False, kernel_init=nn.with_logical_partitioning(init, axes),
+        features, use_bias=cfg.bias == 'all',
+        kernel_init=nn.with_logical_partitioning(init, axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
         dtype=cfg.compute_dtype, name=name)
     up = lambda name: dense(cfg.mlp_dim, default_init(cfg), ('embed', 'mlp'), name)
     if cfg.mlp_type == 'swiglu':
