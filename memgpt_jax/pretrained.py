@@ -144,7 +144,8 @@ def _llama(take, cfg, tensors) -> dict:
     p = lambda name, i=i: take(f'model.layers.{i}.{name}')
     attention = {}
     for name, hf_name in (('query', 'q_proj'), ('key', 'k_proj'), ('value', 'v_proj')):
-      attention[name] = {'kernel': p(f'self_attn.{hf_name}.weight').T.reshape(d, heads, head_dim)}
+      kernel = p(f'self_attn.{hf_name}.weight').T
+      attention[name] = {'kernel': kernel.reshape(d, heads, head_dim)}
       if f'model.layers.{i}.self_attn.{hf_name}.bias' in tensors:
         attention[name]['bias'] = p(f'self_attn.{hf_name}.bias').reshape(heads, head_dim)
     attention['out'] = {'kernel': p('self_attn.o_proj.weight').T.reshape(heads, head_dim, d)}
@@ -178,5 +179,108 @@ def pretrained_params(family: str, cfg: ml_collections.ConfigDict, vocab_size: i
                 and not n.endswith('.attn.bias') and not n.endswith('.attn.masked_bias')
                 and n != 'lm_head.weight')
   if left:
-    raise UserError(f'the checkpoint has tensors the import does not place: {", ".join(left[:3])}')
+    raise UserError('the checkpoint has tensors the import does not place: '
+                    + ', '.join(left[:3]))
   return params
+
+
+def _gpt2_tensors(params: dict, cfg) -> dict[str, np.ndarray]:
+  """GPT-2's tensors (Hugging Face names, Conv1D layout) of a plain decoder's params."""
+  d = cfg.d_model
+  tensors = {'wte.weight': params['embed']['embedding'],
+             'wpe.weight': params['positions']['table'],
+             'ln_f.weight': params['final_norm']['scale'],
+             'ln_f.bias': params['final_norm']['bias']}
+  for i in range(cfg.num_layers):
+    block, prefix = params[f'blocks_{i}'], f'h.{i}.'
+    attention = block['attention']
+    tensors |= {
+        prefix + 'ln_1.weight': block['attention_norm']['scale'],
+        prefix + 'ln_1.bias': block['attention_norm']['bias'],
+        prefix + 'attn.c_attn.weight': np.concatenate(
+            [attention[n]['kernel'].reshape(d, d) for n in ('query', 'key', 'value')], 1),
+        prefix + 'attn.c_attn.bias': np.concatenate(
+            [attention[n]['bias'].reshape(d) for n in ('query', 'key', 'value')]),
+        prefix + 'attn.c_proj.weight': attention['out']['kernel'].reshape(d, d),
+        prefix + 'attn.c_proj.bias': attention['out']['bias'],
+        prefix + 'ln_2.weight': block['mlp_norm']['scale'],
+        prefix + 'ln_2.bias': block['mlp_norm']['bias'],
+        prefix + 'mlp.c_fc.weight': block['mlp']['w1']['kernel'],
+        prefix + 'mlp.c_fc.bias': block['mlp']['w1']['bias'],
+        prefix + 'mlp.c_proj.weight': block['mlp']['w2']['kernel'],
+        prefix + 'mlp.c_proj.bias': block['mlp']['w2']['bias']}
+  return tensors
+
+
+def _llama_tensors(params: dict, cfg) -> dict[str, np.ndarray]:
+  """Llama's tensors (Hugging Face names, y = x W^T) of a plain decoder's params."""
+  d = cfg.d_model
+  tensors = {'model.embed_tokens.weight': params['embed']['embedding'],
+             'model.norm.weight': params['final_norm']['scale']}
+  if 'lm_head' in params:
+    tensors['lm_head.weight'] = params['lm_head']['kernel'].T
+  for i in range(cfg.num_layers):
+    block, prefix = params[f'blocks_{i}'], f'model.layers.{i}.'
+    attention = block['attention']
+    for name, hf_name in (('query', 'q_proj'), ('key', 'k_proj'), ('value', 'v_proj')):
+      kernel = attention[name]['kernel'].reshape(d, d)
+      tensors[prefix + f'self_attn.{hf_name}.weight'] = kernel.T
+      if 'bias' in attention[name]:
+        tensors[prefix + f'self_attn.{hf_name}.bias'] = attention[name]['bias'].reshape(d)
+    tensors |= {
+        prefix + 'self_attn.o_proj.weight': attention['out']['kernel'].reshape(d, d).T,
+        prefix + 'input_layernorm.weight': block['attention_norm']['scale'],
+        prefix + 'post_attention_layernorm.weight': block['mlp_norm']['scale'],
+        prefix + 'mlp.gate_proj.weight': block['mlp']['w1']['kernel'].T,
+        prefix + 'mlp.up_proj.weight': block['mlp']['w3']['kernel'].T,
+        prefix + 'mlp.down_proj.weight': block['mlp']['w2']['kernel'].T}
+  return tensors
+
+
+def export_tensors(config: ml_collections.ConfigDict, params: dict) -> tuple[dict, dict]:
+  """(config.json, tensors) of a plain decoder in the Hugging Face format it fits:
+  GPT-2's family or Llama's; UserError (one line) for a model neither describes."""
+  cfg = config.model
+  if cfg.memory.enabled or cfg.pointer.enabled:
+    raise UserError('the model has a memory or a pointer, which Hugging Face formats do '
+                    'not hold: export a model with both off')
+  params = _as_numpy(params)
+  gpt2 = dict(mlp_type='gelu', norm_type='layernorm', position='learned', bias='all',
+              tie_embeddings=True)
+  llama = dict(mlp_type='swiglu', norm_type='rmsnorm', position='rope')
+  vocab = params['embed']['embedding'].shape[0]
+  if all(cfg[k] == v for k, v in gpt2.items()):
+    return {'model_type': 'gpt2', 'n_embd': cfg.d_model, 'n_layer': cfg.num_layers,
+            'n_head': cfg.num_heads, 'n_inner': cfg.mlp_dim, 'n_positions': cfg.segment_len,
+            'layer_norm_epsilon': cfg.norm_epsilon, 'vocab_size': vocab,
+            'activation_function': 'gelu_new'}, _gpt2_tensors(params, cfg)
+  if all(cfg[k] == v for k, v in llama.items()) and cfg.bias in ('none', 'qkv'):
+    return {'model_type': 'qwen2' if cfg.bias == 'qkv' else 'llama',
+            'hidden_size': cfg.d_model, 'num_hidden_layers': cfg.num_layers,
+            'num_attention_heads': cfg.num_heads, 'num_key_value_heads': cfg.num_heads,
+            'intermediate_size': cfg.mlp_dim, 'rms_norm_eps': cfg.norm_epsilon,
+            'rope_theta': cfg.rope_base, 'max_position_embeddings': cfg.segment_len,
+            'tie_word_embeddings': cfg.tie_embeddings, 'vocab_size': vocab,
+            'hidden_act': 'silu'}, _llama_tensors(params, cfg)
+  raise UserError('the model is neither GPT-2 shaped (learned positions, LayerNorm, GELU, '
+                  'biases, tied embeddings) nor Llama shaped (rotary positions, RMSNorm, '
+                  'SwiGLU): it has no Hugging Face format to export to')
+
+
+def _as_numpy(tree):
+  if isinstance(tree, dict):
+    return {k: _as_numpy(v) for k, v in tree.items()}
+  return np.asarray(tree, np.float32)
+
+
+def write_safetensors(path: pathlib.Path, tensors: dict[str, np.ndarray]):
+  """tensors as a .safetensors file of float32 (see read_safetensors)."""
+  header, offset, chunks = {}, 0, []
+  for name in sorted(tensors):
+    data = np.ascontiguousarray(tensors[name], np.float32).tobytes()
+    header[name] = {'dtype': 'F32', 'shape': list(tensors[name].shape),
+                    'data_offsets': [offset, offset + len(data)]}
+    offset += len(data)
+    chunks.append(data)
+  blob = json.dumps(header).encode()
+  path.write_bytes(len(blob).to_bytes(8, 'little') + blob + b''.join(chunks))

@@ -5,6 +5,9 @@ original tensors (Conv1D and c_attn for GPT-2, q/k/v/o and gate/up/down projecti
 with rotate-half rotary positions for Llama)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -12,26 +15,13 @@ import pytest
 
 import memgpt_jax
 from conftest import ROOT, load_config, tiny_train_config
-from memgpt_jax import config_lib, sampling
-from memgpt_jax.cli.import_model import import_model
+from memgpt_jax import config_lib, pretrained, sampling
+from memgpt_jax.hf_io import export_model, import_model
 from memgpt_jax.errors import UserError
 from memgpt_jax.training.trainer import train_and_evaluate
 from test_hf_tokenizer import STYLES
 
 D, LAYERS, HEADS, LENGTH = 32, 2, 4, 24
-
-
-def write_safetensors(path, tensors: dict[str, np.ndarray]):
-  """The safetensors layout: header length, JSON header, then the float32 bytes."""
-  header, offset, chunks = {}, 0, []
-  for name, array in tensors.items():
-    data = np.ascontiguousarray(array, np.float32).tobytes()
-    header[name] = {'dtype': 'F32', 'shape': list(array.shape),
-                    'data_offsets': [offset, offset + len(data)]}
-    offset += len(data)
-    chunks.append(data)
-  blob = json.dumps(header).encode()
-  path.write_bytes(len(blob).to_bytes(8, 'little') + blob + b''.join(chunks))
 
 
 def _random(shapes: dict, seed: int) -> dict[str, np.ndarray]:
@@ -51,7 +41,7 @@ def gpt2_directory(path, vocab: int):
               f'h.{i}.mlp.c_fc.weight': (D, 4 * D), f'h.{i}.mlp.c_fc.bias': (4 * D,),
               f'h.{i}.mlp.c_proj.weight': (4 * D, D), f'h.{i}.mlp.c_proj.bias': (D,)}
   tensors = _random(names, 0)
-  write_safetensors(path / 'model.safetensors', tensors)
+  pretrained.write_safetensors(path / 'model.safetensors', tensors)
   (path / 'config.json').write_text(json.dumps({
       'model_type': 'gpt2', 'n_embd': D, 'n_layer': LAYERS, 'n_head': HEADS,
       'n_positions': 64, 'layer_norm_epsilon': 1e-5, 'vocab_size': vocab}))
@@ -72,7 +62,7 @@ def llama_directory(path, vocab: int, kv_heads: int = HEADS):
               layer + 'mlp.gate_proj.weight': (48, D), layer + 'mlp.up_proj.weight': (48, D),
               layer + 'mlp.down_proj.weight': (D, 48)}
   tensors = _random(names, 1)
-  write_safetensors(path / 'model.safetensors', tensors)
+  pretrained.write_safetensors(path / 'model.safetensors', tensors)
   (path / 'config.json').write_text(json.dumps({
       'model_type': 'llama', 'hidden_size': D, 'num_hidden_layers': LAYERS,
       'num_attention_heads': HEADS, 'num_key_value_heads': kv_heads,
@@ -198,3 +188,44 @@ def test_what_cannot_be_imported_is_one_line(tmp_path):
   assert (tmp_path / 'full' / 'keep.txt').read_text() == 'mine'
   with pytest.raises(UserError, match='has no config.json'):
     import_model(tmp_path / 'full', tmp_path / 'out', _imported_config())
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_export_writes_back_the_tensors_it_imported(tmp_path, family):
+  """Import, export: the same tensors under the same names (GPT-2's position table cut
+  to the segment), a config.json the import reads again; a model with memory is
+  refused in one line."""
+  source, tensors = _source(tmp_path, family)
+  import_model(source, tmp_path / 'in', _imported_config())
+  export_model(tmp_path / 'in', tmp_path / 'back')
+  hf, exported = pretrained.read_directory(tmp_path / 'back')
+  assert pretrained.model_settings(hf)[0] == family and exported.keys() == tensors.keys()
+  for name, tensor in tensors.items():
+    np.testing.assert_array_equal(exported[name], tensor[:exported[name].shape[0]])
+  import_model(tmp_path / 'back', tmp_path / 'again', _imported_config())
+  import_model(source, tmp_path / 'memory', _imported_config(memory=True))
+  with pytest.raises(UserError, match='has a memory or a pointer'):
+    export_model(tmp_path / 'memory', tmp_path / 'refused')
+  assert not (tmp_path / 'refused').exists()
+
+
+def test_the_programs_import_and_export(tmp_path):
+  """memgpt-import and memgpt-export as a user runs them: dotted flags reach the
+  config; a second import into the same workdir is one line, status 2."""
+  source, _ = _source(tmp_path, 'gpt2')
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  program = lambda name, *args: subprocess.run(
+      [sys.executable, '-m', f'memgpt_jax.cli.{name}', *args], cwd=ROOT, env=env,
+      capture_output=True, text=True, timeout=300)
+  done = program('import_model', f'--from={source}', f'--workdir={tmp_path / "lm"}',
+                 '--config.model.segment_len=16')
+  assert done.returncode == 0, done.stderr
+  assert json.loads((tmp_path / 'lm' / 'config.json').read_text())['model']['segment_len'] == 16
+  again = program('import_model', f'--from={source}', f'--workdir={tmp_path / "lm"}')
+  assert again.returncode == 2
+  assert again.stderr.strip().splitlines()[-1] == (
+      f'memgpt-import: error: --workdir={tmp_path / "lm"} is not empty: name a new one')
+  exported = program('export_model', f'--workdir={tmp_path / "lm"}',
+                     f'--to={tmp_path / "exported"}')
+  assert exported.returncode == 0, exported.stderr
+  assert (tmp_path / 'exported' / 'model.safetensors').is_file()
