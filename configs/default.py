@@ -89,7 +89,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.memory.delta.decay = 'none'  # 'none' | 'learned' (alpha_t, Gated DeltaNet)
   config.model.memory.delta.decay_init = 0.99  # learned decay: alpha_t starts near this
   # Read gate g mixing memory and attention per head: 'token' sigmoid(w_g x_t + b_g) |
-  # 'head' sigmoid(b_g) | 'none' (the read is added).
+  # 'head' sigmoid(b_g) | 'none' (the read is added) | 'scaled' (the read added times a
+  # learned per-head scale that starts at 0: a pretrained model given a memory computes
+  # at first exactly what it did).
   config.model.memory.delta.read_gate = 'token'
   config.model.memory.delta.read_gate_bias_init = -2.0  # g starts near 0.12: memory a minority
   # How the write runs over a segment: 'scan' (token by token) | 'chunked' (a

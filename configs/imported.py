@@ -28,6 +28,10 @@ def get_config(workdir: str = '') -> ml_collections.ConfigDict:
     return config
   config = load_config(pathlib.Path(__file__).with_name('default.py'))
   config.model.memory.enabled = False
+  # Switched on, the memory's read enters times a scale that starts at 0: the imported
+  # model computes at first exactly what the pretrained one did (the pointer's mixture
+  # does not yet start at zero: switched on, it changes the first outputs).
+  config.model.memory.delta.read_gate = 'scaled'
   config.model.pointer.enabled = False
   config.data.tokenizer = 'huggingface'  # the file and its eos token: memgpt-import sets them
   return config

@@ -137,6 +137,24 @@ def test_every_delta_knob_builds_a_causal_model_that_carries_memory(knobs):
   assert float(jnp.abs(before[:, last] - after[:, last]).max()) > 1e-6
 
 
+def test_a_scaled_read_adds_nothing_until_its_scale_grows():
+  """read_gate='scaled': the read enters times a per-head scale that starts at 0, so at
+  initialisation nothing an earlier segment wrote reaches a later one; with a scale,
+  it does (the knob test above, for this gate)."""
+  model, cfg = tiny_model(**{'pointer.cache_len': 0, 'memory.delta.read_gate': 'scaled'})
+  params = init_params(model)
+  tokens = jax.random.randint(jax.random.key(5), (2, cfg.seq_len), 0, VOCAB)
+  edited = tokens.at[:, 2].set((tokens[:, 2] + 1) % VOCAB)
+  last = slice(2 * cfg.segment_len, None)
+  difference = lambda params: float(jnp.abs(
+      full_log_probs(model, params, tokens)[:, last]
+      - full_log_probs(model, params, edited)[:, last]).max())
+  assert difference(params) == 0.0
+  scaled = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 0.5 if path[-1].key == 'read_scale' else x, params)
+  assert difference(scaled) > 1e-6
+
+
 def test_a_sparse_write_strength_priced_out_writes_nothing_and_the_loss_pays_for_beta():
   model, cfg = tiny_model(**{'pointer.cache_len': 0, 'memory.delta.write_strength': 'sparse'})
   params = init_params(model)

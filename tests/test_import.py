@@ -146,11 +146,15 @@ def _imported_config(memory: bool = False):
 
 
 @pytest.mark.parametrize('family', FAMILIES)
-def test_an_imported_model_computes_the_original_logits(tmp_path, family):
+@pytest.mark.parametrize('memory', [False, True])
+def test_an_imported_model_computes_the_original_logits(tmp_path, family, memory):
+  """Memory off, or on with its read scaled from 0: the pretrained model's logits."""
   source, tensors = _source(tmp_path, family)
-  import_model(source, tmp_path / 'out', _imported_config())
+  config = _imported_config()
+  config.model.memory.enabled = memory
+  import_model(source, tmp_path / 'out', config)
   decoder, tokenizer, config = sampling.load_decoder(tmp_path / 'out')
-  assert config.model.memory.enabled is False and config.data.tokenizer == 'huggingface'
+  assert config.model.memory.enabled is memory and config.data.tokenizer == 'huggingface'
   ids = tokenizer.encode('def add(a, b):\n    return a + b')[:LENGTH]
   log_probs, _ = decoder.feed(decoder.start(1), np.asarray(ids)[None])
   want = FAMILIES[family][1](tensors, ids)

@@ -84,7 +84,7 @@ class DeltaConfig:
   write_strength: str = _setting(choices=('learned', 'sparse', 'fixed', 'pointer'))
   decay: str = _setting(choices=('none', 'learned'))
   decay_init: float = _setting()
-  read_gate: str = _setting(choices=('token', 'head', 'none'))
+  read_gate: str = _setting(choices=('token', 'head', 'none', 'scaled'))
   read_gate_bias_init: float = _setting()
   write_form: str = _setting(choices=('auto', 'scan', 'chunked', 'chunked_wy'))
   chunk_size: int = _setting()

@@ -251,7 +251,7 @@ class DeltaRead(nn.Module):
       sees_memory: jax.Array,  # [B, L] bool: the memory holds the token's document
       attended: jax.Array,  # [B, L, H, D], the local attention's output
   ) -> jax.Array:
-    """-> [B, L, H, D]: g r + (1 - g) attention per head."""
+    """-> [B, L, H, D]: g r + (1 - g) attention per head (or attention + s r)."""
     cfg, delta = self.cfg, self.cfg.delta
     # One projection per head: [W_q ; w_g] x, the query and ('token') the gate's logit.
     gate_logit = delta.read_gate == 'token'
@@ -268,6 +268,10 @@ class DeltaRead(nn.Module):
     read = read.astype(attended.dtype)
     if delta.read_gate == 'none':
       return attended + read
+    if delta.read_gate == 'scaled':
+      scale = self.param('read_scale', nn.with_logical_partitioning(
+          nn.initializers.zeros, ('heads',)), (cfg.num_heads,))
+      return attended + scale[:, None].astype(attended.dtype) * read
     gate = self.param('gate_bias', nn.with_logical_partitioning(
         nn.initializers.constant(delta.read_gate_bias_init), ('heads',)), (cfg.num_heads,))
     if gate_logit:
