@@ -61,6 +61,15 @@ def _long_text() -> tuple[Run, ...]:
     for layout in ('streams', 'packed'):
       runs.append(Run(f'long_text/{part}_{layout}', _LONG_TEXT,
                       overrides | {'data.layout': layout}, match_params=bool(overrides)))
+  # The delta memory's knobs that may matter across steps, carried in streams: a learned
+  # decay (1.877 against 1.931 bits per byte for the memory alone, one seed:
+  # experiments/results/probe_decay.md) and the write the pointer chooses.
+  for label, knob in (('decay', {'model.memory.delta.decay': 'learned'}),
+                      ('pointer_write', {'model.memory.delta.write_strength': 'pointer'})):
+    runs.append(Run(f'long_text/both_streams_{label}', _LONG_TEXT, knob | {
+        'data.layout': 'streams'}, match_params=True))
+  runs.append(Run('long_text/memory_streams_decay', _LONG_TEXT, _PARTS['memory'] | {
+      'model.memory.delta.decay': 'learned', 'data.layout': 'streams'}, match_params=True))
   return tuple(runs)
 
 
