@@ -6,6 +6,7 @@ import io
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -174,3 +175,29 @@ def test_the_program_reads_turns_from_a_pipe(workdir, tmp_path):
   assert empty.returncode == 2
   assert empty.stderr.decode().strip().splitlines()[-1].startswith(
       f'memgpt-chat: error: {tmp_path} holds no checkpoint')
+
+
+def test_ctrl_c_cuts_a_reply_short_and_the_conversation_goes_on(workdir, tmp_path):
+  """A reply of up to 100,000 tokens, interrupted once it streams: the turn closes,
+  the prompt comes back, the next turn is answered, and /quit leaves with status 0."""
+  leader, follower = pty.openpty()
+  process = subprocess.Popen(
+      _program(workdir, '--max_new_tokens=100000', '--temperature=1'), cwd=ROOT,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'), stdin=follower, stdout=follower,
+      stderr=follower)
+  os.close(follower)
+  seen = bytearray()
+  _read_until(leader, b'> ', seen)
+  os.write(leader, b'talk for a long time\n')
+  _read_until(leader, b'talk for a long time\r\n', seen)
+  seen.clear()
+  deadline = time.time() + 120
+  while len(seen) < 20:  # the reply streams
+    assert time.time() < deadline, bytes(seen)
+    if select.select([leader], [], [], 1)[0]:
+      seen.extend(os.read(leader, 4096))
+  process.send_signal(signal.SIGINT)
+  _read_until(leader, b'\n> ', seen)
+  os.write(leader, b'/quit\n')
+  assert process.wait(timeout=60) == 0
+  os.close(leader)
