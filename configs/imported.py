@@ -8,7 +8,7 @@ Fine-tune: memgpt-train --config=configs/imported.py:runs/gpt2 --workdir=runs/gp
 Sample:    memgpt-sample --workdir=runs/gpt2_ft --prompt='def '
 
 Without an argument: the settings memgpt-import starts from (configs/default.py with
-the memory and the pointer off, the tokenizer the model's own). With a workdir
+the memory and the pointer off; the import adds the model's settings and tokenizer). With a workdir
 memgpt-import wrote: its config, fine-tuning from its parameters (init_from).
 """
 
@@ -33,5 +33,4 @@ def get_config(workdir: str = '') -> ml_collections.ConfigDict:
   # does not yet start at zero: switched on, it changes the first outputs).
   config.model.memory.delta.read_gate = 'scaled'
   config.model.pointer.enabled = False
-  config.data.tokenizer = 'huggingface'  # the file and its eos token: memgpt-import sets them
-  return config
+  return config  # memgpt-import sets the tokenizer: the model's tokenizer.json

@@ -165,7 +165,7 @@ def test_workdir_model_of_another_vocab_size(trained):
 @pytest.mark.parametrize('change, message', [
     ({}, 'needs a workdir'),
     ({'tokenizer': 'wordpiece'},
-     "unknown data.tokenizer 'wordpiece' \\(choose bytes or sentencepiece\\)"),
+     "unknown data.tokenizer 'wordpiece' \\(choose bytes or sentencepiece or huggingface\\)"),
     ({'sentencepiece.model_type': 'char'}, "unknown data.sentencepiece.model_type 'char'"),
     ({'sentencepiece.vocab_size': 100}, 'vocab_size must be an integer of at least 260'),
 ])
