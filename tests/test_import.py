@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import memgpt_jax
-from conftest import ROOT, load_config, tiny_train_config
+from conftest import ROOT, load_config, text_config
 from memgpt_jax import config_lib, pretrained, sampling
 from memgpt_jax.hf_io import export_model, import_model
 from memgpt_jax.errors import UserError
@@ -171,9 +171,10 @@ def test_an_imported_model_with_memory_fine_tunes_and_samples(tmp_path, data_dir
   import_model(source, out, _imported_config(memory=True))
   config = config_lib.load_config(f'{ROOT / "configs" / "imported.py"}:{out}')
   assert config.init_from == str(out.resolve()) and config.model.memory.enabled
-  config.train = tiny_train_config(data_dir, num_steps=2, checkpoint_every=2,
-                                   eval_every=2).train
-  config.data.tfds_data_dir = data_dir
+  small = text_config(data_dir, tmp_path)
+  config.train = small.train
+  config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
+  config.data.update(source='text', paths=small.data.paths, tfds_data_dir=data_dir)
   train_and_evaluate(config, tmp_path / 'tuned')
   lm = memgpt_jax.load(tmp_path / 'tuned')
   assert isinstance(lm.generate('def ', 4), str)

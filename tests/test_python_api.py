@@ -5,16 +5,17 @@ import re
 
 import pytest
 
-from conftest import ROOT, tiny_train_config
+from conftest import ROOT, text_config
 from memgpt_jax.training.trainer import train_and_evaluate
 
 
 @pytest.fixture(scope='module')
 def workdir(data_dir, tmp_path_factory):
   path = tmp_path_factory.mktemp('api')
-  train_and_evaluate(tiny_train_config(data_dir, num_steps=2, checkpoint_every=2,
-                                       eval_every=2), path)
-  return path
+  config = text_config(data_dir, path)
+  config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
+  train_and_evaluate(config, path / 'run')
+  return path / 'run'
 
 
 def test_the_python_api_page_runs(workdir):
