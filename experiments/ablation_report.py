@@ -132,7 +132,7 @@ def _documents_table(group: list[dict]) -> list[str]:
   and reset every row), and by position in the document as the run was trained."""
   buckets = [key.split('/', 1)[1] for key in group[0]['documents']['reset']
              if key.startswith('bits_per_byte/')]
-  header = (['config', 'params', 'steps', 'rows', 'bits/byte, state carried',
+  header = (['config', 'params', 'steps', 'rows', 'seeds', 'bits/byte, state carried',
              'bits/byte, state reset every row']
             + [f'{bucket}, as trained' for bucket in buckets])
   lines = ['Bits per byte over every validation document read whole (mean ± std over '
@@ -144,6 +144,7 @@ def _documents_table(group: list[dict]) -> list[str]:
     documents = r['documents']
     kind = as_trained(r)
     cells = ([r['label'], f'{r["params"]:,}', str(r['steps']), r['layout'],
+              ', '.join(str(seed) for seed in r['seeds']),
               _fmt(documents.get('carried', {}).get('bits_per_byte'), digits=3),
               _fmt(documents['reset']['bits_per_byte'], digits=3)]
              + [_fmt(documents[kind].get(f'bits_per_byte/{b}'), digits=3) for b in buckets])

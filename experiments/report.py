@@ -44,8 +44,12 @@ def _rows(report: dict) -> dict[str, dict]:
 
 
 def _source(report: dict, name: str) -> str:
+  commits = sorted({r.get('commit', report['commit']) for r in report.get('runs', [])}
+                   or {report['commit']})
+  trained = (f'commit {commits[0]}' if len(commits) == 1
+             else f'runs trained at commits {", ".join(commits)}')
   return (f'[`{name}`](experiments/results/{name}.md): `{report["command"]}`, '
-          f'commit {report["commit"]}, {report["wall_seconds"] / 60:.0f} min on '
+          f'{trained}, {report["wall_seconds"] / 60:.0f} min on '
           f'{report["platform"].upper()}, seeds {report["seeds"]}')
 
 
@@ -143,6 +147,9 @@ LONG_TEXT_NAMES = {
     'long_text/memory_packed': 'memory alone, packed',
     'long_text/pointer_streams': 'pointer alone, streams',
     'long_text/pointer_packed': 'pointer alone, packed',
+    'long_text/both_streams_decay': 'MemGPT, streams, learned decay',
+    'long_text/both_streams_pointer_write': 'MemGPT, streams, the pointer chooses writes',
+    'long_text/memory_streams_decay': 'memory alone, streams, learned decay',
 }
 
 
@@ -156,13 +163,13 @@ def long_text_table() -> str:
   first = rows[present[0]]
   buckets = [key.split('/', 1)[1] for key in first['documents']['reset']
              if key.startswith('bits_per_byte/')]
-  lines = ['| long documents, bits per byte | params | overall | '
+  lines = ['| long documents, bits per byte | params | seeds | overall | '
            + ' | '.join(f'{b} tokens' for b in buckets) + ' |',
-           '|---|---|---|' + '---|' * len(buckets)]
+           '|---|---|---|---|' + '---|' * len(buckets)]
   for label in present:
     row = rows[label]
     metrics = row['documents'][as_trained(row)]
-    lines.append(f'| {LONG_TEXT_NAMES[label]} | {row["params"]:,} | '
+    lines.append(f'| {LONG_TEXT_NAMES[label]} | {row["params"]:,} | {len(row["seeds"])} | '
                  f'{_num(metrics["bits_per_byte"], 3)} | '
                  + ' | '.join(_num(metrics.get(f'bits_per_byte/{b}'), 3) for b in buckets)
                  + ' |')
