@@ -144,6 +144,16 @@ def text_config(data_dir: str, tmp_path):
   return config
 
 
+def trained_on_text(data_dir: str, root: pathlib.Path) -> pathlib.Path:
+  """A workdir under `root` of text_config's model trained two steps: a model to load,
+  sample and talk with when what it says does not matter."""
+  from memgpt_jax.training.trainer import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  config = text_config(data_dir, root)
+  config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
+  train_and_evaluate(config, root / 'run')
+  return root / 'run'
+
+
 def train_losses(workdir) -> dict[int, float]:
   """{step: training loss} from a workdir's metrics.jsonl."""
   from memgpt_jax.training.metrics_writer import read_metrics  # pylint: disable=g-import-not-at-top

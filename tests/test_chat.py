@@ -15,10 +15,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, text_config
+from conftest import ROOT, trained_on_text
 from memgpt_jax import chat, sampling
 from memgpt_jax.errors import UserError
-from memgpt_jax.training.trainer import train_and_evaluate
 
 
 
@@ -33,12 +32,7 @@ GREEDY = sampled()
 
 @pytest.fixture(scope='module')
 def workdir(data_dir, tmp_path_factory):
-  """A tiny model trained two steps on a small text (what it says does not matter)."""
-  path = tmp_path_factory.mktemp('chat')
-  config = text_config(data_dir, path)
-  config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
-  train_and_evaluate(config, path / 'run')
-  return path / 'run'
+  return trained_on_text(data_dir, tmp_path_factory.mktemp('chat'))
 
 
 def conversation(workdir) -> chat.Conversation:

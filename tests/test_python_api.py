@@ -5,17 +5,12 @@ import re
 
 import pytest
 
-from conftest import ROOT, text_config
-from memgpt_jax.training.trainer import train_and_evaluate
+from conftest import ROOT, trained_on_text
 
 
 @pytest.fixture(scope='module')
 def workdir(data_dir, tmp_path_factory):
-  path = tmp_path_factory.mktemp('api')
-  config = text_config(data_dir, path)
-  config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
-  train_and_evaluate(config, path / 'run')
-  return path / 'run'
+  return trained_on_text(data_dir, tmp_path_factory.mktemp('api'))
 
 
 def test_the_python_api_page_runs(workdir):
