@@ -24,12 +24,14 @@ def _git(*args: str) -> str:
 def provenance() -> dict[str, str]:
   """{'command': how this process was started (XLA_FLAGS, which change the compiled
   program, in front where set), 'commit': HEAD, '+ changes' when the tracked files
-  differ from it ('' outside a git checkout), 'jax': the version that ran it}."""
+  differ from it, results files aside: a driver rewriting its own results is no change
+  to the code ('' outside a git checkout), 'jax': the version that ran it}."""
   script = pathlib.Path(sys.argv[0])
   if script.is_absolute() and script.is_relative_to(_ROOT):
     script = script.relative_to(_ROOT)
   commit = _git('rev-parse', '--short', 'HEAD')
-  if commit and _git('status', '--porcelain', '--untracked-files=no'):
+  if commit and _git('status', '--porcelain', '--untracked-files=no', '--', '.',
+                     ':(exclude)experiments/results'):
     commit += ' + changes'
   command = shlex.join(['python', str(script), *sys.argv[1:]])
   if xla_flags := os.environ.get('XLA_FLAGS', '').strip():
