@@ -13,6 +13,7 @@ import json
 import pathlib
 from typing import Any
 
+import jax
 import ml_dtypes
 import ml_collections
 import numpy as np
@@ -244,7 +245,7 @@ def export_tensors(config: ml_collections.ConfigDict, params: dict) -> tuple[dic
   if cfg.memory.enabled or cfg.pointer.enabled:
     raise UserError('the model has a memory or a pointer, which Hugging Face formats do '
                     'not hold: export a model with both off')
-  params = _as_numpy(params)
+  params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
   gpt2 = dict(mlp_type='gelu', norm_type='layernorm', position='learned', bias='all',
               tie_embeddings=True)
   llama = dict(mlp_type='swiglu', norm_type='rmsnorm', position='rope')
@@ -265,12 +266,6 @@ def export_tensors(config: ml_collections.ConfigDict, params: dict) -> tuple[dic
   raise UserError('the model is neither GPT-2 shaped (learned positions, LayerNorm, GELU, '
                   'biases, tied embeddings) nor Llama shaped (rotary positions, RMSNorm, '
                   'SwiGLU): it has no Hugging Face format to export to')
-
-
-def _as_numpy(tree):
-  if isinstance(tree, dict):
-    return {k: _as_numpy(v) for k, v in tree.items()}
-  return np.asarray(tree, np.float32)
 
 
 def write_safetensors(path: pathlib.Path, tensors: dict[str, np.ndarray]):

@@ -176,8 +176,8 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
           raise Diverged(f'{diverged} is not finite; {_kept(saved_step)} (lower '
                          'train.learning_rate or train.grad_clip_norm)')
         if step % train.log_every == 0 or step == train.num_steps:
-          means = {k: float(np.mean([m[k] for _, m in _fetched(pending)]))
-                   for k in pending[0][1]}
+          fetched = [m for _, m in _fetched(pending)]  # one transfer for the window
+          means = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
           means['learning_rate'] = float(learning_rate(step - 1, schedule))
           (start_time, start_step), now = timer, time.perf_counter()
           if step > start_step:
