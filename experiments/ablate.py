@@ -117,9 +117,7 @@ def kept_results(results_file: pathlib.Path) -> dict[tuple[str, int], dict]:
 def _what_is_trained(config_json: dict) -> dict:
   """A config's flat JSON without where its data was prepared (the one path it names);
   a setting it lacks (added to configs/default.py since it was saved) at its default."""
-  defaults = json.loads(config_lib.default_config().to_json_best_effort())
-  return (config_lib.flatten(defaults) | config_lib.flatten(config_json)
-          | {'data.tfds_data_dir': ''})
+  return config_lib.flat_with_defaults(config_json) | {'data.tfds_data_dir': ''}
 
 
 def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Path,

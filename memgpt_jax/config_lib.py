@@ -1,6 +1,7 @@
 """Loading config files and checking a whole config before anything runs."""
 
 import importlib.util
+import json
 import pathlib
 
 import ml_collections
@@ -31,6 +32,13 @@ DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'configs' / 'defa
 
 def default_config() -> ml_collections.ConfigDict:
   return load_config(DEFAULT_CONFIG)
+
+
+def flat_with_defaults(config_json: dict) -> dict:
+  """flatten(config_json), each setting it lacks (added to configs/default.py since it
+  was saved) at its default: how a saved config is compared with a current one."""
+  defaults = json.loads(json.dumps(default_config().to_dict(), default=str))
+  return flatten(defaults) | flatten(config_json)
 
 
 def config_module(path: pathlib.Path):

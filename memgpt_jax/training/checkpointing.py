@@ -312,9 +312,9 @@ def resume_conflict(saved: ml_collections.ConfigDict,
   between a checkpoint's config and this run's and may not change on resume; or None.
   A setting the checkpoint's config lacks (added to configs/default.py since) counts as
   its default there."""
-  defaults, old, new = (config_lib.flatten(json.loads(json.dumps(c.to_dict(), default=str)))
-                        for c in (config_lib.default_config(), saved, current))
-  old = defaults | old  # as JSON has them: tuples are lists
+  old, new = (json.loads(json.dumps(c.to_dict(), default=str))  # tuples are lists
+              for c in (saved, current))
+  old, new = config_lib.flat_with_defaults(old), config_lib.flatten(new)
   for key in sorted(old.keys() | new.keys()):
     if not key.startswith(RESUMABLE) and old.get(key) != new.get(key):
       return f'{key}={old.get(key)!r} there, {new.get(key)!r} here'
