@@ -10,12 +10,15 @@ kernel, so every step faults its buffers in again, page by page: ~10,000 page fa
 a step, a quarter of the process's time spent in the kernel. The settings below keep
 freed memory in the process for the next step instead:
 - blocks up to 1 GiB come from the heap, not from mmap (M_MMAP_THRESHOLD);
-- the heap's free top is returned to the kernel only beyond 1 GiB (M_TRIM_THRESHOLD).
-A worker thread's own arena grows by heaps of at most 64 MiB and glibc maps a block
-that does not fit there afresh, so some runs still fault their buffers in. One arena
-for all threads (M_ARENA_MAX=1) keeps those too, but its lock made the default
-config's steps 9% slower and the tiny config's 21%
-(experiments/results/kernel_time_one_arena.md): the threads keep their arenas.
+- the heap's free top is returned to the kernel only beyond 1 GiB (M_TRIM_THRESHOLD);
+- a worker thread's arena keeps its heaps (of at most 64 MiB each) when they fall
+  empty: glibc unmaps a whole empty heap unless M_TOP_PAD is at least a heap's size,
+  and without this the arena of the thread that runs the step maps and faults in a
+  fresh heap at nearly every step.
+A block larger than a heap, allocated by a worker thread, is still mapped afresh
+(at configs/default.py, one of about 150 MB a step). One arena for all threads
+(M_ARENA_MAX=1) would keep it, but its lock made the default config's steps 9% slower
+and the tiny config's 21% (experiments/results/kernel_time_one_arena.md).
 Nothing the model computes changes. On another C library (macOS, musl) this does
 nothing.
 """
@@ -25,8 +28,9 @@ import platform
 
 # mallopt's parameter numbers, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
-SETTINGS = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 30}
+SETTINGS = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 26}
 
 
 def keep_freed_memory() -> bool:
