@@ -1,8 +1,8 @@
-"""memgpt-import: tiny random models of GPT-2's and Llama's families written here in
-Hugging Face's layout (safetensors, config.json, tokenizer.json), imported, and their
-logits checked against NumPy forwards written from Hugging Face's conventions on the
-original tensors (Conv1D and c_attn for GPT-2, q/k/v/o and gate/up/down projections
-with rotate-half rotary positions for Llama)."""
+"""memgpt-import: tiny random models of the GPT-2, Llama and Qwen2 families written by
+Hugging Face's transformers (tests/fixtures/hf_reference), imported, and their logits
+checked against the ones transformers computed; and models written here in Hugging
+Face's layout (safetensors, config.json, tokenizer.json) imported, fine-tuned, sampled
+and exported."""
 
 import json
 import os
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import memgpt_jax
-from conftest import ROOT, load_config, text_config
+from conftest import ROOT, load_config, load_module, text_config
 from memgpt_jax import config_lib, pretrained, sampling
 from memgpt_jax.hf_io import export_model, import_model
 from memgpt_jax.errors import UserError
@@ -71,63 +71,13 @@ def llama_directory(path, vocab: int, kv_heads: int = HEADS):
   return tensors
 
 
-def _layernorm(x, w, b, eps=1e-5):
-  centered = x - x.mean(-1, keepdims=True)
-  return centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + eps) * w + b
-
-
-def _attention(q, k, v):  # [L, H, Dh] each; causal
-  scores = np.einsum('qhd,khd->hqk', q, k) / np.sqrt(q.shape[-1])
-  scores = np.where(np.tril(np.ones(scores.shape[1:], bool)), scores, -np.inf)
-  weights = np.exp(scores - scores.max(-1, keepdims=True))
-  return np.einsum('hqk,khd->qhd', weights / weights.sum(-1, keepdims=True), v)
-
-
-def gpt2_logits(t, ids):
-  """Hugging Face GPT-2: Conv1D (x @ W + b), c_attn split q|k|v, gelu_new, tied wte."""
-  x = t['wte.weight'][ids] + t['wpe.weight'][:len(ids)]
-  split = lambda a: a.reshape(len(ids), HEADS, D // HEADS)
-  for i in range(LAYERS):
-    p = lambda n, i=i: t[f'h.{i}.{n}']
-    h = _layernorm(x, p('ln_1.weight'), p('ln_1.bias'))
-    q, k, v = np.split(h @ p('attn.c_attn.weight') + p('attn.c_attn.bias'), 3, axis=-1)
-    a = _attention(split(q), split(k), split(v)).reshape(len(ids), D)
-    x = x + a @ p('attn.c_proj.weight') + p('attn.c_proj.bias')
-    h = _layernorm(x, p('ln_2.weight'), p('ln_2.bias'))
-    u = h @ p('mlp.c_fc.weight') + p('mlp.c_fc.bias')
-    u = 0.5 * u * (1 + np.tanh(np.sqrt(2 / np.pi) * (u + 0.044715 * u ** 3)))
-    x = x + u @ p('mlp.c_proj.weight') + p('mlp.c_proj.bias')
-  return _layernorm(x, t['ln_f.weight'], t['ln_f.bias']) @ t['wte.weight'].T
-
-
-def llama_logits(t, ids):
-  """Hugging Face Llama: y = x W^T, RMSNorm, rotate_half rotary, silu(gate) * up."""
-  rms = lambda x, w: x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-5) * w
-  head = D // HEADS
-  inv = 1.0 / 10000.0 ** (np.arange(0, head, 2) / head)
-  angles = np.concatenate([np.arange(len(ids))[:, None] * inv] * 2, -1)[:, None]
-  rotate = lambda x: np.concatenate([-x[..., head // 2:], x[..., :head // 2]], -1)
-  rope = lambda x: x * np.cos(angles) + rotate(x) * np.sin(angles)
-  x = t['model.embed_tokens.weight'][ids]
-  for i in range(LAYERS):
-    p = lambda n, i=i: t[f'model.layers.{i}.{n}']
-    h = rms(x, p('input_layernorm.weight'))
-    q, k, v = ((h @ p(f'self_attn.{n}_proj.weight').T).reshape(len(ids), HEADS, head)
-               for n in 'qkv')
-    x = x + _attention(rope(q), rope(k), v).reshape(len(ids), D) @ p('self_attn.o_proj.weight').T
-    h = rms(x, p('post_attention_layernorm.weight'))
-    gate = h @ p('mlp.gate_proj.weight').T
-    x = x + (gate / (1 + np.exp(-gate)) * (h @ p('mlp.up_proj.weight').T)) @ \
-        p('mlp.down_proj.weight').T
-  return rms(x, t['model.norm.weight']) @ t['lm_head.weight'].T
-
-
-FAMILIES = {'gpt2': (gpt2_directory, gpt2_logits, 'byte_level', '<|endoftext|>'),
-            'llama': (llama_directory, llama_logits, 'sentencepiece_style', '</s>')}
+FAMILIES = {'gpt2': (gpt2_directory, 'byte_level', '<|endoftext|>'),
+            'llama': (llama_directory, 'sentencepiece_style', '</s>')}
+REFERENCE_LOGITS = load_module('experiments/reference_logits.py')
 
 
 def _source(tmp_path, family: str):
-  make_directory, _, style, eos = FAMILIES[family]
+  make_directory, style, eos = FAMILIES[family]
   source = tmp_path / 'hf'
   source.mkdir()
   STYLES[style][0](source / 'tokenizer.json')
@@ -145,21 +95,17 @@ def _imported_config(memory: bool = False):
   return config
 
 
-@pytest.mark.parametrize('family, memory', [('gpt2', True), ('llama', False)])
-def test_an_imported_model_computes_the_original_logits(tmp_path, family, memory):
-  """Memory off, or on with its read scaled from 0: the pretrained model's logits."""
-  source, tensors = _source(tmp_path, family)
-  config = _imported_config()
-  config.model.memory.enabled = memory
-  import_model(source, tmp_path / 'out', config)
-  decoder, tokenizer, config = sampling.load_decoder(tmp_path / 'out')
-  assert config.model.memory.enabled is memory and config.data.tokenizer == 'huggingface'
-  ids = tokenizer.encode('def add(a, b):\n    return a + b')[:LENGTH]
-  log_probs, _ = decoder.feed(decoder.start(1), np.asarray(ids)[None])
-  want = FAMILIES[family][1](tensors, ids)
-  want = want - np.log(np.exp(want - want.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
-      - want.max(-1, keepdims=True)
-  np.testing.assert_allclose(np.asarray(log_probs[0]), want, atol=2e-4)
+@pytest.mark.parametrize('family, memory', [('gpt2', True), ('gpt2', False),
+                                            ('llama', False), ('qwen2', True)])
+def test_an_imported_model_computes_the_reference_logits(tmp_path, family, memory):
+  """Memory off, or on with its read scaled from 0: the logits of Hugging Face's own
+  implementation (GPT-2: learned positions, LayerNorm, tied; Llama: rotary, RMSNorm,
+  SwiGLU, untied; Qwen2: Llama's with q/k/v biases, tied)."""
+  result = REFERENCE_LOGITS.compare(family, memory, tmp_path / 'out')
+  assert result['config'].model.memory.enabled is memory
+  assert result['config'].data.tokenizer == 'huggingface'
+  assert result['want'].std(-1).mean() > 0.5  # far more than the tolerance apart
+  np.testing.assert_allclose(result['got'], result['want'], atol=2e-5)
 
 
 def test_an_imported_model_with_memory_fine_tunes_and_samples(tmp_path, data_dir):
