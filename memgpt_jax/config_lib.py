@@ -7,7 +7,7 @@ import pathlib
 import ml_collections
 
 from memgpt_jax import ranges, text_metrics
-from memgpt_jax.data import builders, copy_task, pipeline, records
+from memgpt_jax.data import builders, pipeline, records
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.config import ModelConfig
 
@@ -148,7 +148,7 @@ def _check_layout(config: ml_collections.ConfigDict) -> None:
   if records.is_seq2seq(config.data):
     raise ConfigError("data.layout='streams' is for causal-LM text: a seq2seq source "
                       "(data.inputs_key) needs data.layout='packed'")
-  if builders.is_synthetic(config.data) or config.data.source == copy_task.SOURCE:
+  if builders.is_synthetic(config.data) or config.data.source in builders.SEQ2SEQ_TASKS:
     raise ConfigError(f"data.layout='streams' is for text: data.source="
                       f"{config.data.source!r} makes rows of its own (use data.layout='packed')")
 

@@ -107,6 +107,7 @@ RANGES: dict[str, Range] = {
     'data.task.num_keys': _COUNT,
     'data.task.num_values': _COUNT,
     'data.task.num_distractors': _NONNEGATIVE,
+    'data.task.num_sentences': _COUNT,
     'data.task.context_segments': _COUNT,
     'data.task.num_facts': _COUNT,
     'data.task.segment_len': Range(0, note="0: the model's"),

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import copy_config, text_config
 from memgpt_jax import sampling
-from memgpt_jax.data import builders, copy_task, pipeline, records
+from memgpt_jax.data import builders, copy_task, pipeline, records, translation_task
 from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.training.metrics_writer import read_metrics
@@ -26,6 +26,41 @@ def test_copy_task_is_deterministic_and_its_summary_is_in_the_source():
     assert example['targets'] in example['inputs']
   assert copy_task.make_example(0, 'train', 0) != copy_task.make_example(0, 'validation', 0)
   assert copy_task.make_example(0, 'train', 0) != copy_task.make_example(1, 'train', 0)
+
+
+def test_toy_translation_reorders_translates_and_copies_names():
+  """Each target sentence is subject-object-verb in the made-up lexicon: the verb's
+  translation last, every common word translated, every name copied unchanged."""
+  lexicon = {**translation_task.NOUNS, **translation_task.ADJECTIVES,
+             **translation_task.VERBS, **translation_task.PREPOSITIONS}
+  target_words = set(lexicon.values()) | {translation_task.SUBJECT, translation_task.OBJECT}
+  for index in range(50):
+    example = translation_task.make_example(0, 'validation', index, num_sentences=3)
+    assert example == translation_task.make_example(0, 'validation', index, num_sentences=3)
+    sources = example['inputs'].removesuffix(' .').split(' . ')
+    targets = example['targets'].removesuffix(' .').split(' . ')
+    assert len(sources) == len(targets) == 3
+    for source, target in zip(sources, targets):
+      source, target = source.split(), target.split()
+      verb = next(word for word in source if word in translation_task.VERBS)
+      assert source.index(verb) < len(source) - 1  # the source's verb has its object after it
+      assert target[-2:] == [translation_task.OBJECT, translation_task.VERBS[verb]]
+      names = sorted(word for word in source if word[0].isupper())
+      assert sorted(word for word in target if word[0].isupper()) == names
+      assert {word for word in target if not word[0].isupper()} <= target_words
+  assert translation_task.make_example(0, 'train', 0) != \
+      translation_task.make_example(0, 'validation', 0)
+
+
+def test_the_translation_builder_writes_the_generated_pairs(data_dir):
+  config = copy_config(data_dir)
+  config.data.source = 'toy_translation'
+  config.data.task.num_sentences = 2
+  source = builders.split_source(builders.prepare(config.data), 'validation')
+  assert len(source) == config.data.task.num_eval
+  for index in range(len(source)):
+    want = translation_task.make_example(0, 'validation', index, 2)
+    assert records.record_texts(source[index], config.data) == (want['inputs'], want['targets'])
 
 
 def test_seq2seq_rows_hold_whole_examples_with_loss_on_targets(data_dir):

@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from memgpt_jax.data import copy_task, synthetic
+from memgpt_jax.data import copy_task, synthetic, translation_task
 from memgpt_jax.data.errors import DataError
 
 # Installed packages vary per machine; tests are not the library's code.
@@ -366,12 +366,17 @@ def make_builder(data_config: ml_collections.ConfigDict, segment_len: int = 0,
                       'num_segments')
     return Synthetic(config=synthetic_config(data_config, segment_len, num_segments),
                      **kwargs)
-  if data_config.source == copy_task.SOURCE:
-    return copy_task.CopySummary(config=copy_task.builder_config(data_config.task), **kwargs)
+  if data_config.source in SEQ2SEQ_TASKS:
+    return SEQ2SEQ_TASKS[data_config.source].from_task(data_config.task, **kwargs)
   raise DataError(f'unknown data.source {data_config.source!r} (choose '
                   f'{", ".join(STDLIB_SOURCES)} or text), '
-                  f"'tfds' with data.tfds_name, {copy_task.SOURCE!r}, or a synthetic task "
-                  f'({", ".join(synthetic.TASKS)})')
+                  f"'tfds' with data.tfds_name, a seq2seq task ({', '.join(SEQ2SEQ_TASKS)}) "
+                  f'or a synthetic task ({", ".join(synthetic.TASKS)})')
+
+
+# The built-in seq2seq tasks: data.source -> its builder.
+SEQ2SEQ_TASKS = {copy_task.SOURCE: copy_task.CopySummary,
+                 translation_task.SOURCE: translation_task.ToyTranslation}
 
 
 def is_synthetic(data_config: ml_collections.ConfigDict) -> bool:
