@@ -109,6 +109,11 @@ def get_config() -> ml_collections.ConfigDict:
   # seq2seq: pointing at an input token copies that token (pointer-generator); pointing
   # anywhere else copies the token after it (induction).
   config.model.pointer.copy_inputs = True
+  # How the pointer's mixture enters the output: 'sentinel' as it is; 'scaled' blended
+  # in by a learned share s in [0, 0.99] that starts at exactly 0, so the output starts
+  # as the vocabulary softmax alone (a pretrained model's; train.pointer_aux_loss
+  # trains the pointer meanwhile).
+  config.model.pointer.mixture = 'sentinel'
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'pystdlib'  # 'pystdlib' | 'text' | 'tfds' | a synthetic task
@@ -189,6 +194,9 @@ def get_config() -> ml_collections.ConfigDict:
   # seq2seq with the pointer: weight of the coverage loss (See et al. 2017) that
   # discourages pointing at an input again; 0 turns it off.
   config.train.coverage_loss = 0.0
+  # Weight of the pointer mixture's own cross-entropy in the loss: with
+  # model.pointer.mixture='scaled' it teaches the pointer while its share is 0.
+  config.train.pointer_aux_loss = 0.0
   # Delta memory: weight of the mean write strength beta in the loss; > 0 teaches it to
   # write only what pays (what a stream far longer than the rows needs, to not forget).
   config.train.write_cost = 0.0

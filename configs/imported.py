@@ -28,9 +28,12 @@ def get_config(workdir: str = '') -> ml_collections.ConfigDict:
     return config
   config = load_config(pathlib.Path(__file__).with_name('default.py'))
   config.model.memory.enabled = False
-  # Switched on, the memory's read enters times a scale that starts at 0: the imported
-  # model computes at first exactly what the pretrained one did (the pointer's mixture
-  # does not yet start at zero: switched on, it changes the first outputs).
+  # Switched on, the memory's read enters times a scale that starts at 0, and the
+  # pointer's mixture with a share that starts at 0: the imported model computes at
+  # first exactly what the pretrained one did. The pointer's own cross-entropy teaches
+  # it meanwhile, until copying pays and its share grows.
   config.model.memory.delta.read_gate = 'scaled'
   config.model.pointer.enabled = False
+  config.model.pointer.mixture = 'scaled'
+  config.train.pointer_aux_loss = 0.1
   return config  # memgpt-import sets the tokenizer: the model's tokenizer.json

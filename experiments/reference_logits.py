@@ -1,8 +1,8 @@
 """How far an imported model's log-probabilities are from those of the implementation
 it came from: each tiny random model of tests/fixtures/hf_reference (GPT-2, Llama,
 Qwen2, written with the logits Hugging Face's transformers computed for them) imported
-with memory and pointer off, and with the memory on (its read scaled from zero), then
-its rows decoded.
+with memory and pointer off, and with both on (the memory's read and the pointer's
+share starting at zero), then its rows decoded.
 
   python experiments/reference_logits.py [--out=experiments/results]
       [--name=reference_logits]
@@ -37,13 +37,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def compare(family: str, memory: bool, workdir: pathlib.Path) -> dict:
-  """Imports the `family` fixture into `workdir` (model.memory.enabled = `memory`) and
-  decodes its rows: -> {'got': log-probs [R, L, V], 'want': the reference's,
-  'config': the imported config}."""
+  """Imports the `family` fixture into `workdir` (memory and pointer on or off as
+  `memory` says) and decodes its rows: -> {'got': log-probs [R, L, V], 'want': the
+  reference's, 'config': the imported config}."""
   config = config_lib.load_config(ROOT / 'configs' / 'imported.py')
   config.model.segment_len, config.model.num_segments = 32, 2
-  config.model.memory.enabled = memory
-  config.model.pointer.enabled = False
+  config.model.memory.enabled = config.model.pointer.enabled = memory
   import_model(REFERENCE / family, workdir, config)
   decoder, _, config = sampling.load_decoder(workdir)
   reference = np.load(REFERENCE / family / 'reference.npz')
@@ -70,9 +69,9 @@ def main(argv):
            f'`{report["command"]}` at commit {report["commit"]}; reference logits from '
            f'{", ".join(report["versions"])} (tests/fixtures/hf_reference/make_reference.py). '
            'Log-probabilities of every token of the fixture\'s rows.', '',
-           '| family | memory | tokens | max abs difference | std of the log-probs |',
+           '| family | memory and pointer | tokens | max abs difference | std of the log-probs |',
            '|---|---|---|---|---|']
-  lines += [f'| {r["family"]} | {"on, read from 0" if r["memory"] else "off"} | {r["tokens"]} '
+  lines += [f'| {r["family"]} | {"on, from 0" if r["memory"] else "off"} | {r["tokens"]} '
             f'| {r["max_abs_difference"]:.2e} | {r["logit_std"]:.2f} |' for r in rows]
   write_results(_OUT.value, _NAME.value, report, '\n'.join(lines) + '\n')
 

@@ -171,7 +171,8 @@ def _feed_segments(model: MemGPT, params, tokens, doc_ids, prefix, memory, windo
                                  jnp.full(shape, prefix), method=MemGPT.process_chunk)
     last = lambda a: None if a is None else a[:, -1:]
     log_probs = mixture_log_probs(last(output.vocab_logits), last(output.log_gate),
-                                  last(output.log_attn), output.proposals)[:, 0]
+                                  last(output.log_attn), output.proposals,
+                                  last(output.pointer_share))[:, 0]
     memory = model.apply(params, memory, window, method=MemGPT.end_segment)
     return (memory, window, log_probs), None
 
@@ -197,7 +198,7 @@ def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_i
   output, window = model.apply(params, tokens, start, memory, window, doc_ids, prefix,
                                method=MemGPT.process_chunk)
   log_probs = mixture_log_probs(output.vocab_logits, output.log_gate, output.log_attn,
-                                output.proposals)
+                                output.proposals, output.pointer_share)
   return log_probs, window
 
 

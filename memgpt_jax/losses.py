@@ -1,5 +1,5 @@
-"""Cross-entropy of the pointer mixture, z-loss, the pointer's coverage loss, and the
-metrics summed for reporting."""
+"""Cross-entropy of the pointer mixture, z-loss, the pointer's coverage loss and
+auxiliary loss, and the metrics summed for reporting."""
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,8 @@ def _by_segment(x: jax.Array, output: SegmentOutput) -> jax.Array:
 def token_log_probs(output: SegmentOutput, targets: jax.Array) -> jax.Array:
   """log p(target) [B, K, T] under the model's full next-token distribution."""
   return target_log_probs(output.vocab_logits, _by_segment(targets, output),
-                          output.log_gate, output.log_attn, output.proposals)
+                          output.log_gate, output.log_attn, output.proposals,
+                          output.pointer_share)
 
 
 def next_token_log_probs(output: SegmentOutput) -> jax.Array:
@@ -24,7 +25,8 @@ def next_token_log_probs(output: SegmentOutput) -> jax.Array:
   batch, segments, length = output.vocab_logits.shape[:3]
   flat = lambda x: None if x is None else x.reshape(batch * segments, *x.shape[2:])
   full = mixture_log_probs(flat(output.vocab_logits), flat(output.log_gate),
-                           flat(output.log_attn), flat(output.proposals))
+                           flat(output.log_attn), flat(output.proposals),
+                           flat(output.pointer_share))
   return full.reshape(batch, segments * length, -1)
 
 
@@ -54,12 +56,21 @@ def coverage_loss(output: SegmentOutput, mask: jax.Array, prefix: jax.Array) -> 
   return (per_token * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
+def effective_log_gate(output: SegmentOutput) -> jax.Array:
+  """log of the vocabulary softmax's weight in the output [..., L]: g, or with
+  pointer.mixture 'scaled' 1 - s + s g."""
+  if output.pointer_share is None:
+    return output.log_gate
+  return jnp.log1p(output.pointer_share * jnp.expm1(output.log_gate))
+
+
 def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float,
-               coverage_weight: float = 0.0,
-               write_cost: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+               coverage_weight: float = 0.0, write_cost: float = 0.0,
+               pointer_aux_weight: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Mean masked cross-entropy (+ z_loss * mean log Z^2, + coverage_weight * the
-  pointer's coverage loss, + write_cost * the delta memory's mean write strength) and
-  per-step metrics."""
+  pointer's coverage loss, + write_cost * the delta memory's mean write strength,
+  + pointer_aux_weight * the cross-entropy of the pointer's own mixture) and per-step
+  metrics."""
   flat_mask = batch['mask']
   mask = _by_segment(flat_mask, output).astype(jnp.float32)
   num_tokens = jnp.maximum(mask.sum(), 1.0)
@@ -69,7 +80,14 @@ def train_loss(output: SegmentOutput, batch: dict[str, jax.Array], z_loss: float
   metrics = {'loss': nll, 'z_loss': z_term}
   total = nll + z_term
   if output.log_gate is not None:
-    metrics['pointer_gate'] = (jnp.exp(output.log_gate) * mask).sum() / num_tokens
+    metrics['pointer_gate'] = (jnp.exp(effective_log_gate(output)) * mask).sum() / num_tokens
+    if output.pointer_share is not None:
+      metrics['pointer_share'] = jnp.mean(output.pointer_share)
+    if pointer_aux_weight:
+      mixture = output.replace(pointer_share=None)
+      metrics['pointer_aux_loss'] = -(token_log_probs(mixture, batch['targets']) * mask
+                                      ).sum() / num_tokens
+      total = total + pointer_aux_weight * metrics['pointer_aux_loss']
     if coverage_weight and 'prefix' in batch:
       metrics['coverage_loss'] = coverage_loss(output, flat_mask, batch['prefix'])
       total = total + coverage_weight * metrics['coverage_loss']
@@ -102,12 +120,13 @@ def eval_sums(output: SegmentOutput, targets: jax.Array, mask: jax.Array,
     sums['group_nll'] = jax.ops.segment_sum(-(log_p * mask).ravel(), groups, num_groups)
     sums['group_tokens'] = jax.ops.segment_sum(mask.ravel(), groups, num_groups)
   if output.log_gate is not None:
-    gate = jnp.exp(output.log_gate)
+    log_gate = effective_log_gate(output)
+    gate = jnp.exp(log_gate)
     log_p_vocab = target_log_probs(output.vocab_logits, targets)
     # 1 - g p_vocab(y) / p(y), the share of p(y) from copying, in log space: as
     # g * exp(log p_vocab - log p) it is 0 * inf = NaN where g underflows and y cannot be
     # copied, and a NaN off the mask (times 0) still makes the sum NaN.
-    copied = -jnp.expm1(output.log_gate + log_p_vocab - log_p)
+    copied = -jnp.expm1(log_gate + log_p_vocab - log_p)
     sums['pointer_gate'] = (gate * mask).sum()
     sums['copy_share'] = (copied * mask).sum()
   return sums

@@ -130,6 +130,7 @@ RANGES: dict[str, Range] = {
     'train.grad_accum_steps': _COUNT,
     'train.z_loss': _NONNEGATIVE,
     'train.coverage_loss': _NONNEGATIVE,
+    'train.pointer_aux_loss': _NONNEGATIVE,
     'train.write_cost': _NONNEGATIVE,
     'train.log_every': _COUNT,
     'train.eval_every': _COUNT,

@@ -98,11 +98,12 @@ def _imported_config(memory: bool = False):
 @pytest.mark.parametrize('family, memory', [('gpt2', True), ('gpt2', False),
                                             ('llama', False), ('qwen2', True)])
 def test_an_imported_model_computes_the_reference_logits(tmp_path, family, memory):
-  """Memory off, or on with its read scaled from 0: the logits of Hugging Face's own
+  """Memory and pointer off, or on from a zero contribution: the logits of Hugging Face's
   implementation (GPT-2: learned positions, LayerNorm, tied; Llama: rotary, RMSNorm,
   SwiGLU, untied; Qwen2: Llama's with q/k/v biases, tied)."""
   result = REFERENCE_LOGITS.compare(family, memory, tmp_path / 'out')
-  assert result['config'].model.memory.enabled is memory
+  model = result['config'].model
+  assert model.memory.enabled is model.pointer.enabled is memory
   assert result['config'].data.tokenizer == 'huggingface'
   assert result['want'].std(-1).mean() > 0.5  # far more than the tolerance apart
   np.testing.assert_allclose(result['got'], result['want'], atol=2e-5)

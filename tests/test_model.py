@@ -238,3 +238,38 @@ def test_mlp_activations_keep_only_their_inputs():
   out, backward = jax.vjp(layers.gelu, gate)
   np.testing.assert_array_equal(out, nn.gelu(gate))
   assert len(jax.tree.leaves(backward)) == 1
+
+
+def test_the_scaled_pointer_mixture_starts_at_zero_and_learns_its_share():
+  """pointer.mixture='scaled': at share 0 the output is the vocabulary softmax alone,
+  exactly, and yet the share's gradient says whether copying would pay (also where the
+  clip holds it at 0); the pointer heads learn from the auxiliary loss meanwhile; and
+  with a share the full distribution and the targets' log-probs agree."""
+  model, cfg = tiny_model(**{'pointer.mixture': 'scaled', 'memory.enabled': False})
+  params = init_params(model)
+  assert float(params['params']['pointer']['share']) == 0.0
+  tokens = random_tokens((2, cfg.seq_len))
+  batch = {'targets': jnp.roll(tokens, -1, axis=1), 'mask': jnp.ones(tokens.shape)}
+  vocab_only = jax.nn.log_softmax(forward(model, params, tokens).vocab_logits, -1)
+  np.testing.assert_allclose(full_log_probs(model, params, tokens),
+                             vocab_only.reshape(2, cfg.seq_len, VOCAB), rtol=0, atol=1e-6)
+
+  def grads(params, aux_weight):
+    loss = lambda p: losses.train_loss(model.apply(p, tokens), batch, 0.0,
+                                       pointer_aux_weight=aux_weight)[0]
+    return jax.grad(loss)(params)['params']['pointer']
+
+  for sigma in (0.0, -0.5):  # at the clip's edge and below it: the same share, 0
+    at = jax.tree.map(lambda x: x, params)
+    at['params']['pointer']['share'] = jnp.float32(sigma)
+    without_aux, with_aux = grads(at, 0.0), grads(at, 1.0)
+    assert np.isfinite(without_aux['share']) and without_aux['share'] != 0.0
+    np.testing.assert_array_equal(without_aux['query']['kernel'], 0.0)
+    assert np.abs(with_aux['query']['kernel']).max() > 0.0
+  params['params']['pointer']['share'] = jnp.float32(0.3)
+  output = model.apply(params, tokens)
+  full = losses.next_token_log_probs(output)
+  np.testing.assert_allclose(
+      jnp.take_along_axis(full, batch['targets'][..., None], -1)[..., 0],
+      losses.token_log_probs(output, batch['targets']).reshape(2, -1), atol=1e-5)
+  assert np.abs(full - vocab_only.reshape(2, cfg.seq_len, VOCAB)).max() > 1e-3

@@ -127,6 +127,7 @@ class ModelConfig:
   pointer_head_dim: int = _setting('pointer.head_dim')
   pointer_cache_len: int = _setting('pointer.cache_len')
   pointer_copy_inputs: bool = _setting('pointer.copy_inputs')
+  pointer_mixture: str = _setting('pointer.mixture', choices=('sentinel', 'scaled'))
 
   @property
   def head_dim(self) -> int:

@@ -21,6 +21,15 @@ Training needs only the target's probability, taken in float32 log space:
 
 so no [T, T, V] tensor is built and nothing is scattered into the vocabulary.
 Decoding builds the full distribution of one position with a scatter-add.
+
+With pointer.mixture='scaled' the output is (1 - s) softmax(W_E h_t) + s p(w), with one
+learned share s = clip(sigma, 0, 0.99), sigma starting at 0: the output starts as the
+vocabulary softmax alone, exactly (a pretrained model's). The clip passes its gradient
+straight through, so sigma learns where copying would pay even while s is 0 (while the
+pointer heads, whose gradient is s times theirs, learn from train.pointer_aux_loss):
+    log p_s(y) = log p_vocab(y) + log1p(s * expm1(log p(y) - log p_vocab(y))),
+finite with its gradient at s = 0 (the difference is capped at 60 nats, which changes
+nothing unless p_vocab(y) < e^-60 p(y)).
 """
 
 import flax.linen as nn
@@ -33,6 +42,8 @@ from memgpt_jax.model.state import MemoryState, WindowCache
 
 # Finite stand-in for -inf: exp() underflows to exactly 0 and no NaN can appear.
 NEG_INF = -1e30
+MAX_SHARE = 0.99  # pointer.mixture='scaled': the vocabulary keeps at least 1%
+_MAX_LOG_RATIO = 60.0
 
 
 def candidates(
@@ -80,6 +91,10 @@ class PointerHeads(nn.Module):
         dtype=jnp.float32, bias_init=nn.with_logical_partitioning(
             nn.initializers.constant(jnp.log(cfg.num_candidates)), (None,)))
 
+    if cfg.pointer_mixture == 'scaled':
+      self.share_logit = self.param(
+          'share', nn.with_logical_partitioning(nn.initializers.zeros, ()), (), jnp.float32)
+
   def keys(self, hidden: jax.Array) -> jax.Array:
     """hidden [B, L, d] -> candidate keys [B, L, heads, d_p], float32."""
     return self.key(hidden.astype(jnp.float32))
@@ -89,8 +104,9 @@ class PointerHeads(nn.Module):
       hidden: jax.Array,  # [B, L, d], the final normed hidden states
       keys: jax.Array,  # [B, C, heads, d_p]
       valid: jax.Array,  # [B, L, C] bool: may position l point at candidate c
-  ) -> tuple[jax.Array, jax.Array]:
-    """-> log g [B, L], log a [B, L, heads, C]: the log-softmax over [sentinel ; all heads]."""
+  ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """-> log g [B, L], log a [B, L, heads, C]: the log-softmax over [sentinel ; all
+    heads], and the mixture's share s [B, L] (None: pointer.mixture 'sentinel')."""
     hidden = hidden.astype(jnp.float32)
     query = self.query(hidden)
     scores = jnp.einsum('blhd,bchd->blhc', query, keys) / jnp.sqrt(
@@ -100,7 +116,12 @@ class PointerHeads(nn.Module):
     batch, length = hidden.shape[:2]
     flat = jnp.concatenate([sentinel, scores.reshape(batch, length, -1)], axis=-1)
     log_probs = jax.nn.log_softmax(flat, axis=-1)
-    return log_probs[..., 0], log_probs[..., 1:].reshape(scores.shape)
+    share = None
+    if self.cfg.pointer_mixture == 'scaled':
+      sigma = self.share_logit
+      clipped = jnp.clip(sigma, 0.0, MAX_SHARE)
+      share = jnp.broadcast_to(sigma + jax.lax.stop_gradient(clipped - sigma), (batch, length))
+    return log_probs[..., 0], log_probs[..., 1:].reshape(scores.shape), share
 
 
 def target_log_probs(
@@ -109,6 +130,7 @@ def target_log_probs(
     log_gate: jax.Array | None = None,  # [..., L]
     log_attn: jax.Array | None = None,  # [..., L, heads, C]
     proposals: jax.Array | None = None,  # [..., C]
+    share: jax.Array | None = None,  # [..., L]: pointer.mixture 'scaled'
 ) -> jax.Array:
   """log p(targets) [..., L] under the vocabulary softmax, mixed with the pointer if given."""
   log_vocab = jax.nn.log_softmax(vocab_logits.astype(jnp.float32), axis=-1)
@@ -119,7 +141,11 @@ def target_log_probs(
   log_copy = jnp.where(copies, log_attn, NEG_INF)
   log_copy = log_copy.reshape(*log_copy.shape[:-2], -1)
   parts = jnp.concatenate([(log_gate + log_vocab)[..., None], log_copy], axis=-1)
-  return jax.nn.logsumexp(parts, axis=-1)
+  log_mixture = jax.nn.logsumexp(parts, axis=-1)
+  if share is None:
+    return log_mixture
+  ratio = jnp.minimum(log_mixture - log_vocab, _MAX_LOG_RATIO)
+  return log_vocab + jnp.log1p(share * jnp.expm1(ratio))
 
 
 def mixture_log_probs(
@@ -127,6 +153,7 @@ def mixture_log_probs(
     log_gate: jax.Array | None = None,  # [B, L]
     log_attn: jax.Array | None = None,  # [B, L, heads, C]
     proposals: jax.Array | None = None,  # [B, C]
+    share: jax.Array | None = None,  # [B, L]: pointer.mixture 'scaled'
 ) -> jax.Array:
   """The full next-token log-distribution [B, L, V] (for decoding: a scatter-add)."""
   log_vocab = jax.nn.log_softmax(vocab_logits.astype(jnp.float32), axis=-1)
@@ -139,4 +166,6 @@ def mixture_log_probs(
   rows = jnp.arange(batch)[:, None, None]
   cols = jnp.arange(length)[None, :, None]
   probs = probs.at[rows, cols, index].add(copy_mass)
+  if share is not None:
+    probs = (1 - share[..., None]) * jnp.exp(log_vocab) + share[..., None] * probs
   return jnp.log(probs)

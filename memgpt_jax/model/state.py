@@ -66,3 +66,6 @@ class SegmentOutput:
   # [..., T] the delta memory's write strength beta per token, mean over memory layers
   # and heads (the full forward only: what train.write_cost charges for).
   write_strength: jax.Array | None = None
+  # [..., L] the share s of the pointer's mixture in the output (pointer.mixture
+  # 'scaled'; None: all of it).
+  pointer_share: jax.Array | None = None

@@ -261,8 +261,8 @@ class MemGPT(nn.Module):
     window = window.replace(pointer_keys=write(window.pointer_keys, self.pointer.keys(hidden)))
     keys, valid, proposals = candidates(state, window, doc_ids, positions,
                                         cfg.pointer_copy_inputs)
-    log_gate, log_attn = self.pointer(hidden, keys, valid)
-    return SegmentOutput(logits, log_gate, log_attn, proposals), window
+    log_gate, log_attn, share = self.pointer(hidden, keys, valid)
+    return SegmentOutput(logits, log_gate, log_attn, proposals, pointer_share=share), window
 
   def end_segment(self, state: MemoryState, window: WindowCache) -> MemoryState:
     """After T tokens: write every memory layer, push the segment into the pointer cache.

@@ -57,7 +57,7 @@ class JitPartitioner:
         model=model, optimizer=optimizer, z_loss=config.train.z_loss,
         coverage_loss=config.train.coverage_loss, write_cost=config.train.write_cost,
         grad_accum_steps=config.train.grad_accum_steps,
-        layout=self.activation_layout)
+        layout=self.activation_layout, pointer_aux_loss=config.train.pointer_aux_loss)
     self._step = self._compile()
 
   def _compile(self):

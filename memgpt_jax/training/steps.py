@@ -74,6 +74,7 @@ class StepSettings(NamedTuple):
   write_cost: float
   grad_accum_steps: int
   layout: sharding_lib.ActivationLayout | None  # where constrain() puts activations
+  pointer_aux_loss: float = 0.0
 
 
 def apply_model(model: MemGPT, params: dict, batch: dict,
@@ -107,7 +108,8 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
   the same way (a pmean when the shares are equal), so the update is the one a
   single device would make on the whole batch.
   """
-  model, optimizer, z_loss, coverage_loss, write_cost, grad_accum_steps, layout = settings
+  model, optimizer = settings.model, settings.optimizer
+  grad_accum_steps = settings.grad_accum_steps
   dropout_rng = jax.random.fold_in(state.rng, state.step)
   if axis_name is not None:  # independent dropout masks on every device
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
@@ -118,10 +120,11 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
 
   def weighted_grads(micro_batch: dict, carry: MemoryState | None, rng: jax.Array):
     def loss_fn(params):
-      carry_out, output = apply_model(model, params, micro_batch, layout, {'dropout': rng},
-                                      carry)
-      loss, metrics = losses.train_loss(output, micro_batch, z_loss, coverage_loss,
-                                        write_cost)
+      carry_out, output = apply_model(model, params, micro_batch, settings.layout,
+                                      {'dropout': rng}, carry)
+      loss, metrics = losses.train_loss(output, micro_batch, settings.z_loss,
+                                        settings.coverage_loss, settings.write_cost,
+                                        settings.pointer_aux_loss)
       return loss, (metrics, carry_out)
 
     (_, (metrics, carry_out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
