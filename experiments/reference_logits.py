@@ -27,8 +27,6 @@ from memgpt_jax.provenance import provenance, write_results
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / 'tests' / 'fixtures' / 'hf_reference'
 FAMILIES = ('gpt2', 'llama', 'qwen2')
-_OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
-_NAME = flags.DEFINE_string('name', 'reference_logits', 'Results file name.')
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -73,8 +71,11 @@ def main(argv):
            '|---|---|---|---|---|']
   lines += [f'| {r["family"]} | {"on, from 0" if r["memory"] else "off"} | {r["tokens"]} '
             f'| {r["max_abs_difference"]:.2e} | {r["logit_std"]:.2f} |' for r in rows]
-  write_results(_OUT.value, _NAME.value, report, '\n'.join(lines) + '\n')
+  write_results(flags.FLAGS.out, flags.FLAGS.name, report, '\n'.join(lines) + '\n')
 
 
 if __name__ == '__main__':
+  # Defined here, not on import: tests import compare() beside other drivers' flags.
+  flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
+  flags.DEFINE_string('name', 'reference_logits', 'Results file name.')
   app.run(main)
