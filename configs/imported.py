@@ -17,13 +17,13 @@ import pathlib
 
 import ml_collections
 
-from memgpt_jax.config_lib import load_config
+from memgpt_jax.config_lib import load_config, with_defaults
 
 
 def get_config(workdir: str = '') -> ml_collections.ConfigDict:
   if workdir:
     saved = pathlib.Path(workdir) / 'config.json'
-    config = ml_collections.ConfigDict(json.loads(saved.read_text()))
+    config = with_defaults(json.loads(saved.read_text()))
     config.init_from = str(pathlib.Path(workdir).resolve())
     return config
   config = load_config(pathlib.Path(__file__).with_name('default.py'))

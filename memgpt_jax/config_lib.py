@@ -34,6 +34,18 @@ def default_config() -> ml_collections.ConfigDict:
   return load_config(DEFAULT_CONFIG)
 
 
+def with_defaults(config_json: dict) -> ml_collections.ConfigDict:
+  """A saved config (its JSON form), each setting it lacks (added to
+  configs/default.py since it was saved) at its default, whose value is the behaviour
+  from before the setting existed: how a saved config rebuilds its model."""
+  def merged(defaults: dict, saved: dict) -> dict:
+    return {**defaults, **{key: merged(defaults[key], value)
+                           if isinstance(value, dict) and isinstance(defaults.get(key), dict)
+                           else value for key, value in saved.items()}}
+  defaults = json.loads(json.dumps(default_config().to_dict(), default=str))
+  return ml_collections.ConfigDict(merged(defaults, config_json))
+
+
 def flat_with_defaults(config_json: dict) -> dict:
   """flatten(config_json), each setting it lacks (added to configs/default.py since it
   was saved) at its default: how a saved config is compared with a current one."""

@@ -1,9 +1,11 @@
 """Config files, overrides and validation: every bad value names itself."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import ROOT, VOCAB, init_params, load_config, tiny_model
@@ -13,6 +15,7 @@ from memgpt_jax.data.tokenizer import declared_vocab_size
 from memgpt_jax.model.transformer import MemGPT, init_tokens
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.config import ModelConfig
+from memgpt_jax.training import checkpointing
 
 
 @pytest.mark.parametrize('name', ['default', 'baseline_gpt', 'tiny'])
@@ -241,3 +244,19 @@ def test_model_size_configs_have_the_parameters_of_their_names(size, millions):
     counts.append(sum(x.size for x in jax.tree.leaves(shapes)))
   assert abs(counts[0] / (millions * 1e6) - 1) < 0.15, counts
   assert counts[0] < counts[1] < 1.1 * counts[0], counts
+
+
+def test_a_config_saved_before_a_setting_existed_rebuilds_its_model(tmp_path):
+  """A checkpoint's config lacking settings added since (here the pointer's mixture,
+  the biases, the auxiliary loss) reads with them at their defaults, which are the
+  behaviour from before they existed; what it holds is kept."""
+  saved = json.loads(json.dumps(load_config('tiny').to_dict(), default=str))
+  for section, key in (('model', 'bias'), ('train', 'pointer_aux_loss')):
+    del saved[section][key]
+  del saved['model']['pointer']['mixture']
+  saved['model']['d_model'] = 48
+  ocp.Checkpointer(ocp.JsonCheckpointHandler()).save(tmp_path / 'config', saved)
+  config = checkpointing.read_config(tmp_path)
+  assert config.model.pointer.mixture == 'sentinel' and config.model.bias == 'none'
+  assert config.train.pointer_aux_loss == 0.0 and config.model.d_model == 48
+  assert ModelConfig.from_config(config.model, 258).d_model == 48

@@ -92,7 +92,7 @@ class PointerHeads(nn.Module):
             nn.initializers.constant(jnp.log(cfg.num_candidates)), (None,)))
 
     if cfg.pointer_mixture == 'scaled':
-      self.share_logit = self.param(
+      self.raw_share = self.param(
           'share', nn.with_logical_partitioning(nn.initializers.zeros, ()), (), jnp.float32)
 
   def keys(self, hidden: jax.Array) -> jax.Array:
@@ -118,7 +118,7 @@ class PointerHeads(nn.Module):
     log_probs = jax.nn.log_softmax(flat, axis=-1)
     share = None
     if self.cfg.pointer_mixture == 'scaled':
-      sigma = self.share_logit
+      sigma = self.raw_share
       clipped = jnp.clip(sigma, 0.0, MAX_SHARE)
       share = jnp.broadcast_to(sigma + jax.lax.stop_gradient(clipped - sigma), (batch, length))
     return log_probs[..., 0], log_probs[..., 1:].reshape(scores.shape), share

@@ -218,9 +218,10 @@ def finished_steps(directory: pathlib.Path) -> list[int]:
 
 
 def read_config(step_dir: pathlib.Path) -> ml_collections.ConfigDict:
-  """The config saved in one step directory: it rebuilds the model the params fit."""
+  """The config saved in one step directory: it rebuilds the model the params fit
+  (settings added since it was saved at their defaults)."""
   config = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(step_dir / 'config')
-  return ml_collections.ConfigDict(config)
+  return config_lib.with_defaults(config)
 
 
 def abstract_params(config: ml_collections.ConfigDict, vocab_size: int,
