@@ -120,6 +120,16 @@ def _what_is_trained(config_json: dict) -> dict:
   return config_lib.flat_with_defaults(config_json) | {'data.tfds_data_dir': ''}
 
 
+def _still_trained_so(kept: dict, grid, data_dir: pathlib.Path) -> dict:
+  """The results of `kept` that `grid` would train the same way today (its row still
+  there, the same config): the others are not this grid's results any more."""
+  runs = {run.label: run for run in grid.runs}
+  return {(label, seed): result for (label, seed), result in kept.items()
+          if label in runs and 'config' in result and _what_is_trained(result['config'])
+          == _what_is_trained(json.loads(make_config(runs[label], grid, seed, data_dir)
+                                         .to_json_best_effort()))}
+
+
 def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Path,
               kept: dict | None = None) -> dict:
   """Trains one (run, seed) (through its curriculum) and evaluates it; or, where its
@@ -136,7 +146,7 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
   saved = workdir / _RESULT
   if saved.is_file():
     result = json.loads(saved.read_text())
-    if result['config'] != config_json:
+    if _what_is_trained(result['config']) != _what_is_trained(config_json):
       raise UserError(f'{workdir} holds a result of another config: name a new --workdir')
     return result
   start = time.perf_counter()
@@ -196,14 +206,15 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
 
   `settings` override every run's config after the grid's own (a bigger budget, say)."""
   grid, name = GRIDS[grid_name], name or grid_name
+  if settings:
+    grid = dataclasses.replace(grid, runs=tuple(
+        dataclasses.replace(r, overrides=r.overrides | settings) for r in grid.runs))
+  whole_grid = grid
   if only:
     grid = dataclasses.replace(grid, runs=tuple(
         r for r in grid.runs if r.label.startswith(tuple(only))))
   if seeds:
     grid = dataclasses.replace(grid, seeds=seeds)
-  if settings:
-    grid = dataclasses.replace(grid, runs=tuple(
-        dataclasses.replace(r, overrides=r.overrides | settings) for r in grid.runs))
   for run in grid.runs:  # an unknown key, a value out of range or a task fail here
     with _named(run):
       config = make_config(run, grid, grid.seeds[0], workdir / 'tfds')
@@ -211,28 +222,31 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
       if builders.is_synthetic(config.data):
         builders.synthetic_config(config.data, *builders.row_layout(config))
   out.mkdir(parents=True, exist_ok=True)
-  kept = kept_results(out / f'{name}.json')
+  kept = _still_trained_so(kept_results(out / f'{name}.json'), whole_grid, workdir / 'tfds')
   start = time.perf_counter()
-  results = []
+  results = {}
   # Seed by seed, the results files rewritten after every run: a grid stopped part way
-  # keeps every finished run in them (a first seed first), and goes on from there.
+  # keeps every finished run in them (a first seed first), and goes on from there. The
+  # file's results of runs this command does not reach (later seeds, other rows) stay.
   for seed in grid.seeds:
     for run in grid.runs:
       print(f'[ablate] {run.label} seed {seed}', flush=True)
       with _named(run):
-        results.append(train_one(run, grid, seed, workdir / grid_name / run.label /
-                                 f'seed{seed}', workdir / 'tfds', kept.get((run.label, seed))))
-      report = _write(grid, grid_name, name, settings, results, time.perf_counter() - start,
-                      out)
+        results[run.label, seed] = train_one(
+            run, grid, seed, workdir / grid_name / run.label / f'seed{seed}',
+            workdir / 'tfds', kept.get((run.label, seed)))
+      report = _write(whole_grid, grid_name, name, settings,
+                      list((kept | results).values()), time.perf_counter() - start, out)
   return report
 
 
 def _write(grid, grid_name: str, name: str, settings: dict | None, results: list[dict],
            wall_seconds: float, out: pathlib.Path) -> dict:
-  """Writes the results files of the runs so far, in the grid's order."""
+  """Writes the results files of `results` (every run so far), in the grid's order."""
   order = {run.label: index for index, run in enumerate(grid.runs)}
   results = sorted(results, key=lambda r: (order[r['label']], r['seed']))
-  report = {'name': name, 'grid': grid_name, **provenance(), 'seeds': list(grid.seeds),
+  report = {'name': name, 'grid': grid_name, **provenance(),
+            'seeds': sorted({r['seed'] for r in results}),
             'wall_seconds': wall_seconds, 'platform': jax.devices()[0].platform,
             'settings': settings or {},
             'summary': summarize(results), 'runs': results}

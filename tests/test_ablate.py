@@ -126,6 +126,9 @@ def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path
   elsewhere = tmp_path / 'elsewhere'
   kept = ablate.run_grid('tiny_documents', results, elsewhere)
   assert kept['summary'] == report['summary'] and not list(elsewhere.rglob('checkpoints'))
+  # A command that reaches some rows only keeps the file's results of the others.
+  part = ablate.run_grid('tiny_documents', results, elsewhere, only=('long_text/gpt',))
+  assert part['summary'] == report['summary']
   # A changed setting trains again (a new workdir), on the same workdir is refused.
   changed = ablate.run_grid('tiny_documents', results, elsewhere, only=('long_text/gpt',),
                             settings={'train.num_steps': 3})
