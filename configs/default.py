@@ -25,6 +25,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.init_from = ''
 
   config.model = ml_collections.ConfigDict()
+  # 'decoder': one causal stack (seq2seq inputs are its prefix) | 'encoder_decoder':
+  # an encoder reads the source whole, segment by segment (model.encoder), and the
+  # decoder cross-attends to it and copies from it.
+  config.model.arch = 'decoder'
   config.model.d_model = 192
   config.model.num_layers = 4
   config.model.num_heads = 4
@@ -114,6 +118,16 @@ def get_config() -> ml_collections.ConfigDict:
   # as the vocabulary softmax alone (a pretrained model's; train.pointer_aux_loss
   # trains the pointer meanwhile).
   config.model.pointer.mixture = 'sentinel'
+
+  # model.arch='encoder_decoder': the encoder reads a source of num_segments * T tokens,
+  # bidirectionally within each segment, its memory (the decoder's kind, on the same
+  # layer indices) carried from segment to segment. The decoder cross-attends to
+  # 'all' of its outputs, or to the 'last_segment' and starts from the encoder's
+  # final memory (for sources too long to attend to).
+  config.model.encoder = ml_collections.ConfigDict()
+  config.model.encoder.num_layers = 4
+  config.model.encoder.num_segments = 4
+  config.model.encoder.cross_attention = 'all'
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'pystdlib'  # 'pystdlib' | 'text' | 'tfds' | a synthetic task

@@ -185,6 +185,10 @@ def validate(config: ml_collections.ConfigDict, vocab_size: int,
   _check_layout(config)
   for name, task in pipeline.task_configs(config).items():
     where = f'data.mixture.{name}.' if name else 'data.'
+    if model.arch == 'encoder_decoder' and not records.is_seq2seq(task.data):
+      raise ConfigError("model.arch='encoder_decoder' reads (inputs, targets) pairs: "
+                        f'{where}source={task.data.source!r} needs {where}inputs_key and '
+                        'targets_key (a seq2seq source)')
     metrics = task.data.task_metrics
     if metrics and metrics not in text_metrics.KINDS:
       raise ConfigError(f'{where}task_metrics={metrics!r} is not one of '

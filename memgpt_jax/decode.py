@@ -4,7 +4,8 @@ carried exactly as in training (the memory is written after every T tokens). The
 tokens come from one compiled loop (`lax.scan`) per chunk of `chunk_size` tokens, so
 the host waits on the device once per chunk, not once per token. `generate` is the one
 loop behind memgpt-sample (memgpt_jax/sampling.py) and the task metrics' greedy targets
-(`generate_targets`, memgpt_jax/training/evaluation.py).
+(`generate_targets`, memgpt_jax/training/evaluation.py). An encoder-decoder model's
+source is encoded once, at `start`; every step reads it from the state.
 """
 
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memgpt_jax.model.pointer import mixture_log_probs
-from memgpt_jax.model.state import MemoryState, WindowCache
+from memgpt_jax.model.state import MemoryState, Source, WindowCache
 from memgpt_jax.model.transformer import MemGPT, empty_window, unrolled_layers
 
 
@@ -25,6 +26,7 @@ class DecodeState:
   memory: MemoryState
   window: WindowCache
   position: int  # tokens already in the current segment, in [0, T)
+  source: Source | None = None  # model.arch='encoder_decoder': the encoded sources
 
 
 class Decoder:
@@ -46,9 +48,18 @@ class Decoder:
     self.model = model
     self.params = params
 
-  def start(self, batch_size: int) -> DecodeState:
-    return DecodeState(_initial_state(self.model, self.params, batch_size),
-                       empty_window(self.model.cfg, batch_size), 0)
+  def start(self, batch_size: int, source: np.ndarray | None = None) -> DecodeState:
+    """The state before anything is fed; an encoder-decoder model's encodes `source`
+    [B, S] (S a multiple of T), left-padded with -1 where rows differ in length."""
+    window = empty_window(self.model.cfg, batch_size)
+    if self.model.cfg.arch != 'encoder_decoder':
+      return DecodeState(_initial_state(self.model, self.params, batch_size), window, 0)
+    if source is None:
+      raise ValueError("model.arch='encoder_decoder' decodes from a source")
+    source = np.asarray(source)
+    encoded, memory = _encode(self.model, self.params, np.maximum(source, 0),
+                              (source >= 0).astype(np.int32))
+    return DecodeState(memory, window, 0, encoded)
 
   def feed(self, state: DecodeState, tokens: jax.Array, prefix: bool = False,
            doc_ids: jax.Array | None = None) -> tuple[jax.Array, DecodeState]:
@@ -65,13 +76,15 @@ class Decoder:
       chunk = slice(offset, offset + size)
       log_probs, window = _chunk_log_probs(
           self.model, self.params, tokens[:, chunk], jnp.int32(state.position), state.memory,
-          state.window, doc_ids[:, chunk], jnp.full((tokens.shape[0], size), prefix))
+          state.window, doc_ids[:, chunk], jnp.full((tokens.shape[0], size), prefix),
+          state.source)
       outputs.append(log_probs)
       offset += size
-      state = DecodeState(state.memory, window, state.position + size)
+      state = dataclasses.replace(state, window=window, position=state.position + size)
       if state.position == segment_len:
         memory = _end_segment(self.model, self.params, state.memory, state.window)
-        state = DecodeState(memory, empty_window(self.model.cfg, tokens.shape[0]), 0)
+        state = dataclasses.replace(state, memory=memory, position=0,
+                                    window=empty_window(self.model.cfg, tokens.shape[0]))
     return jnp.concatenate(outputs, axis=1), state
 
   def prefill(self, state: DecodeState, tokens: np.ndarray, prefix: bool = False,
@@ -97,8 +110,8 @@ class Decoder:
         by_segment = lambda a: a[:, span].reshape(a.shape[0], group, segment_len).swapaxes(0, 1)
         last, memory, window = _feed_segments(
             self.model, self.params, by_segment(tokens), by_segment(doc_ids),
-            jnp.bool_(prefix), state.memory, state.window)
-        state = DecodeState(memory, window, 0)
+            jnp.bool_(prefix), state.memory, state.window, state.source)
+        state = dataclasses.replace(state, memory=memory, window=window, position=0)
         offset += group * segment_len
     if offset < length:
       log_probs, state = self.feed(state, tokens[:, offset:], prefix, doc_ids[:, offset:])
@@ -114,15 +127,15 @@ class Decoder:
     carry, tokens = _sample_and_feed(
         self.model, self.params, state.memory, state.window, jnp.int32(state.position),
         log_probs, done, rng, jnp.int32(first_step), jnp.float32(temperature),
-        jnp.int32(-1 if stop_id is None else stop_id), count=count, top_k=top_k,
-        top_p=float(top_p))
+        jnp.int32(-1 if stop_id is None else stop_id), state.source, count=count,
+        top_k=top_k, top_p=float(top_p))
     memory, window, position, log_probs, done = carry
-    return tokens, log_probs, done, DecodeState(memory, window, int(position))
+    return tokens, log_probs, done, DecodeState(memory, window, int(position), state.source)
 
 
 @functools.partial(jax.jit, static_argnums=0, static_argnames=('count', 'top_k', 'top_p'))
 def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs, done, rng,
-                     first_step, temperature, stop_id, *, count: int, top_k: int,
+                     first_step, temperature, stop_id, source, *, count: int, top_k: int,
                      top_p: float):
   """Decoder.sample_and_feed's loop, traced once per model, shape, count, top_k and
   top_p."""
@@ -137,7 +150,7 @@ def _sample_and_feed(model: MemGPT, params, memory, window, position, log_probs,
     token = jnp.where(done, stop_id, token)  # [B]
     done = done | (token == stop_id)
     log_probs, window = _chunk_log_probs(model, params, token[:, None], position, memory,
-                                         window, ones, jnp.zeros((batch, 1), bool))
+                                         window, ones, jnp.zeros((batch, 1), bool), source)
     position = position + 1
     # The window is not emptied at a segment's end: its next segment overwrites it
     # from position 0 on, and masks hide the positions not yet overwritten. Passed
@@ -159,7 +172,7 @@ SEGMENTS_PER_CALL = 64
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _feed_segments(model: MemGPT, params, tokens, doc_ids, prefix, memory, window):
+def _feed_segments(model: MemGPT, params, tokens, doc_ids, prefix, memory, window, source):
   """Feeds segments [S, B, T] in one loop, each a chunk then the end of its segment;
   -> (log p(next token) [B, V] after the last, memory, window)."""
   shape = tokens.shape[1:]
@@ -168,7 +181,8 @@ def _feed_segments(model: MemGPT, params, tokens, doc_ids, prefix, memory, windo
     memory, window, _ = carry
     segment_tokens, segment_docs = inputs
     output, window = model.apply(params, segment_tokens, 0, memory, window, segment_docs,
-                                 jnp.full(shape, prefix), method=MemGPT.process_chunk)
+                                 jnp.full(shape, prefix), source=source,
+                                 method=MemGPT.process_chunk)
     last = lambda a: None if a is None else a[:, -1:]
     log_probs = mixture_log_probs(last(output.vocab_logits), last(output.log_gate),
                                   last(output.log_attn), output.proposals,
@@ -194,9 +208,15 @@ def _end_segment(model: MemGPT, params, memory: MemoryState,
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_ids, prefix):
+def _encode(model: MemGPT, params, source_tokens, source_docs) -> tuple[Source, MemoryState]:
+  return model.apply(params, source_tokens, source_docs, method=MemGPT.encode)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _chunk_log_probs(model: MemGPT, params, tokens, start, memory, window, doc_ids, prefix,
+                     source):
   output, window = model.apply(params, tokens, start, memory, window, doc_ids, prefix,
-                               method=MemGPT.process_chunk)
+                               source=source, method=MemGPT.process_chunk)
   log_probs = mixture_log_probs(output.vocab_logits, output.log_gate, output.log_attn,
                                 output.proposals, output.pointer_share)
   return log_probs, window
@@ -229,10 +249,17 @@ def generate(decoder: Decoder, prompt: np.ndarray, max_new_tokens: int, rng: jax
 
   prompt: [B, L] int32, L >= 1, left-padded with -1 where rows differ in length.
   prefix: the prompt is a seq2seq input (ended by eos) and the continuation its target.
+  An encoder-decoder model encodes it (left-padded to whole segments) and its decoder
+  starts from the eos that ends it, as in training (memgpt_jax/data/pipeline.py).
   Samples that emitted stop_id keep emitting it; it ends when all have.
   """
+  source = None
+  if prefix and decoder.model.cfg.arch == 'encoder_decoder':
+    segment_len = decoder.model.cfg.segment_len
+    source = np.pad(prompt, ((0, 0), (-prompt.shape[1] % segment_len, 0)), constant_values=-1)
+    prompt, prefix = prompt[:, -1:], False
   log_probs, state = decoder.prefill(
-      decoder.start(prompt.shape[0]), np.maximum(prompt, 0), prefix=prefix,
+      decoder.start(prompt.shape[0], source), np.maximum(prompt, 0), prefix=prefix,
       doc_ids=(prompt >= 0).astype(np.int32))
   done = jnp.zeros(prompt.shape[0], bool)
   count = max(1, min(chunk_size, max_new_tokens))  # one compiled loop for every chunk

@@ -88,6 +88,8 @@ RANGES: dict[str, Range] = {
     'model.pointer.num_heads': _COUNT,
     'model.pointer.head_dim': _COUNT,
     'model.pointer.cache_len': _NONNEGATIVE,
+    'model.encoder.num_layers': _COUNT,
+    'model.encoder.num_segments': _COUNT,
     # The data.
     'data.validation_fraction': _FRACTION,
     'data.shuffle_seed': _SEED,

@@ -1,5 +1,5 @@
-"""seq2seq as a prefix LM, mixtures, task metrics and `memgpt-sample --inputs`, on the
-built-in copy task and tiny local text (fine-tuning: tests/test_fine_tuning.py)."""
+"""seq2seq as a prefix LM and an encoder-decoder, mixtures, task metrics and
+`memgpt-sample --inputs`, on the built-in copy task and tiny local text (fine-tuning: tests/test_fine_tuning.py)."""
 
 import io
 import json
@@ -148,10 +148,14 @@ def test_mixture_trains_and_reports_every_task(data_dir, tmp_path):
   assert all(np.isfinite(coverage)) and max(coverage) > 0
 
 
-@pytest.fixture(scope='module')
-def copy_run(data_dir, tmp_path_factory):
+@pytest.fixture(scope='module', params=['decoder', 'encoder_decoder'])
+def copy_run(data_dir, tmp_path_factory, request):
+  """A trained copy-task model of each architecture (the encoder's source: 2 segments)."""
   workdir = tmp_path_factory.mktemp('copy_run')
-  return workdir, train_and_evaluate(copy_config(data_dir, 256, 1), workdir)
+  config = copy_config(data_dir, 256, 1)
+  config.model.arch = request.param
+  config.model.encoder.num_segments = 2
+  return workdir, train_and_evaluate(config, workdir)
 
 
 def test_seq2seq_training_reports_task_metrics(copy_run):

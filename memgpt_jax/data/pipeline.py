@@ -9,7 +9,15 @@ N = segment_len * num_segments tokens:
   doc_ids  int32 [B_host, N]  1, 2, ... per document in the row; 0 on padding
   prefix    bool [B_host, N]  True on seq2seq inputs (and the eos that ends them)
 A causal-LM document may run on into the next row; a seq2seq example never does
-(it is truncated to fit one row: inputs first, then targets). Synthetic tasks
+(it is truncated to fit one row: inputs first, then targets).
+
+With model.arch='encoder_decoder' a seq2seq example's inputs go to the encoder instead:
+  encoder_inputs   int32 [B_host, S]  sources (inputs eos), S = encoder.num_segments * T
+  encoder_doc_ids  int32 [B_host, S]  the document id of the target each belongs to
+and the decoder's row holds its targets alone, each started by eos (no prefix). The
+pairs are packed side by side while both fit; with cross_attention 'last_segment'
+(the decoder sees the last source segment and the encoder's final memory) one a row,
+its source ending the encoder's row. A source is cut to S tokens, a target to N. Synthetic tasks
 (memgpt_jax/data/synthetic.py) are not packed: each row is one example of N + 1
 tokens and the mask is 1 only where the target is an answer; their evaluation
 splits per distance may have other lengths (any multiple of segment_len).
@@ -113,6 +121,73 @@ class _PackIterDataset(grain.IterDataset):
 
   def __iter__(self) -> _PackIterator:
     return _PackIterator(self._parent.__iter__(), *self._args)
+
+
+class _PairPackIterator(grain.DatasetIterator):
+  """Packs (source, target) pairs into a source chunk and a target chunk side by side,
+  each pair whole (truncated to fit before), the same document id on both sides. The
+  state is the parent's before the pair that starts the next chunk."""
+
+  def __init__(self, parent: grain.DatasetIterator, source_len: int, target_len: int,
+               pad_id: int, pairs_per_row: int):
+    super().__init__(parent)
+    self._lengths = {'source': source_len, 'tokens': target_len}
+    self._pad_id = pad_id
+    self._pairs_per_row = pairs_per_row  # 0: as many as fit
+    self._pending, self._pending_state = None, parent.get_state()
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    chunk = {name: np.zeros(self._lengths['tokens'], dtype) for name, dtype in _FIELDS.items()}
+    chunk['tokens'][:] = self._pad_id
+    chunk['docs'] = np.zeros(self._lengths['tokens'], np.int32)
+    chunk['source'] = np.full(self._lengths['source'], self._pad_id, np.int32)
+    chunk['source_docs'] = np.zeros(self._lengths['source'], np.int32)
+    filled = {'source': 0, 'tokens': 0}
+    doc_id = 0
+    while not self._pairs_per_row or doc_id < self._pairs_per_row:
+      if self._pending is None:
+        self._pending_state = self._parent.get_state()
+        try:
+          self._pending = next(self._parent)
+        except StopIteration:
+          if doc_id:
+            break  # The end of a finite stream: the rest stays padding.
+          raise
+      pair = self._pending
+      if doc_id and any(filled[side] + len(pair[side]) > self._lengths[side]
+                        for side in filled):
+        break  # The pair starts the next chunk.
+      doc_id += 1
+      span = lambda side: slice(filled[side], filled[side] + len(pair[side]))
+      for name in _FIELDS:
+        chunk[name][span('tokens')] = pair[name]
+      chunk['docs'][span('tokens')] = doc_id
+      chunk['source'][span('source')] = pair['source']
+      chunk['source_docs'][span('source')] = doc_id
+      filled = {side: filled[side] + len(pair[side]) for side in filled}
+      self._pending = None
+    if self._pairs_per_row == 1:  # the source ends where the encoder ends
+      for name in ('source', 'source_docs'):
+        chunk[name] = np.roll(chunk[name], self._lengths['source'] - filled['source'])
+    return chunk
+
+  def get_state(self) -> dict[str, Any]:
+    return {'doc': self._pending_state if self._pending is not None else
+            self._parent.get_state()}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self._parent.set_state(state['doc'])
+    self._pending, self._pending_state = None, state['doc']
+
+
+class _PairPackIterDataset(grain.IterDataset):
+
+  def __init__(self, parent: grain.IterDataset, *args):
+    super().__init__(parent)
+    self._args = args
+
+  def __iter__(self) -> _PairPackIterator:
+    return _PairPackIterator(self._parent.__iter__(), *self._args)
 
 
 def _pieces(doc: dict[str, np.ndarray], piece_len: int,
@@ -224,13 +299,44 @@ def _document(record: dict[str, Any], data_config: ml_collections.ConfigDict, to
   return {'tokens': np.concatenate([inputs, targets]), 'prefix': prefix, 'loss': ~prefix}
 
 
+def _pair(record: dict[str, Any], data_config: ml_collections.ConfigDict, tokenizer,
+          source_len: int, target_len: int) -> dict[str, np.ndarray]:
+  """An encoder-decoder example: the source (inputs eos, at most `source_len` tokens)
+  and the decoder's document (eos targets eos, at most `target_len`: the first eos
+  starts it and is not trained on)."""
+  eos = np.int32(tokenizer.eos_id)
+  inputs, targets = records.record_texts(record, data_config)
+  tokens = np.concatenate([[eos], tokenizer.encode(targets)[:target_len - 2], [eos]])
+  return {'source': np.append(tokenizer.encode(inputs)[:source_len - 1], eos),
+          'tokens': tokens.astype(np.int32), 'prefix': np.zeros(len(tokens), bool),
+          'loss': np.arange(len(tokens)) > 0}
+
+
 def _to_example(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """A chunk of N + 1 tokens -> the model's N inputs and their next-token targets."""
+  """A chunk of N + 1 tokens -> the model's N inputs and their next-token targets
+  (and an encoder-decoder chunk's sources as they are)."""
   docs = chunk['docs']
   trained = chunk['loss'][1:] & (docs[1:] == docs[:-1]) & (docs[1:] > 0)
-  return {'inputs': chunk['tokens'][:-1], 'targets': chunk['tokens'][1:],
-          'mask': trained.astype(np.float32), 'doc_ids': docs[:-1],
-          'prefix': chunk['prefix'][:-1]}
+  example = {'inputs': chunk['tokens'][:-1], 'targets': chunk['tokens'][1:],
+             'mask': trained.astype(np.float32), 'doc_ids': docs[:-1],
+             'prefix': chunk['prefix'][:-1]}
+  if 'source' in chunk:
+    example.update(encoder_inputs=chunk['source'], encoder_doc_ids=chunk['source_docs'])
+  return example
+
+
+def _encoder_decoder_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
+                              tokenizer, read: grain.ReadOptions) -> grain.IterDataset:
+  """(source, target) pairs packed side by side (model.arch='encoder_decoder')."""
+  model = config.model
+  source_len = model.encoder.num_segments * model.segment_len
+  target_len = _seq_len(config) + 1
+  pairs = docs.map(functools.partial(
+      _pair, data_config=config.data, tokenizer=tokenizer, source_len=source_len,
+      target_len=target_len)).to_iter_dataset(read)
+  per_row = 1 if model.encoder.cross_attention == 'last_segment' else 0
+  return _PairPackIterDataset(pairs, source_len, target_len, tokenizer.pad_id,
+                              per_row).map(_to_example)
 
 
 def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
@@ -240,6 +346,8 @@ def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
   epoch's `epoch_docs` documents, and packs them into examples."""
   read = grain.ReadOptions(num_threads=config.data.read_threads,
                            prefetch_buffer_size=_PREFETCH_DOCS)
+  if config.model.arch == 'encoder_decoder':
+    return _encoder_decoder_examples(docs, config, tokenizer, read)
   chunk_len = _seq_len(config) + 1
   docs = docs.map(functools.partial(_document, data_config=config.data, tokenizer=tokenizer,
                                     max_len=chunk_len)).to_iter_dataset(read)

@@ -69,13 +69,8 @@ class SelfAttention(nn.Module):
       mask: jax.Array | None,
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     cfg = self.cfg
-    projection = lambda name: DenseGeneral(
-        (cfg.num_heads, cfg.head_dim), use_bias=cfg.bias != 'none',
-        kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('heads', 'kv')),
-        dtype=cfg.compute_dtype, name=name)
-    key_proj, value_proj = projection('key'), projection('value')
-    query = projection('query')(x)  # [B, L, H, D]
+    key_proj, value_proj = _head_projection(cfg, 'key'), _head_projection(cfg, 'value')
+    query = _head_projection(cfg, 'query')(x)  # [B, L, H, D]
     key = key_proj(x)
     value = value_proj(x)
     slot_query = query  # slots have no position: they meet the query unrotated
@@ -106,12 +101,59 @@ class SelfAttention(nn.Module):
                                      keys, values, mask)
     if memory is not None and cfg.memory_kind == 'delta':
       out = DeltaRead(cfg, name='memory_read')(x, memory, sees_memory, out)
-    out = DenseGeneral(
-        cfg.d_model, axis=(-2, -1), use_bias=cfg.bias == 'all',
-        kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
-        dtype=cfg.compute_dtype, name='out')(out)
+    out = _output_projection(cfg, 'out')(out)
     return out, window_keys, window_values
+
+
+def _head_projection(cfg: ModelConfig, name: str) -> nn.Module:
+  """d -> (heads, head_dim), as the attention's query, key and value."""
+  return DenseGeneral(
+      (cfg.num_heads, cfg.head_dim), use_bias=cfg.bias != 'none',
+      kernel_init=nn.with_logical_partitioning(default_init(cfg), ('embed', 'heads', 'kv')),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('heads', 'kv')),
+      dtype=cfg.compute_dtype, name=name)
+
+
+def _output_projection(cfg: ModelConfig, name: str) -> nn.Module:
+  """(heads, head_dim) -> d, into the residual stream."""
+  return DenseGeneral(
+      cfg.d_model, axis=(-2, -1), use_bias=cfg.bias == 'all',
+      kernel_init=nn.with_logical_partitioning(residual_init(cfg), ('heads', 'kv', 'embed')),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
+      dtype=cfg.compute_dtype, name=name)
+
+
+class SourceKeysValues(nn.Module):
+  """One decoder layer's cross-attention keys and values of the encoder's outputs:
+  computed once per source (by training's forward pass and by decoding alike), not
+  once per target segment or token."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, encoded: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """encoded [B, S, d] -> (keys, values), each [B, H, S, D]."""
+    heads_first = lambda x: jnp.swapaxes(x, 1, 2)
+    return (heads_first(_head_projection(self.cfg, 'key')(encoded)),
+            heads_first(_head_projection(self.cfg, 'value')(encoded)))
+
+
+class CrossAttention(nn.Module):
+  """The decoder's attention to the encoder's outputs of its own example (no
+  positions: the source's order is in what the encoder wrote)."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(
+      self,
+      x: jax.Array,  # [B, L, d], already normed
+      keys: jax.Array,  # [B, H, S, D] (SourceKeysValues)
+      values: jax.Array,  # [B, H, S, D]
+      mask: jax.Array,  # [B, 1, L, S]: the source positions of each query's example
+  ) -> jax.Array:
+    query = _head_projection(self.cfg, 'query')(x)
+    out = attend(query, keys.astype(query.dtype), values.astype(query.dtype), mask,
+                 self.cfg.attention)
+    return _output_projection(self.cfg, 'out')(out)
 
 
 def attend(

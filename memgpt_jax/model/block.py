@@ -5,7 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memgpt_jax.model.attention import SelfAttention
+from memgpt_jax.model.attention import CrossAttention, SelfAttention
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import Mlp, Norm, default_init
 from memgpt_jax.model.state import DeltaState
@@ -16,8 +16,9 @@ RESIDUAL = ('batch', None, None)  # [B, L, d]: rows split, width whole
 
 
 class Block(nn.Module):
-  """x + Attn(norm(x) | memory) ; x + Mlp(norm(x)). The memory is the slots (read as
-  norm(M) + a slot embedding) or the delta matrix."""
+  """x + Attn(norm(x) | memory) ; [x + CrossAttn(norm(x), source)] ; x + Mlp(norm(x)).
+  The memory is the slots (read as norm(M) + a slot embedding) or the delta matrix;
+  the cross-attention is an encoder-decoder's decoder's."""
   cfg: ModelConfig
   has_memory: bool
   deterministic: bool = True
@@ -33,6 +34,9 @@ class Block(nn.Module):
       window_keys: jax.Array,  # [B, H, T, D]
       window_values: jax.Array,  # [B, H, T, D]
       mask: jax.Array | None,  # [B, 1, L, T]; None: plain causal (SelfAttention)
+      # The decoder's: this layer's source keys and values [B, H, S, D] and which
+      # source positions each query sees [B, 1, L, S]; None elsewhere.
+      cross: tuple[jax.Array, jax.Array, jax.Array] | None = None,
   ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """-> (x, window keys, window values, what the memory write reads: [B, L, d])."""
     cfg = self.cfg
@@ -51,6 +55,9 @@ class Block(nn.Module):
         normed, start, read, sees_memory, window_keys, window_values, mask)
     dropout = nn.Dropout(cfg.dropout_rate, deterministic=self.deterministic)
     x = x + dropout(attended)
+    if cross is not None:
+      x = x + dropout(CrossAttention(cfg, name='cross_attention')(
+          Norm(cfg, name='cross_attention_norm')(x), *cross))
     x = x + dropout(Mlp(cfg, name='mlp')(Norm(cfg, name='mlp_norm')(x)))
     x = constrain(x, RESIDUAL)
     return x, window_keys, window_values, normed if cfg.memory_kind == 'delta' else x

@@ -95,6 +95,8 @@ class ModelConfig:
   """config.model, each setting declared once here with its choices (its range:
   memgpt_jax/ranges.py; its default and what it means: configs/default.py)."""
   vocab_size: int  # from the tokenizer, not the config
+  # 'encoder' is not a setting: it is the encoder's own view (encoder_config).
+  arch: str = _setting(choices=('decoder', 'encoder_decoder'))
   d_model: int = _setting()
   num_layers: int = _setting()
   num_heads: int = _setting()
@@ -128,6 +130,9 @@ class ModelConfig:
   pointer_cache_len: int = _setting('pointer.cache_len')
   pointer_copy_inputs: bool = _setting('pointer.copy_inputs')
   pointer_mixture: str = _setting('pointer.mixture', choices=('sentinel', 'scaled'))
+  encoder_layers: int = _setting('encoder.num_layers')
+  encoder_segments: int = _setting('encoder.num_segments')
+  cross_attention: str = _setting('encoder.cross_attention', choices=('all', 'last_segment'))
 
   @property
   def head_dim(self) -> int:
@@ -142,9 +147,30 @@ class ModelConfig:
     return jnp.dtype(self.dtype)
 
   @property
+  def source_len(self) -> int:
+    """Encoder positions the decoder attends to and copies from (0: no encoder)."""
+    if self.arch != 'encoder_decoder':
+      return 0
+    segments = 1 if self.cross_attention == 'last_segment' else self.encoder_segments
+    return segments * self.segment_len
+
+  @property
   def num_candidates(self) -> int:
-    """Pointer candidates per position: the cache of earlier segments, then this one."""
-    return self.pointer_cache_len + self.segment_len
+    """Pointer candidates per position: the source (encoder-decoder), the cache of
+    earlier segments, then this one."""
+    return self.source_len + self.pointer_cache_len + self.segment_len
+
+  @property
+  def encoder_config(self) -> 'ModelConfig':
+    """The encoder's view: its own depth, every token a bidirectional input, no output
+    head or pointer; its memory on every layer where the decoder's is, else on the same
+    layer indices."""
+    every_layer = self.memory_layers == tuple(range(self.num_layers))
+    return dataclasses.replace(
+        self, arch='encoder', num_layers=self.encoder_layers,
+        num_segments=self.encoder_segments, bidirectional_prefix=True, pointer_enabled=False,
+        tie_embeddings=True,
+        memory_layers=tuple(range(self.encoder_layers)) if every_layer else self.memory_layers)
 
   @property
   def memory_slots(self) -> int:
@@ -186,6 +212,26 @@ class ModelConfig:
         and cfg.delta.write_strength == 'pointer' and not cfg.pointer_enabled):
       raise ConfigError("model.memory.delta.write_strength='pointer' needs "
                         'model.pointer.enabled=True')
+    if cfg.arch == 'encoder_decoder':
+      _check_encoder(cfg)
     return cfg
+
+
+def _check_encoder(cfg: ModelConfig):
+  """The settings an encoder-decoder model needs (ConfigError, one line)."""
+  if cfg.scan_layers:
+    raise ConfigError("model.arch='encoder_decoder' runs its layers unrolled: set "
+                      'model.scan_layers=False')
+  if cfg.num_memory_layers and cfg.encoder_config.memory_layers[-1] >= cfg.encoder_layers:
+    raise ConfigError(f'model.memory.layers={cfg.memory_layers} names a layer the encoder '
+                      f'lacks (model.encoder.num_layers={cfg.encoder_layers})')
+  if cfg.memory_enabled and cfg.memory_kind == 'delta' and cfg.delta.write_strength == 'pointer':
+    raise ConfigError("model.memory.delta.write_strength='pointer' needs a pointer, which "
+                      "the encoder lacks: use 'learned' with model.arch='encoder_decoder'")
+  if (cfg.cross_attention == 'last_segment' and cfg.num_memory_layers
+      and cfg.encoder_layers != cfg.num_layers):
+    raise ConfigError("model.encoder.cross_attention='last_segment' hands the encoder's "
+                      'memory to the decoder: model.encoder.num_layers must equal '
+                      f'model.num_layers ({cfg.encoder_layers} != {cfg.num_layers})')
 
 

@@ -57,9 +57,20 @@ class WindowCache:
 
 
 @flax.struct.dataclass
+class Source:
+  """An encoder-decoder model's source as the decoder reads it: computed once per
+  source (model.arch='encoder_decoder'; MemGPT.encode), read by every target segment."""
+  keys: tuple[jax.Array, ...]  # one [B, H, S, D] per decoder layer: cross-attention keys
+  values: tuple[jax.Array, ...]  # one [B, H, S, D] per decoder layer
+  pointer_keys: jax.Array  # [B, S, heads, d_p]: copy candidates' keys
+  tokens: jax.Array  # [B, S] int32: what copying position s proposes
+  docs: jax.Array  # [B, S] int32: the example (document id) of each source position
+
+
+@flax.struct.dataclass
 class SegmentOutput:
   """Model outputs, per segment position. Leading axes [B, L] (a chunk) or [B, K, T]."""
-  vocab_logits: jax.Array  # [..., L, V]
+  vocab_logits: jax.Array | None  # [..., L, V]; None from the encoder
   log_gate: jax.Array | None = None  # [..., L] log g: the sentinel's share
   log_attn: jax.Array | None = None  # [..., L, heads, C] log a over the candidates
   proposals: jax.Array | None = None  # [..., C] the token each candidate proposes
@@ -69,3 +80,5 @@ class SegmentOutput:
   # [..., L] the share s of the pointer's mixture in the output (pointer.mixture
   # 'scaled'; None: all of it).
   pointer_share: jax.Array | None = None
+  # [..., L, d] the final normed hidden states: the encoder's output (None elsewhere).
+  hidden: jax.Array | None = None

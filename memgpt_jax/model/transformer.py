@@ -12,6 +12,11 @@ train like separate ones, and seq2seq inputs form a prefix.
 Decoding calls the same `process_chunk` one token at a time (start = position in the
 segment) and `end_segment` after every T tokens, so it matches the full forward pass.
 With memory off, pointer off and K = 1 this is a plain GPT decoder.
+
+With model.arch='encoder_decoder' an encoder (a MemGPT of its own depth, every token
+a bidirectional input, the embedding shared) first reads the source segment by
+segment, its memory carried across them (`encode`). Each decoder layer cross-attends
+to its outputs, and the pointer copies source tokens besides its own candidates.
 """
 
 import flax.linen as nn
@@ -26,7 +31,9 @@ from memgpt_jax.model.pointer import PointerHeads, candidates
 from memgpt_jax.model.positions import AdditivePositions
 from memgpt_jax.model.slot_memory import SlotMemory
 from memgpt_jax.model.attention import window_mask
-from memgpt_jax.model.state import EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, WindowCache
+from memgpt_jax.model.attention import SourceKeysValues
+from memgpt_jax.model.state import (EMPTY, FRESH_MEMORY, MemoryState, SegmentOutput, Source,
+                                    WindowCache)
 from memgpt_jax.parallel.sharding import constrain
 
 
@@ -97,12 +104,19 @@ def unrolled_layers(variables: dict, cfg: ModelConfig) -> dict:
 class MemGPT(nn.Module):
   cfg: ModelConfig
   deterministic: bool = True
+  shared_embed: nn.Embed | None = None  # the encoder's: its decoder's table
 
   def setup(self):
     cfg = self.cfg
-    self.embed = nn.Embed(
-        cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype,
-        embedding_init=nn.with_logical_partitioning(default_init(cfg), ('vocab', 'embed')))
+    if self.shared_embed is None:
+      self.embed = nn.Embed(
+          cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype,
+          embedding_init=nn.with_logical_partitioning(default_init(cfg), ('vocab', 'embed')))
+    else:
+      self.embed = self.shared_embed
+    if cfg.arch == 'encoder_decoder':
+      self.encoder = MemGPT(cfg.encoder_config, self.deterministic, self.embed)
+      self.source_keys_values = [SourceKeysValues(cfg) for _ in range(cfg.num_layers)]
     self.positions = AdditivePositions(cfg)
     memory = DeltaMemory if cfg.memory_kind == 'delta' else SlotMemory
     if cfg.scan_layers:
@@ -130,9 +144,46 @@ class MemGPT(nn.Module):
       tokens: jax.Array,  # [B, N] with N a multiple of T
       doc_ids: jax.Array | None = None,  # [B, N] int32; None: one document per row
       prefix: jax.Array | None = None,  # [B, N] bool; None: no seq2seq inputs
+      # model.arch='encoder_decoder': the examples' sources [B, S] (S a multiple of T)
+      # and their document ids (those of the targets they go with; None: one per row).
+      source_tokens: jax.Array | None = None,
+      source_docs: jax.Array | None = None,
   ) -> SegmentOutput:
     """-> outputs laid out [B, K, T, ...]."""
-    return self.run_segments(tokens, self.initial_state(tokens.shape[0]), doc_ids, prefix)[1]
+    batch = tokens.shape[0]
+    if self.cfg.arch != 'encoder_decoder':
+      return self.run_segments(tokens, self.initial_state(batch), doc_ids, prefix)[1]
+    if source_tokens is None:
+      if not self.is_initializing():
+        raise ValueError("model.arch='encoder_decoder' needs source_tokens")
+      source_tokens = jnp.zeros_like(tokens[:, :self.cfg.segment_len])  # init: one segment
+    if doc_ids is None:
+      doc_ids = jnp.ones_like(tokens)
+    source, state = self.encode(source_tokens, source_docs)
+    return self.run_segments(tokens, state, doc_ids, prefix, source)[1]
+
+  def encode(self, source_tokens: jax.Array,
+             source_docs: jax.Array | None = None) -> tuple[Source, MemoryState]:
+    """The encoder over the sources [B, S] -> (what every target segment reads, the
+    decoder's starting state: fresh, or with cross_attention 'last_segment' holding the
+    encoder's final memory, the only trace of the source before its last segment)."""
+    cfg = self.cfg
+    batch = source_tokens.shape[0]
+    if source_docs is None:
+      source_docs = jnp.ones_like(source_tokens)
+    encoder_state, output = self.encoder.run_segments(
+        source_tokens, self.encoder.initial_state(batch), source_docs,
+        jnp.ones(source_tokens.shape, bool))
+    encoded = output.hidden.reshape(batch, -1, cfg.d_model)  # [B, S, d]
+    state = self.initial_state(batch)
+    if cfg.cross_attention == 'last_segment':
+      keep = lambda x: x[:, -cfg.segment_len:]
+      encoded, source_tokens, source_docs = map(keep, (encoded, source_tokens, source_docs))
+      state = state.replace(memory=encoder_state.memory, memory_doc=encoder_state.memory_doc)
+    keys, values = zip(*(project(encoded) for project in self.source_keys_values))
+    pointer_keys = (self.pointer.keys(encoded) if cfg.pointer_enabled else
+                    jnp.zeros((*encoded.shape[:2], 0, cfg.pointer_head_dim)))
+    return Source(keys, values, pointer_keys, source_tokens, source_docs), state
 
   def run_segments(
       self,
@@ -140,6 +191,7 @@ class MemGPT(nn.Module):
       state: MemoryState,  # where the rows stand: initial_state() for fresh rows
       doc_ids: jax.Array | None = None,
       prefix: jax.Array | None = None,
+      source: Source | None = None,  # model.arch='encoder_decoder': from `encode`
   ) -> tuple[MemoryState, SegmentOutput]:
     """The segment scan from `state`: -> (the state after the last segment, outputs
     [B, K, T, ...]). A stream too long for one call runs as consecutive calls, each
@@ -163,7 +215,8 @@ class MemGPT(nn.Module):
         state = state.replace(memory=jax.tree.map(
             lambda m: jnp.where(cut, jax.lax.stop_gradient(m), m), state.memory))
       output, window = model.process_chunk(segment, 0, state, empty_window(cfg, batch),
-                                           segment_docs, segment_prefix, plain_causal)
+                                           segment_docs, segment_prefix, plain_causal,
+                                           source)
       state, write_strength = model.write_segment(state, window)
       return state, output.replace(write_strength=write_strength)
 
@@ -206,6 +259,7 @@ class MemGPT(nn.Module):
       # True: the chunk is a whole segment of one document with no prefix, whose mask
       # is plain causality (attention need not build it).
       plain_causal: bool = False,
+      source: Source | None = None,  # model.arch='encoder_decoder': from `encode`
   ) -> tuple[SegmentOutput, WindowCache]:
     cfg = self.cfg
     length = tokens.shape[1]
@@ -223,6 +277,9 @@ class MemGPT(nn.Module):
     # output is then split by rows like the rest of the residual stream.
     table = constrain(self.embed.embedding, ('vocab', None)).astype(cfg.compute_dtype)
     x = self.dropout(jnp.take(table, tokens, axis=0) + self.positions(positions))  # [B, L, d]
+    # [B, 1, L, S]: a target token sees its own example's source
+    source_mask = None if source is None else (doc_ids[:, :, None] == source.docs[:, None, :])[
+        :, None]
     if cfg.scan_layers:
       groups = cfg.num_layers // cfg.layer_period
       by_group = lambda tree: jax.tree.map(  # [n, ...] -> [groups, n / groups, ...]
@@ -241,26 +298,35 @@ class MemGPT(nn.Module):
       for layer, block in enumerate(self.blocks):
         slot = memory_slot.get(layer) if cfg.memory_enabled else None
         memory = state.memory[slot] if slot is not None else None
+        cross = None if source is None else (source.keys[layer], source.values[layer],
+                                             source_mask)
         x, layer_keys, layer_values, written = block(
-            x, start, memory, sees_memory, window.keys[layer], window.values[layer], mask)
+            x, start, memory, sees_memory, window.keys[layer], window.values[layer], mask,
+            cross)
         keys.append(layer_keys)
         values.append(layer_values)
         if slot is not None:
           hiddens.append(write(window.hiddens[slot], written))
       keys, values, hiddens = tuple(keys), tuple(values), tuple(hiddens)
     hidden = self.final_norm(x)
+    window = window.replace(keys=keys, values=values, hiddens=hiddens)
+    if cfg.arch == 'encoder':
+      return SegmentOutput(vocab_logits=None, hidden=hidden), window
     if cfg.tie_embeddings:  # on [B * L, d] rows: see layers.flat_dot_general
       logits = self.embed.attend(hidden.reshape(-1, cfg.d_model)).reshape(
           *hidden.shape[:-1], cfg.vocab_size)
     else:
       logits = self.lm_head(hidden)
-    window = window.replace(keys=keys, values=values, hiddens=hiddens)
     if not cfg.pointer_enabled:
       return SegmentOutput(vocab_logits=logits), window
 
     window = window.replace(pointer_keys=write(window.pointer_keys, self.pointer.keys(hidden)))
     keys, valid, proposals = candidates(state, window, doc_ids, positions,
                                         cfg.pointer_copy_inputs)
+    if source is not None:  # pointing at a source position copies its token
+      keys = jnp.concatenate([source.pointer_keys, keys], axis=1)
+      valid = jnp.concatenate([source_mask[:, 0], valid], axis=2)
+      proposals = jnp.concatenate([source.tokens, proposals], axis=1)
     log_gate, log_attn, share = self.pointer(hidden, keys, valid)
     return SegmentOutput(logits, log_gate, log_attn, proposals, pointer_share=share), window
 

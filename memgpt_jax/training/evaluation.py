@@ -156,7 +156,11 @@ class GenerationEvaluator:
     self._kind = config.data.task_metrics
     self._tokenizer = tokenizer
     self._max_new_tokens = config.train.generate_max_tokens
-    self._max_source_tokens = max(model.cfg.seq_len - self._max_new_tokens, 1)
+    # As training cuts them: the encoder's source (and its eos), or the decoder's row.
+    self._max_source_tokens = (
+        model.cfg.encoder_segments * model.cfg.segment_len - 1
+        if model.cfg.arch == 'encoder_decoder' else
+        max(model.cfg.seq_len - self._max_new_tokens, 1))
     self._batch_size = config.train.batch_size
     self._model = model
 

@@ -80,13 +80,15 @@ class StepSettings(NamedTuple):
 def apply_model(model: MemGPT, params: dict, batch: dict,
                 layout: sharding_lib.ActivationLayout | None, rngs: dict | None = None,
                 carry: MemoryState | None = None):
-  """The model on a batch's rows (its doc_ids and prefix when it has them), from the
+  """The model on a batch's rows (its doc_ids and prefix when it has them, an
+  encoder-decoder's sources: memgpt_jax/data/pipeline.py), from the
   state `carry` (None: fresh rows), its activations placed by `layout`:
   -> (the state after the rows, or None without a carry; SegmentOutput)."""
   with sharding_lib.activation_layout(layout):
     if carry is None:
       return None, model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
-                               batch.get('prefix'), rngs=rngs)
+                               batch.get('prefix'), batch.get('encoder_inputs'),
+                               batch.get('encoder_doc_ids'), rngs=rngs)
     return model.apply({'params': params}, batch['inputs'], carry, batch.get('doc_ids'),
                        batch.get('prefix'), rngs=rngs, method=MemGPT.run_segments)
 
