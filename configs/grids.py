@@ -235,6 +235,17 @@ GRIDS = {
         runs=_memories(('delta',) + _DELTA_KNOBS + ('bptt_truncated', 'one_layer'), 600),
         seeds=(0, 1, 2),
         overrides={}),
+    # The encoder-decoder against the prefix LM (the MLP widened to its parameters) at
+    # equal steps and rows, on the copy task and the toy translation; each source fits
+    # the encoder's one segment, as source and target fit the prefix LM's row.
+    'encoder_decoder': Grid(
+        runs=tuple(run for task in ('copy_summary', 'toy_translation') for run in (
+            Run(f'{task}/encoder_decoder', f'configs/{task}.py'),
+            Run(f'{task}/prefix_lm', f'configs/{task}.py', {'model.arch': 'decoder'},
+                match_params=True))),
+        seeds=(0, 1, 2),
+        overrides={'model.arch': 'encoder_decoder', 'model.encoder.num_layers': 3,
+                   'model.encoder.num_segments': 1}),
     # Capacity: accuracy against the number of key-value pairs, three seeds.
     'capacity': Grid(runs=_capacity((6, 16, 32, 64), 1000), seeds=(0, 1, 2), overrides={}),
     # The whole grid, three seeds: every knob of both memories on recall, passkey and

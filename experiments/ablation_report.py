@@ -14,6 +14,8 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SUCCESS_ACCURACY = 0.99  # "steps to 99%": the first validation at or above this
+# A seq2seq run's scores of its greedy targets (memgpt_jax/text_metrics.py), in %.
+TASK_METRICS = ('exact_match', 'rougeL', 'bleu')
 
 
 def _mean_std(values: list) -> tuple[float, float] | None:
@@ -34,7 +36,7 @@ def summarize(results: list[dict]) -> list[dict]:
            'tokens_per_second': _mean_std([r['tokens_per_second'] for r in runs]),
            'steps_to_99': [r['steps_to_99'] for r in runs],
            'final_accuracy': _mean_std([r['final'].get('accuracy') for r in runs])}
-    for key in ('bits_per_byte', 'pointer_gate', 'copy_share'):
+    for key in ('bits_per_byte', 'pointer_gate', 'copy_share', 'loss') + TASK_METRICS:
       row[key] = _mean_std([r['final'].get(key) for r in runs])
     if 'documents' in first:
       row['layout'] = first['layout']
@@ -104,6 +106,8 @@ def markdown(report: dict) -> str:
         lines.append('| ' + ' | '.join(cells) + ' |')
     elif 'documents' in group[0]:
       lines += _documents_table(group)
+    elif any(r.get('exact_match') for r in group):
+      lines += _task_table(group)
     else:
       header = ['config', 'params', 'steps', 'bits per byte', 'pointer gate', 'copy share',
                 'tokens/s']
@@ -119,6 +123,21 @@ def markdown(report: dict) -> str:
   if any('documents' in r for r in rows):
     lines += [f'![bits per byte against position]({name}_positions.png)', '']
   return '\n'.join(lines)
+
+
+def _task_table(group: list[dict]) -> list[str]:
+  """Seq2seq runs: the greedy targets' scores and the targets' loss (teacher forced)."""
+  metrics = [key for key in TASK_METRICS if any(r.get(key) for r in group)]
+  header = (['config', 'params', 'steps'] + metrics
+            + ['target loss (nats/token)', 'bits per byte', 'tokens/s'])
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for r in group:
+    cells = ([r['label'], f'{r["params"]:,}', str(r['steps'])]
+             + [_fmt(r[key]) for key in metrics]
+             + [_fmt(r['loss'], digits=3), _fmt(r['bits_per_byte'], digits=3),
+                _fmt(r['tokens_per_second'], digits=0)])
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return lines
 
 
 def as_trained(row: dict) -> str:
