@@ -60,3 +60,28 @@ def test_fine_tuning_refuses_another_shape_and_writes_nothing(data_dir, pretrain
   with pytest.raises(UserError, match='init_from: params/.* has shape'):
     train_and_evaluate(config, tmp_path / 'finetuned')
   assert not (tmp_path / 'finetuned').exists()
+
+
+def test_an_encoder_decoder_starts_from_a_language_model_on_both_sides(
+    data_dir, pretrained_lm, tmp_path):
+  """T5's warm start: the decoder is the language model, the encoder its layers; only
+  the cross-attention starts fresh."""
+  pretrain, workdir = pretrained_lm
+  config = sentencepiece(copy_config(data_dir, segment_len=pretrain.model.segment_len,
+                                     num_segments=pretrain.model.num_segments))
+  config.model.arch = 'encoder_decoder'
+  config.model.encoder.num_layers = pretrain.model.num_layers
+  config.init_from = str(workdir)
+  config.data.task_metrics = ''
+  config.train.update(num_steps=1, learning_rate=1e-12, eval_every=1, checkpoint_every=1)
+  train_and_evaluate(config, tmp_path / 'finetuned')
+  vocab = declared_vocab_size(config.data)
+  lm = workdir_lib.load_params(workdir, checkpointing.abstract_params(pretrain, vocab)[1])
+  tuned = workdir_lib.load_params(tmp_path / 'finetuned',
+                                  checkpointing.abstract_params(config, vocab)[1])
+  close = lambda a, b: jax.tree.map(
+      lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6), a, b)
+  close(lm, workdir_lib.decoder_only_part(tuned))
+  for name, tree in tuned['encoder'].items():
+    close(lm[name], tree)
+  assert 'cross_attention' in tuned['blocks_0']

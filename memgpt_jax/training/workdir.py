@@ -232,10 +232,43 @@ def restore_or_init(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     return Start(state, True, notes + (f'resuming from step {int(state.step)} of {workdir}',),
                  window)
   if config.init_from:
-    params = load_params(config.init_from, partitioner.abstract_state.params)
-    return Start(partitioner.init_state().replace(params=params), False,
+    abstract = partitioner.abstract_state.params
+    fresh = partitioner.init_state()
+    if (config.model.arch == 'encoder_decoder'
+        and saved_config(config.init_from).model.arch == 'decoder'):
+      lm = load_params(config.init_from, decoder_only_part(abstract))
+      return Start(fresh.replace(params=warm_started(fresh.params, lm)), False, (
+          f'initialised the decoder and the encoder from the language model at '
+          f'{config.init_from} (cross-attention fresh)',))
+    params = load_params(config.init_from, abstract)
+    return Start(fresh.replace(params=params), False,
                  (f'initialised the parameters from {config.init_from}',))
   return Start(partitioner.init_state(), False, ())
+
+
+def _is_cross_attention(name: str) -> bool:
+  """An encoder-decoder's parameters that read the encoder (a language model has none)."""
+  return name.startswith(('cross_attention', 'source_keys_values_')) or name == 'encoder'
+
+
+def decoder_only_part(params: dict) -> dict:
+  """The parameters of an encoder-decoder that a decoder-only model of its settings
+  has, under the same names: all but the encoder and the cross-attention."""
+  return {name: {key: value for key, value in tree.items() if not _is_cross_attention(key)}
+          if name.startswith('blocks_') else tree
+          for name, tree in params.items() if not _is_cross_attention(name)}
+
+
+def warm_started(fresh: dict, lm: dict) -> dict:
+  """An encoder-decoder's parameters from a language model's (T5's warm start): the
+  decoder is the language model, the encoder its first layers (blocks, memories, final
+  norm); the cross-attention keeps its fresh initialisation."""
+  params = {**fresh, **{name: tree if not name.startswith('blocks_') else
+                        {**fresh[name], **tree} for name, tree in lm.items()}}
+  encoder = dict(fresh['encoder'])
+  for name in encoder.keys() & lm.keys():  # copies: the step donates every buffer once
+    encoder[name] = jax.tree.map(jax.numpy.copy, lm[name])
+  return {**params, 'encoder': encoder}
 
 
 def _named(fingerprint: dict[str, str]) -> str:
