@@ -2,7 +2,8 @@
 
 MFU = (model FLOPs per token * tokens per second) / peak FLOP/s of the devices used.
 A multiply-add counts as 2 FLOPs; training = forward + backward = 3 x forward.
-Attention is counted over the full window the dense kernel computes (T + S keys). The
+Attention is counted over the full window the dense kernel computes (T + S keys). An
+encoder-decoder's tokens are its targets: the encoder's work is shared out over them. The
 delta memory's write is counted in its recurrent form (per token: S^T k and the rank-1
 update), whichever form runs it.
 """
@@ -64,7 +65,8 @@ def _delta_memory_flops(cfg: ModelConfig) -> float:
   return read + write
 
 
-def forward_flops_per_token(cfg: ModelConfig) -> float:
+def _blocks_flops(cfg: ModelConfig) -> float:
+  """Per token, the blocks of one stack (the decoder's or the encoder's)."""
   d, window = cfg.d_model, cfg.segment_len
   mlp = (6 if cfg.mlp_type == 'swiglu' else 4) * d * cfg.mlp_dim
   memory = _delta_memory_flops if cfg.memory_kind == 'delta' else _slot_memory_flops
@@ -75,6 +77,28 @@ def forward_flops_per_token(cfg: ModelConfig) -> float:
     flops += 8 * d * d + mlp + 4 * d * keys  # projections, MLP, scores + values
     if has_memory:
       flops += memory(cfg)
+  return flops
+
+
+def _encoder_flops(cfg: ModelConfig) -> float:
+  """Per target token: each decoder layer's cross-attention (query, output, scores and
+  values over the source positions it sees), and the encoder's work on the source (its
+  blocks, every decoder layer's source keys and values, and the pointer's source keys)
+  shared out over the targets: encoder.num_segments source tokens to num_segments
+  target tokens."""
+  d = cfg.d_model
+  cross = cfg.num_layers * (4 * d * d + 4 * d * cfg.source_len)
+  per_source_token = _blocks_flops(cfg.encoder_config) + cfg.num_layers * 4 * d * d
+  if cfg.pointer_enabled:
+    per_source_token += 2 * d * cfg.pointer_heads * cfg.pointer_head_dim
+  return cross + per_source_token * cfg.encoder_segments / cfg.num_segments
+
+
+def forward_flops_per_token(cfg: ModelConfig) -> float:
+  d = cfg.d_model
+  flops = _blocks_flops(cfg)
+  if cfg.arch == 'encoder_decoder':
+    flops += _encoder_flops(cfg)
   if cfg.pointer_enabled:
     heads_dim = cfg.pointer_heads * cfg.pointer_head_dim
     flops += 4 * d * heads_dim + 2 * heads_dim * cfg.num_candidates + 2 * d

@@ -216,6 +216,27 @@ def test_flop_count_of_the_slot_memgpt_by_hand():
   assert flops.forward_flops_per_token(cfg) == expected == 68160
 
 
+def test_flop_count_of_the_encoder_decoder_by_hand():
+  """The tiny delta MemGPT as the decoder of an encoder of one layer reading sources of
+  2 segments (16 tokens) for targets of 3 (24): per target token, what the decoder
+  counts, its cross-attention, and 16/24 of the encoder's work per source token."""
+  config = load_config('tiny')
+  config.model.num_layers = 2
+  config.model.update(arch='encoder_decoder')
+  config.model.encoder.update(num_layers=1, num_segments=2, cross_attention='all')
+  cfg = ModelConfig.from_config(config.model, VOCAB)
+  assert (cfg.num_segments, cfg.source_len) == (3, 16)
+  decoder = 2 * 33024 + _POINTER + 2 * 16 * 16  # the pointer's 16 more candidates
+  cross = 2 * (2 * 2 * 32 * 32  # query W_q h and output W_o u (2 d d each)
+               + 2 * 32 * 16  # scores over the 16 source positions (2 d S)
+               + 2 * 16 * 32)  # weighted sum of their values (2 S d)
+  per_source_token = (33024  # its one block (the window, memory read and write as above)
+                      + 2 * (2 * 2 * 32 * 32)  # each decoder layer's K, V (2 d d each)
+                      + 2 * 32 * 16)  # the pointer's key of each source position
+  expected = decoder + cross + per_source_token * 16 / 24 + _LOGITS
+  assert flops.forward_flops_per_token(cfg) == expected
+
+
 def test_peak_table_picks_the_most_specific_device():
   assert flops.peak_flops('NVIDIA H100 PCIe', 'bfloat16') == 756e12
   assert flops.peak_flops('NVIDIA H100 80GB HBM3', 'bfloat16') == 989e12
