@@ -14,7 +14,7 @@ import numpy as np
 from memgpt_jax.errors import ConfigError
 from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax.parallel.sharding import bytes_per_device
-from multidevice import fixed_batch, model_and_optimizer, parallel_config
+from multidevice import SOURCE_SEGMENTS, fixed_batch, model_and_optimizer, parallel_config
 
 STEPS = 2
 LAYOUTS = {  # name: (mesh axes, parallelism)
@@ -30,14 +30,24 @@ STREAMS_LAYOUTS = {
     'streams pmap': ({}, 'pmap', 1),
 }
 
+# model.arch='encoder_decoder' (an encoder of one layer): name -> (mesh axes, parallelism).
+ENCODER_DECODER_LAYOUTS = {
+    'encoder_decoder data=2 x fsdp=2 x tensor=2': ({'data': 2, 'fsdp': 2, 'tensor': 2}, 'jit'),
+    'encoder_decoder pmap': ({}, 'pmap'),
+}
+
 
 def partitioner_for(mesh: dict, parallelism: str = 'jit', batch_size: int | None = None,
-                    streams: bool = False, grad_accum_steps: int = 1):
+                    streams: bool = False, grad_accum_steps: int = 1,
+                    encoder_decoder: bool = False):
   config = parallel_config(**mesh)
   config.parallelism = parallelism
   config.train.batch_size = batch_size or config.train.batch_size
   config.train.grad_accum_steps = grad_accum_steps
   config.data.layout = 'streams' if streams else 'packed'
+  if encoder_decoder:
+    config.model.arch = 'encoder_decoder'
+    config.model.encoder.update(num_layers=1, num_segments=SOURCE_SEGMENTS)
   return make_partitioner(config, *model_and_optimizer(config))
 
 
@@ -45,18 +55,19 @@ def most_bytes_on_a_device(tree) -> int:
   return max(bytes_per_device(tree).values())
 
 
-def train(mesh: dict, parallelism: str, streams: bool = False,
-          grad_accum_steps: int = 1) -> tuple[dict, list[np.ndarray]]:
+def train(mesh: dict, parallelism: str, streams: bool = False, grad_accum_steps: int = 1,
+          encoder_decoder: bool = False) -> tuple[dict, list[np.ndarray]]:
   """STEPS updates on all of this process's devices -> (report, final parameter leaves,
   then the carried state's)."""
   partitioner = partitioner_for(mesh, parallelism, streams=streams,
-                                grad_accum_steps=grad_accum_steps)
+                                grad_accum_steps=grad_accum_steps,
+                                encoder_decoder=encoder_decoder)
   initial = partitioner.init_state()
   start = jax.device_get(initial.params)
   state = partitioner.from_global(initial)
   losses = []
   for step in range(1, STEPS + 1):
-    state, metrics = partitioner.train_step(state, fixed_batch(step))
+    state, metrics = partitioner.train_step(state, fixed_batch(step, encoder_decoder))
     losses.append(float(metrics['loss']))
   state = partitioner.to_global(state)
   # The global layout and the step's convert both ways without loss.
@@ -88,6 +99,9 @@ def main(params_file: str):
     params.update({f'{name}:{index:04d}': leaf for index, leaf in enumerate(leaves)})
   for name, (mesh, parallelism, grad_accum_steps) in STREAMS_LAYOUTS.items():
     reports[name], leaves = train(mesh, parallelism, True, grad_accum_steps)
+    params.update({f'{name}:{index:04d}': leaf for index, leaf in enumerate(leaves)})
+  for name, (mesh, parallelism) in ENCODER_DECODER_LAYOUTS.items():
+    reports[name], leaves = train(mesh, parallelism, encoder_decoder=True)
     params.update({f'{name}:{index:04d}': leaf for index, leaf in enumerate(leaves)})
   np.savez(params_file, **params)
   fsdp8 = partitioner_for({'data': 1, 'fsdp': 8}).init_state()

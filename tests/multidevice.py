@@ -33,16 +33,28 @@ def model_and_optimizer(config: ml_collections.ConfigDict):
   return MemGPT(ModelConfig.from_config(config.model, VOCAB)), make_optimizer(config.train)
 
 
-def fixed_batch(step: int) -> dict[str, np.ndarray]:
+# An encoder-decoder's sources in the layouts' batches: 2 segments (padded at the end).
+SOURCE_SEGMENTS = 2
+
+
+def fixed_batch(step: int, encoder_decoder: bool = False) -> dict[str, np.ndarray]:
   """The global batch of `step`, the same in every process. Rows end in padding of
-  different lengths, so devices hold different numbers of real tokens."""
+  different lengths, so devices hold different numbers of real tokens; with
+  `encoder_decoder` their sources too."""
   model = load_config('tiny').model
   seq_len = model.segment_len * model.num_segments
   rng = np.random.default_rng(step)
   inputs = rng.integers(0, VOCAB, (BATCH, seq_len), dtype=np.int32)
   lengths = seq_len - 5 * (np.arange(BATCH) % 4)
   mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.float32)
-  return {'inputs': inputs, 'targets': np.roll(inputs, -1, axis=1), 'mask': mask}
+  batch = {'inputs': inputs, 'targets': np.roll(inputs, -1, axis=1), 'mask': mask}
+  if encoder_decoder:
+    source_len = SOURCE_SEGMENTS * model.segment_len
+    real = np.arange(source_len)[None, :] < source_len - 3 * (np.arange(BATCH)[:, None] % 3)
+    batch |= {'encoder_inputs': rng.integers(0, VOCAB, (BATCH, source_len), dtype=np.int32),
+              'encoder_doc_ids': real.astype(np.int32),
+              'doc_ids': np.ones((BATCH, seq_len), np.int32)}
+  return batch
 
 
 def host_rows(batch: dict[str, np.ndarray], sharding) -> dict[str, np.ndarray]:

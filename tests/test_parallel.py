@@ -1,5 +1,6 @@
 """Parallelism: mesh shapes, logical-axis rules, and (on 8 simulated CPU devices, in
-a subprocess) the same update from one device, data, fsdp with tensor parallel, pmap."""
+a subprocess) the same update from one device, data, fsdp with tensor parallel, pmap
+(in the streams layout and for the encoder-decoder too)."""
 
 import dataclasses
 
@@ -149,17 +150,22 @@ def layouts(tmp_path_factory):
   saved = np.load(params_file)
   results['params'] = {name: [saved[key] for key in sorted(saved.files)
                               if key.startswith(f'{name}:')]
-                       for name in {**layouts_check.LAYOUTS, **layouts_check.STREAMS_LAYOUTS}}
+                       for name in {**layouts_check.LAYOUTS, **layouts_check.STREAMS_LAYOUTS,
+                                    **layouts_check.ENCODER_DECODER_LAYOUTS}}
   results['layouts']['one device'], results['params']['one device'] = layouts_check.train(
       {}, 'jit')
   (results['layouts']['one device, streams'],
    results['params']['one device, streams']) = layouts_check.train({}, 'jit', streams=True)
+  (results['layouts']['one device, encoder_decoder'],
+   results['params']['one device, encoder_decoder']) = layouts_check.train(
+       {}, 'jit', encoder_decoder=True)
   return results
 
 
 @pytest.mark.parametrize('layouts_of,reference', [
     (layouts_check.LAYOUTS, 'one device'),
-    (layouts_check.STREAMS_LAYOUTS, 'one device, streams')])
+    (layouts_check.STREAMS_LAYOUTS, 'one device, streams'),
+    (layouts_check.ENCODER_DECODER_LAYOUTS, 'one device, encoder_decoder')])
 def test_every_layout_makes_the_same_update(layouts, layouts_of, reference):
   """Each layout's losses and parameters (and in the streams layout the state carried
   for every row) after 2 updates are those of one device."""
