@@ -121,6 +121,27 @@ _SLOT_KNOBS = ('slots,gru', 'slots,overwrite', 'slots,slots_8', 'slots,slots_32'
 _LONG_EVAL = {'data.task.eval_distances': (0, 1, 2, 4, 7, 15, 63)}
 
 
+# Sources of about 3.7 and 15.4 windows of 64 tokens on average (5 and 26 distractor
+# sentences; 99% of them fit the encoder's 5 and 18 windows): label -> (distractors,
+# encoder windows).
+_SOURCE_LENGTHS = {'4x': (5, 5), '16x': (26, 18)}
+
+
+def _long_sources() -> tuple[Run, ...]:
+  """The copy task with long sources: each architecture with its memory on and off (off
+  paid for in MLP units; the prefix LM at the encoder-decoder's parameters)."""
+  runs = []
+  for length, (distractors, windows) in _SOURCE_LENGTHS.items():
+    task = {'data.task.num_distractors': distractors, 'model.encoder.num_segments': windows}
+    prefix_lm = task | {'model.arch': 'decoder', 'model.num_segments': windows + 1}
+    for memory, off in (('memory_on', {}), ('memory_off', {'model.memory.enabled': False})):
+      runs += [Run(f'{length}/encoder_decoder_{memory}', 'configs/copy_summary.py',
+                   task | off, match_params=bool(off)),
+               Run(f'{length}/prefix_lm_{memory}', 'configs/copy_summary.py', prefix_lm | off,
+                   match_params=True)]
+  return tuple(runs)
+
+
 def _capacity(pairs: tuple[int, ...], steps: int) -> tuple[Run, ...]:
   """Recall against the number of pairs: the context spread over 4 segments (the memory
   must accumulate it), queries 2 segments after it. Delta with d_k = 64, 64 slots, no
@@ -246,6 +267,18 @@ GRIDS = {
         seeds=(0, 1, 2),
         overrides={'model.arch': 'encoder_decoder', 'model.encoder.num_layers': 3,
                    'model.encoder.num_segments': 1}),
+    # Sources many windows long (the copy task's report padded with distractor sentences,
+    # windows of 64 tokens): the memory on and off in each architecture, the
+    # encoder-decoder cross-attending to the source's last window only, the prefix LM
+    # reading source and target in one row. Without the memory only a trade in the last
+    # window can be copied.
+    'long_sources': Grid(
+        runs=_long_sources(),
+        seeds=(0, 1, 2),
+        overrides={'model.arch': 'encoder_decoder', 'model.encoder.num_layers': 3,
+                   'model.encoder.cross_attention': 'last_segment',
+                   'model.segment_len': 64, 'model.num_segments': 1,
+                   'train.batch_size': 8}),
     # Capacity: accuracy against the number of key-value pairs, three seeds.
     'capacity': Grid(runs=_capacity((6, 16, 32, 64), 1000), seeds=(0, 1, 2), overrides={}),
     # The whole grid, three seeds: every knob of both memories on recall, passkey and
