@@ -31,7 +31,6 @@ as a LEAK and the driver exits 1.
 import ast
 import contextlib
 import dataclasses
-import math
 import pathlib
 import json
 import sys
@@ -46,13 +45,13 @@ import tensorflow_datasets as tfds
 
 from ablation_eval import evaluate_distances, evaluate_documents
 from ablation_report import SUCCESS_ACCURACY, found_leaks, summarize, write_report
+from param_matching import count_params, with_params
 from memgpt_jax import config_lib
 from memgpt_jax import host_memory
 from memgpt_jax.data import builders
-from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.errors import ConfigError, UserError
 from memgpt_jax.provenance import provenance
-from memgpt_jax.training import checkpointing, trainer
+from memgpt_jax.training import trainer
 from memgpt_jax.training.metrics_writer import read_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -77,29 +76,12 @@ def make_config(run, grid, seed: int, data_dir: pathlib.Path):
   for key, value in run.overrides.items():
     config_lib.set_dotted(config, key, value)
   if run.plain_gpt:
-    config = _with_params(config_lib.plain_gpt(config), _count_params(config))
+    config = with_params(config_lib.plain_gpt(config), count_params(config))
   elif run.match_params:
-    config = _with_params(config, _count_params(base))
+    config = with_params(config, count_params(base))
   config.seed = seed
   config.data.shuffle_seed = seed
   config.data.tfds_data_dir = str(data_dir)
-  return config
-
-
-def _count_params(config) -> int:
-  _, shapes = checkpointing.abstract_params(config, make_tokenizer(config.data).vocab_size)
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
-
-
-def _with_params(config, target: int):
-  """`config` with model.mlp_dim set so the model has about `target` parameters."""
-  def count(mlp_dim: int) -> int:
-    resized = config.copy_and_resolve_references()
-    resized.model.mlp_dim = mlp_dim
-    return _count_params(resized)
-  base = config.model.mlp_dim
-  low, high = count(base), count(2 * base)  # the count is linear in mlp_dim
-  config.model.mlp_dim = max(1, round(base + (target - low) * base / (high - low)))
   return config
 
 
@@ -167,7 +149,7 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
       'label': run.label, 'seed': seed, 'commit': provenance()['commit'],
       'source': config.data.source,
       'layout': config.data.layout,
-      'params': _count_params(config), 'steps': config.train.num_steps,
+      'params': count_params(config), 'steps': config.train.num_steps,
       'stages': [dict(stage) for stage in run.stages],
       'segment_len': config.model.segment_len, 'num_segments': config.model.num_segments,
       'tokens_per_second': float(np.mean(speeds)) if speeds else None,

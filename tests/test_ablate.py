@@ -15,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 ablate = load_module('experiments/ablate.py')
 ablation_eval = load_module('experiments/ablation_eval.py')
+param_matching = load_module('experiments/param_matching.py')
 
 
 def test_leak_threshold():
@@ -48,7 +49,7 @@ def test_plain_gpt_has_the_parameters_of_its_memgpt(tmp_path):
   memgpt, plain = load_module('configs/grids.py')._text(2, memories=('delta',))
   grid = ablate.GRIDS['tiny']
   configs = [ablate.make_config(run, grid, 0, tmp_path) for run in (memgpt, plain)]
-  counts = [ablate._count_params(config) for config in configs]
+  counts = [param_matching.count_params(config) for config in configs]
   model = configs[1].model
   assert model.mlp_dim > configs[0].model.mlp_dim and not model.memory.enabled
   # Within one MLP unit (swiglu: three d_model columns per layer).
@@ -59,10 +60,10 @@ def test_a_part_switched_off_is_paid_for_in_mlp_units(tmp_path):
   """Every long_text run has the parameters of the MemGPT with both parts."""
   grid = ablate.GRIDS['long_text']
   configs = {run.label: ablate.make_config(run, grid, 0, tmp_path) for run in grid.runs}
-  full = ablate._count_params(configs['long_text/both_streams'])
+  full = param_matching.count_params(configs['long_text/both_streams'])
   model = configs['long_text/both_streams'].model
   for label, config in configs.items():
-    assert abs(ablate._count_params(config) - full) <= 3 * model.d_model * model.num_layers, label
+    assert abs(param_matching.count_params(config) - full) <= 3 * model.d_model * model.num_layers, label
   assert configs['long_text/gpt_window_T'].model.mlp_dim > model.mlp_dim
 
 
