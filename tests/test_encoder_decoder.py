@@ -16,6 +16,10 @@ from memgpt_jax.data import pipeline
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.decode import Decoder
 from memgpt_jax.errors import ConfigError
+from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.training.evaluation import Evaluator
+from memgpt_jax.training.optimizer import make_optimizer
+from memgpt_jax.training.partitioner import make_partitioner
 from memgpt_jax import losses
 
 TOK = ByteTokenizer()
@@ -159,3 +163,22 @@ def test_bad_encoder_decoder_settings_are_refused_in_one_line(data_dir, setting,
   with pytest.raises(ConfigError, match=message) as raised:
     config_lib.validate(config, TOK.vocab_size)
   assert '\n' not in str(raised.value)
+
+
+def test_evaluation_scores_the_targets_given_their_sources(data_dir):
+  """The evaluation's loss is the mean over the eval split's targets of -log p under
+  the full forward pass from each row's sources."""
+  config = pair_config(data_dir)
+  cfg = config_lib.validate(config, TOK.vocab_size)
+  model = MemGPT(cfg)
+  partitioner = make_partitioner(config, model, make_optimizer(config.train))
+  params = jax.device_get(partitioner.init_state().params)
+  nll, tokens = 0.0, 0.0
+  for batch in pipeline.make_eval_iterator(config, TOK):
+    output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'], None,
+                         batch['encoder_inputs'], batch['encoder_doc_ids'])
+    log_probs = losses.token_log_probs(output, batch['targets']).reshape(batch['mask'].shape)
+    nll -= float((log_probs * batch['mask']).sum())
+    tokens += batch['mask'].sum()
+  metrics = Evaluator(config, TOK, model, partitioner)(partitioner.init_state().params)
+  assert metrics['loss'] == pytest.approx(nll / tokens, rel=1e-5)

@@ -85,10 +85,12 @@ class Evaluator:
 
   def _pieces(self, batch: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The batch's rows cut into consecutive pieces of equal length: the training row's
-    length, or the largest common divisor of it and the rows' (whole segments)."""
+    length, or the largest common divisor of it and the rows' (whole segments). An
+    encoder-decoder's sources go whole with each piece."""
     length = batch['inputs'].shape[1]
     piece = math.gcd(length, self._model.cfg.seq_len)
-    return [{k: v[:, start:start + piece] for k, v in batch.items()}
+    whole = {k: batch[k] for k in ('encoder_inputs', 'encoder_doc_ids') if k in batch}
+    return [{k: v[:, start:start + piece] for k, v in batch.items() if k not in whole} | whole
             for start in range(0, length, piece)]
 
   def _with_groups(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -85,10 +85,11 @@ def apply_model(model: MemGPT, params: dict, batch: dict,
   state `carry` (None: fresh rows), its activations placed by `layout`:
   -> (the state after the rows, or None without a carry; SegmentOutput)."""
   with sharding_lib.activation_layout(layout):
-    if carry is None:
-      return None, model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
-                               batch.get('prefix'), batch.get('encoder_inputs'),
-                               batch.get('encoder_doc_ids'), rngs=rngs)
+    # An encoder-decoder's rows start from its source (no streams: a carry stays as is).
+    if carry is None or model.cfg.arch == 'encoder_decoder':
+      return carry, model.apply({'params': params}, batch['inputs'], batch.get('doc_ids'),
+                                batch.get('prefix'), batch.get('encoder_inputs'),
+                                batch.get('encoder_doc_ids'), rngs=rngs)
     return model.apply({'params': params}, batch['inputs'], carry, batch.get('doc_ids'),
                        batch.get('prefix'), rngs=rngs, method=MemGPT.run_segments)
 
