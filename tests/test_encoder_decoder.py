@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import copy_config, init_params, random_tokens, tiny_model
+from conftest import copy_config, init_params, random_tokens, tiny_model, train_losses
 from memgpt_jax import config_lib
 from memgpt_jax.data import pipeline
 from memgpt_jax.data.tokenizer import ByteTokenizer
@@ -20,6 +20,7 @@ from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.training.evaluation import Evaluator
 from memgpt_jax.training.optimizer import make_optimizer
 from memgpt_jax.training.partitioner import make_partitioner
+from memgpt_jax.training.trainer import train_and_evaluate
 from memgpt_jax import losses
 
 TOK = ByteTokenizer()
@@ -182,3 +183,18 @@ def test_evaluation_scores_the_targets_given_their_sources(data_dir):
     tokens += batch['mask'].sum()
   metrics = Evaluator(config, TOK, model, partitioner)(partitioner.init_state().params)
   assert metrics['loss'] == pytest.approx(nll / tokens, rel=1e-5)
+
+
+def test_stop_and_resume_continues_exactly(data_dir, tmp_path):
+  def run(workdir, **train):
+    config = pair_config(data_dir)
+    config.data.task_metrics = ''
+    config.train.update(checkpoint_every=2, log_every=1, **train)
+    train_and_evaluate(config, workdir)
+    return train_losses(workdir)
+  expected = run(tmp_path / 'uninterrupted')
+  assert sorted(run(tmp_path / 'resumed', stop_at_step=2)) == [1, 2]
+  resumed = run(tmp_path / 'resumed')
+  assert sorted(resumed) == sorted(expected) == [1, 2, 3, 4]
+  np.testing.assert_allclose([resumed[s] for s in sorted(resumed)],
+                             [expected[s] for s in sorted(expected)], rtol=1e-6)
