@@ -1,7 +1,7 @@
 """Many processes, as on many hosts: jax.distributed over localhost with CPU (gloo)
 collectives. Two processes train like one on the same global batches; checkpoints
-move between process counts and meshes both ways; the README's two-process command
-runs the real trainer, each process on its own data shard."""
+move between process counts and meshes both ways; the two-process command of
+docs/programs.md runs the real trainer, each process on its own data shard."""
 
 import io
 import subprocess
@@ -69,7 +69,7 @@ def tiny_args(workdir, data_dir, num_steps: int) -> list[str]:
           '--config.train.eval_every=4', '--config.train.eval_batches=1']
 
 
-def test_readme_two_process_run_resumes_in_one_process(tmp_path, data_dir, capsys):
+def test_the_documented_two_process_run_resumes_in_one_process(tmp_path, data_dir, capsys):
   workdir = tmp_path / 'run'
   result = subprocess.run(
       [sys.executable, 'experiments/local_cluster.py', '--num_processes=2',
