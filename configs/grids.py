@@ -78,6 +78,13 @@ _FACTS = {'data.source': 'facts', 'model.segment_len': 256, 'model.num_segments'
           'data.task.eval_distances': (0, 4, 39, 390), 'train.num_steps': 2000,
           'train.eval_every': 500}
 
+# The facts trained across steps (data.layout='streams'): each example of 6 segments is
+# a document that rows of 2 segments continue, so a question at distance 1-3 comes
+# one or two rows (steps) after its facts and only the carried state can answer it.
+_FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
+                           'data.task.num_segments': 6,
+                           'data.task.train_distances': (0, 1, 2, 3)}
+
 # The easy stages of the recall curriculum: distances 0 and 1 only.
 _RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
 
@@ -242,6 +249,14 @@ GRIDS = {
     'facts': Grid(
         runs=(_variant('facts/delta', '', _FACTS), _variant('facts/memory_off', 'memory_off',
                                                             _FACTS)),
+        seeds=(0, 1, 2),
+        overrides={}),
+    # The same across training steps: each example a document of the streams layout,
+    # read whole in evaluation with the state carried, and again reset every row (a
+    # question rows after its facts must then sit at chance: the leak check).
+    'facts_streams': Grid(
+        runs=(_variant('facts/streams_delta', '', _FACTS_STREAMS),
+              _variant('facts/streams_memory_off', 'memory_off', _FACTS_STREAMS)),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in

@@ -33,7 +33,10 @@ def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
 def _num_answers(config, split: str) -> int:
   """Answers the Evaluator scores on `split` (its first eval_batches * batch_size rows)."""
   task = config.data.task
-  rows = min(task.num_eval, config.train.eval_batches * config.train.batch_size)
+  if config.data.layout == 'streams':  # every example of the split, whole
+    rows = min(task.num_eval, config.train.eval_documents or task.num_eval)
+  else:
+    rows = min(task.num_eval, config.train.eval_batches * config.train.batch_size)
   example = synthetic.make_example(config.data.source, task, *builders.row_layout(config),
                                    split, 0)
   return rows * int(example['answers'][1:].sum())
@@ -55,22 +58,35 @@ def _sees_only_its_segment(config) -> bool:
 
 
 def evaluate_distances(config, workdir: pathlib.Path) -> dict:
-  """Accuracy per evaluation distance (its own split), with chance and the leak check."""
+  """Accuracy per evaluation distance (its own split), with chance and the leak check.
+  A run trained in streams (each example a document, rows continuing it) reads each
+  example whole with its state carried, and again from a fresh state at every row
+  ('reset'): a question rows after its context must then be at chance."""
   tokenizer = make_tokenizer(config.data)
   model, partitioner, params = _restore_params(config, workdir, tokenizer.vocab_size)
   eval_model = MemGPT(model.cfg)
   task = config.data.task
   chance = synthetic.chance_accuracy(config.data.source, task)
+  streams = config.data.layout == 'streams'
   distances = {}
   for distance in task.eval_distances:
     split = synthetic.eval_split(distance)
-    metrics = evaluation.Evaluator(config, tokenizer, eval_model, partitioner, split)(params)
+    evaluator = lambda **kwargs: evaluation.Evaluator(config, tokenizer, eval_model,
+                                                      partitioner, split, **kwargs)(params)
+    metrics = evaluator()
     answers = _num_answers(config, split)
     checked = distance >= 1 and _sees_only_its_segment(config)
     distances[str(distance)] = {
         'accuracy': metrics['accuracy'], 'loss': metrics['loss'], 'answers': answers,
         'segments': distance + 1, 'checked': checked,
         'leak': checked and leaks(metrics['accuracy'], chance, answers)}
+    if streams:
+      reset = evaluator(carried=False)['accuracy']
+      # The question's segment lies in a later row than the context's first segment.
+      later_row = (synthetic.context_segments(config.data.source, task) - 1
+                   + distance) >= config.model.num_segments
+      distances[str(distance)] |= {'reset_accuracy': reset, 'reset_checked': later_row,
+                                   'reset_leak': later_row and leaks(reset, chance, answers)}
   return {'chance': chance, 'distances': distances}
 
 

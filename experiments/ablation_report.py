@@ -46,14 +46,22 @@ def summarize(results: list[dict]) -> list[dict]:
           for kind, metrics in first['documents'].items()}
     if 'distances' in first:
       row['chance'] = first['chance']
-      row['distances'] = {
-          d: {'accuracy': _mean_std([r['distances'][d]['accuracy'] for r in runs]),
-              'segments': first['distances'][d]['segments'],
-              'checked': first['distances'][d]['checked'],
-              'leak': any(r['distances'][d]['leak'] for r in runs)}
-          for d in first['distances']}
+      row['distances'] = _distances(runs)
     rows.append(row)
+    if 'distances' in first and 'reset_accuracy' in next(iter(first['distances'].values())):
+      rows.append(row | {'label': f'{label} (state reset every row)',
+                         'distances': _distances(runs, 'reset_')})
   return rows
+
+
+def _distances(runs: list[dict], kind: str = '') -> dict:
+  """Per distance over the runs' seeds: accuracy (mean, std) and the leak check; `kind`
+  'reset_': read from a fresh state at every row (streams runs)."""
+  first = runs[0]['distances']
+  return {d: {'accuracy': _mean_std([r['distances'][d][f'{kind}accuracy'] for r in runs]),
+              'segments': first[d]['segments'], 'checked': first[d][f'{kind}checked'],
+              'leak': any(r['distances'][d][f'{kind}leak'] for r in runs)}
+          for d in first}
 
 
 def _fmt(stat: tuple[float, float] | None, scale: float = 1.0, digits: int = 1) -> str:

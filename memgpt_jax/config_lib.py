@@ -148,7 +148,8 @@ LAYOUTS = ('packed', 'streams')
 
 
 def _check_layout(config: ml_collections.ConfigDict) -> None:
-  """The streams layout reads one causal-LM corpus as whole documents."""
+  """The streams layout reads one causal-LM corpus as whole documents (a synthetic
+  task's examples being its documents)."""
   layout = config.data.layout
   if layout not in LAYOUTS:
     raise ConfigError(f'data.layout={layout!r} is not one of {", ".join(LAYOUTS)}')
@@ -160,9 +161,9 @@ def _check_layout(config: ml_collections.ConfigDict) -> None:
   if records.is_seq2seq(config.data):
     raise ConfigError("data.layout='streams' is for causal-LM text: a seq2seq source "
                       "(data.inputs_key) needs data.layout='packed'")
-  if builders.is_synthetic(config.data) or config.data.source in builders.SEQ2SEQ_TASKS:
-    raise ConfigError(f"data.layout='streams' is for text: data.source="
-                      f"{config.data.source!r} makes rows of its own (use data.layout='packed')")
+  if config.data.source in builders.SEQ2SEQ_TASKS:
+    raise ConfigError(f"data.layout='streams' is for causal-LM text: data.source="
+                      f"{config.data.source!r} is a seq2seq task (use data.layout='packed')")
 
 
 def validate(config: ml_collections.ConfigDict, vocab_size: int,

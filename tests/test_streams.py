@@ -189,7 +189,7 @@ def test_the_train_step_carries_each_rows_state_to_the_next_step(grad_accum_step
 
 @pytest.mark.parametrize('changes,message', [
     ({'data.layout': 'rows'}, "data.layout='rows' is not one of packed, streams"),
-    ({'data.source': 'copy_summary'}, "data.layout='streams' is for text"),
+    ({'data.source': 'copy_summary'}, "data.layout='streams' is for causal-LM text"),
     ({'train.eval_position_buckets': (4096, 1024)}, 'must be increasing'),
 ])
 def test_settings_the_streams_layout_cannot_take_are_one_line(changes, message):

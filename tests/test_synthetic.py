@@ -272,3 +272,22 @@ def test_a_passkey_stream_is_made_a_slice_at_a_time():
   assert not np.isin(filler, synthetic._DIGITS).any()
   assert synthetic.passkey_stream(task, T, 40, 1).key.tolist() != stream.key.tolist() or (
       synthetic.passkey_stream(task, T, 40, 1).offset != stream.offset)
+
+
+def test_in_the_streams_layout_an_example_runs_on_across_rows(tmp_path):
+  """data.layout='streams': each example is a document of a stream, so rows shorter
+  than it continue it from step to step, and its answers are what is trained."""
+  config = _config(tmp_path)
+  config.data.layout = 'streams'
+  config.data.task.num_segments = K  # the examples: K segments; the rows: one
+  config.model.num_segments = 1
+  config_lib.validate(config, ByteTokenizer.vocab_size)
+  train = pipeline.make_train_iterator(config, ByteTokenizer())
+  batches = [next(train) for _ in range(K + 1)]
+  row = {key: np.concatenate([b[key][0] for b in batches]) for key in batches[0]}
+  first = row['doc_ids'] == 1
+  assert first.sum() == K * T + 1  # the whole example, across K + 1 rows of T
+  examples = [_example('recall', 'train', i) for i in range(32)]
+  (example,) = [e for e in examples if np.array_equal(e['tokens'], row['inputs'][first])]
+  np.testing.assert_array_equal(row['mask'][first][:-1], example['answers'][1:])
+  assert row['mask'][first].sum() > 0

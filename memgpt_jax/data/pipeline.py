@@ -454,12 +454,22 @@ def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index:
   return _examples(docs, config, tokenizer, window_tokens, epoch_docs)
 
 
+def _stream_document(record: dict[str, Any], config: ml_collections.ConfigDict,
+                     tokenizer) -> dict[str, np.ndarray]:
+  """A record as a document of the streams layout: text tokenized whole and ended by
+  eos; a synthetic task's example as it is, trained on its answers."""
+  if builders.is_synthetic(config.data):
+    tokens = np.asarray(record['tokens'], np.int32)
+    return {'tokens': tokens, 'prefix': np.zeros(len(tokens), bool),
+            'loss': np.asarray(record['answers'], bool)}
+  return _document(record, config.data, tokenizer, max_len=0)
+
+
 def _train_documents(config: ml_collections.ConfigDict, tokenizer, process_index: int,
                      process_count: int) -> grain.MapDataset:
-  """The streams layout's documents: this host's records, tokenized whole, each ended by eos."""
+  """The streams layout's documents: this host's records, each whole (_stream_document)."""
   docs, _ = _train_records(config, process_index, process_count)
-  return docs.map(functools.partial(
-      _document, data_config=config.data, tokenizer=tokenizer, max_len=0))
+  return docs.map(functools.partial(_stream_document, config=config, tokenizer=tokenizer))
 
 
 def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
@@ -522,7 +532,7 @@ def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer, split: str 
   rows = slice(process_index * batch_size, (process_index + 1) * batch_size)
   if config.data.layout == 'streams':
     count = min(config.train.eval_documents or len(source), len(source))
-    docs = [_document(source[index], config.data, tokenizer, 0) for index in range(count)]
+    docs = [_stream_document(source[index], config, tokenizer) for index in range(count)]
     return streams.eval_batches(docs, config.train.batch_size, rows, _seq_len(config),
                                 tokenizer.pad_id)
   examples = _examples(grain.MapDataset.source(source), config, tokenizer)

@@ -355,8 +355,12 @@ def split_layout(task_name: str, task: ml_collections.ConfigDict, split: str,
   if split in _SPLIT_IDS:
     return num_segments, tuple(sorted(task.train_distances))
   distance = int(split.removeprefix('distance_'))
-  context = task.context_segments if task_name in ('recall', 'facts', 'dialogue') else 1
-  return context + distance, (distance,)
+  return context_segments(task_name, task) + distance, (distance,)
+
+
+def context_segments(task_name: str, task: ml_collections.ConfigDict) -> int:
+  """Segments the context of an example spans: distances count from its last."""
+  return task.context_segments if task_name in ('recall', 'facts', 'dialogue') else 1
 
 
 @dataclasses.dataclass(frozen=True)
