@@ -78,11 +78,12 @@ _FACTS = {'data.source': 'facts', 'model.segment_len': 256, 'model.num_segments'
           'data.task.eval_distances': (0, 4, 39, 390), 'train.num_steps': 2000,
           'train.eval_every': 500}
 
-# The facts trained across steps (data.layout='streams'): each example of 6 segments is
-# a document that rows of 2 segments continue, so a question at distance 1-3 comes
-# one or two rows (steps) after its facts and only the carried state can answer it.
+# The facts in language, trained across steps (data.layout='streams'): the filler is
+# the standard library's source; each example of 6 segments is a document that rows
+# of 2 segments continue, so a question at distance 1-3 comes one or two rows (steps)
+# after its facts and only the carried state can answer it.
 _FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
-                           'data.task.num_segments': 6,
+                           'data.task.num_segments': 6, 'data.task.filler': 'corpus',
                            'data.task.train_distances': (0, 1, 2, 3)}
 
 # The easy stages of the recall curriculum: distances 0 and 1 only.

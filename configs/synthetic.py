@@ -84,6 +84,9 @@ def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
   # count from the last)
   task.context_segments = 1
   task.num_facts = 10  # facts, dialogue: 2 to this many facts (chance 1/6 places, 1/8 names)
+  # facts: the text between facts and questions, 'sentences' (a few fixed ones) or
+  # 'corpus' (lines of the standard library's source naming no person or place).
+  task.filler = 'sentences'
   # The row layout, if not the model's (0): a plain GPT over the whole row keeps the
   # segments its MemGPT lays the task out in (config_lib.plain_gpt sets these).
   task.segment_len = 0

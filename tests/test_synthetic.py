@@ -104,11 +104,12 @@ def test_recall_context_spread_over_segments():
     synthetic.validate('recall', task, T, K)
 
 
-def test_facts_ask_where_someone_last_went():
+@pytest.mark.parametrize('filler', synthetic.FILLERS)
+def test_facts_ask_where_someone_last_went(filler):
   """Facts sentences open the two context segments, filler names nobody, and each
   question's answer token is the first byte of the last place its person went to."""
   task = _config(source='facts').data.task
-  task.context_segments, task.train_distances = 2, (0, 1)
+  task.context_segments, task.train_distances, task.filler = 2, (0, 1), filler
   segment_len, segments = 256, 3
   synthetic.validate('facts', task, segment_len, segments)
   fact = re.compile(r'(\w+) (?:went|journeyed|moved|travelled) to the (\w+)\. ')
@@ -125,6 +126,8 @@ def test_facts_ask_where_someone_last_went():
     assert all(fact.match(text, s * segment_len) for s in range(2))
     assert 2 <= len(facts) <= task.num_facts
     assert len(fact.findall(text)) == len(facts)  # no fact outside the context
+    if filler == 'corpus':  # lines of the library's source
+      assert 'def ' in text or 'import ' in text or 'return' in text
     last = {}
     for match in facts:
       last[match.group(1)] = match.group(2)
@@ -143,6 +146,9 @@ def test_facts_ask_where_someone_last_went():
   assert synthetic.chance_accuracy('facts', task) == 1 / len(synthetic.PLACES)
   task.context_segments = 1
   with pytest.raises(DataError, match='raise context_segments'):
+    synthetic.validate('facts', task, segment_len, segments)
+  task.context_segments, task.filler = 2, 'novels'
+  with pytest.raises(DataError, match="filler='novels' is not one of sentences, corpus"):
     synthetic.validate('facts', task, segment_len, segments)
 
 

@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from memgpt_jax.data import copy_task, synthetic, translation_task
+from memgpt_jax.data import copy_task, filler, synthetic, translation_task
 from memgpt_jax.data.errors import DataError
 
 # Installed packages vary per machine; tests are not the library's code.
@@ -258,6 +258,8 @@ def synthetic_config(data_config: ml_collections.ConfigDict, segment_len: int,
   synthetic.validate(task, task_config, segment_len, num_segments)
   settings = synthetic.task_settings(task, task_config)
   key = [task, settings, segment_len, num_segments]
+  if settings.get('filler') == 'corpus':  # another standard library: other data
+    key.append(filler.corpus_digest())
   return SyntheticConfig(name=f'{task}_{_digest(key)}', task=task, settings=settings,
                          segment_len=segment_len, num_segments=num_segments,
                          description=f'{task} {settings}, T={segment_len} K={num_segments}')

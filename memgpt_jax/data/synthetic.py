@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from memgpt_jax.data.errors import DataError
+from memgpt_jax.data.filler import corpus_text
 from memgpt_jax.data.turns import Template
 
 TASKS = ('recall', 'passkey', 'copy', 'induction', 'facts', 'dialogue')
@@ -35,7 +36,7 @@ TASK_FIELDS = {
     'passkey': ('passkey_len',),
     'copy': ('copy_tokens', 'copy_region', 'num_symbols'),
     'induction': ('num_pairs', 'num_queries', 'vocab'),
-    'facts': ('num_facts', 'context_segments'),
+    'facts': ('num_facts', 'context_segments', 'filler'),
     # 'chat' is data.chat, the turn template (builders.synthetic_config puts it here).
     'dialogue': ('num_facts', 'context_segments', 'chat'),
 }
@@ -65,6 +66,9 @@ class Blocks:
 PEOPLE = ('Mary', 'John', 'Sandra', 'Daniel')
 PLACES = ('kitchen', 'garden', 'office', 'hallway', 'bathroom', 'cellar')
 _MOVES = ('went to', 'journeyed to', 'moved to', 'travelled to')
+# The facts' filler (data.task.filler): these sentences, or lines of the standard
+# library's source (memgpt_jax/data/filler.py).
+FILLERS = ('sentences', 'corpus')
 # Filler sentences, subject + verb + object: none names a person or a place.
 _SUBJECTS = ('The old clock', 'A quiet river', 'The morning train', 'Every lamp',
              'The tall fence', 'A paper boat', 'The busy market')
@@ -195,6 +199,8 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
     answers.append(answer)
 
   def filler(n: int) -> np.ndarray:
+    if task.filler == 'corpus':
+      return corpus_text(rng, n, PEOPLE + PLACES)
     chosen = rng.integers(0, len(_FILLER_SENTENCES), n // 20 + 1)  # sentences >= 20 bytes
     return np.concatenate([_FILLER_SENTENCES[i] for i in chosen])[:n]
   return Blocks(context, queries, answers, filler)
@@ -301,6 +307,8 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(task.num_keys + task.num_values < 200, 'num_keys + num_values must be < 200')
   if task_name == 'induction':
     _check(task.num_pairs + 2 <= task.vocab <= 200, 'need num_pairs + 2 <= vocab <= 200')
+  if task_name == 'facts':
+    _check(task.filler in FILLERS, f'filler={task.filler!r} is not one of {", ".join(FILLERS)}')
   if task_name in ('facts', 'dialogue'):
     _check(1 <= task.context_segments <= task.num_facts,
            'need 1 <= context_segments <= num_facts')
