@@ -176,6 +176,33 @@ def long_text_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'long_text')])
 
 
+# The encoder_decoder grid's rows as the README names them: (task, architecture).
+SEQ2SEQ_NAMES = {
+    'copy_summary/encoder_decoder': ('copy task', 'encoder-decoder'),
+    'copy_summary/prefix_lm': ('copy task', 'prefix LM'),
+    'toy_translation/encoder_decoder': ('toy translation', 'encoder-decoder'),
+    'toy_translation/prefix_lm': ('toy translation', 'prefix LM'),
+}
+
+
+def encoder_decoder_table() -> str:
+  """The two seq2seq architectures at equal parameters and steps: greedy targets' exact
+  match and ROUGE-L or BLEU (%), the targets' loss (teacher forced)."""
+  report = _load('encoder_decoder')
+  rows = _rows(report)
+  lines = ['| seq2seq task | architecture | params | seeds | exact match % | '
+           'ROUGE-L / BLEU % | target loss (nats/token) |', '|---|---|---|---|---|---|---|']
+  for label, (task, arch) in SEQ2SEQ_NAMES.items():
+    if label not in rows:
+      continue
+    row = rows[label]
+    score = row['rougeL'] if row.get('rougeL') else row.get('bleu')
+    lines.append(f'| {task} | {arch} | {row["params"]:,} | {len(row["seeds"])} | '
+                 f'{_num(row["exact_match"], 1)} | {_num(score, 1)} | '
+                 f'{_num(row["loss"], 3)} |')
+  return '\n'.join(lines + ['', _source(report, 'encoder_decoder')])
+
+
 def speed_table() -> str:
   """Training step of each model in one bench run (experiments/bench.py)."""
   report = _load('bench_cpu')
@@ -307,7 +334,8 @@ def kernel_time_table() -> str:
 
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
-          'text': text_table, 'long_text': long_text_table, 'speed': speed_table,
+          'text': text_table, 'long_text': long_text_table,
+          'encoder_decoder': encoder_decoder_table, 'speed': speed_table,
           'profile': profile_table,
           'kernel_time': kernel_time_table,
           'accelerator_speed': accelerator_speed_table,

@@ -175,9 +175,10 @@ def test_evaluation_scores_the_targets_given_their_sources(data_dir):
   partitioner = make_partitioner(config, model, make_optimizer(config.train))
   params = jax.device_get(partitioner.init_state().params)
   nll, tokens = 0.0, 0.0
+  forward = jax.jit(model.apply)
   for batch in pipeline.make_eval_iterator(config, TOK):
-    output = model.apply({'params': params}, batch['inputs'], batch['doc_ids'], None,
-                         batch['encoder_inputs'], batch['encoder_doc_ids'])
+    output = forward({'params': params}, batch['inputs'], batch['doc_ids'], None,
+                     batch['encoder_inputs'], batch['encoder_doc_ids'])
     log_probs = losses.token_log_probs(output, batch['targets']).reshape(batch['mask'].shape)
     nll -= float((log_probs * batch['mask']).sum())
     tokens += batch['mask'].sum()
