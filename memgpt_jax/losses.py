@@ -32,8 +32,9 @@ def next_token_log_probs(output: SegmentOutput) -> jax.Array:
 
 def pointer_attention(output: SegmentOutput) -> jax.Array:
   """The pointer's attention summed over heads, by absolute position: [B, N, N] with
-  [b, query t, candidate n]. Segment k's candidate c is position k*T - P + c."""
-  attn = jnp.exp(output.log_attn).sum(axis=-2)  # [B, K, T, C]
+  [b, query t, candidate n]. Segment k's candidate c is position k*T - P + c (after an
+  encoder-decoder's source candidates, which source_attention gives)."""
+  attn = jnp.exp(output.log_attn[..., output.num_sources:]).sum(axis=-2)  # [B, K, T, C]
   batch, segments, length, candidates = attn.shape
   n = segments * length
   cache_len = candidates - length
@@ -45,11 +46,23 @@ def pointer_attention(output: SegmentOutput) -> jax.Array:
   return jnp.concatenate(rows, axis=1)
 
 
+def source_attention(output: SegmentOutput) -> jax.Array:
+  """An encoder-decoder's pointer attention to its source positions, summed over heads:
+  [B, N, S] with [b, query t, source position s]."""
+  attn = jnp.exp(output.log_attn[..., :output.num_sources]).sum(axis=-2)  # [B, K, T, S]
+  batch, segments, length, sources = attn.shape
+  return attn.reshape(batch, segments * length, sources)
+
+
 def coverage_loss(output: SegmentOutput, mask: jax.Array, prefix: jax.Array) -> jax.Array:
-  """See et al. (2017): sum_n min(a_t(n), sum_{t' < t} a_t'(n)) over input positions n,
-  averaged over the trained (target) positions t: attending again to inputs already
-  copied costs, so summaries repeat themselves less."""
-  attn = pointer_attention(output) * prefix.astype(jnp.float32)[:, None, :]
+  """See et al. (2017): sum_n min(a_t(n), sum_{t' < t} a_t'(n)) over input positions n
+  (the prefix, or an encoder-decoder's source), averaged over the trained (target)
+  positions t: attending again to inputs already copied costs, so summaries repeat
+  themselves less."""
+  if output.num_sources:
+    attn = source_attention(output)
+  else:
+    attn = pointer_attention(output) * prefix.astype(jnp.float32)[:, None, :]
   mask = mask.astype(jnp.float32)
   coverage = jnp.cumsum(attn * mask[:, :, None], axis=1) - attn * mask[:, :, None]
   per_token = jnp.minimum(attn, coverage).sum(axis=-1)  # [B, N]

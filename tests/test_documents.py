@@ -146,3 +146,19 @@ def test_coverage_loss_counts_repeated_attention_to_inputs():
   mask = jnp.array([[0.0, 0.0, 1.0, 1.0]])
   prefix = jnp.array([[True, False, False, False]])
   np.testing.assert_allclose(losses.coverage_loss(output, mask, prefix), 0.25, rtol=1e-6)
+
+
+def test_coverage_loss_of_an_encoder_decoder_counts_its_source():
+  """The same case with the inputs an encoder-decoder's source: its 2 source
+  candidates come first, then the target's own, which cost nothing."""
+  attn = np.full((1, 1, 4, 1, 2 + 4), 1e-30)  # [B, K, T, heads, S + C]
+  attn[0, 0, 2, 0, [0, 3]] = [0.75, 0.25]
+  attn[0, 0, 3, 0, [0, 4]] = [0.5, 0.5]
+  output = losses.SegmentOutput(vocab_logits=jnp.zeros((1, 1, 4, 3)),
+                                log_attn=jnp.log(jnp.asarray(attn)), num_sources=2)
+  mask = jnp.array([[0.0, 0.0, 1.0, 1.0]])
+  no_prefix = jnp.zeros((1, 4), bool)
+  np.testing.assert_allclose(losses.coverage_loss(output, mask, no_prefix), 0.25, rtol=1e-6)
+  np.testing.assert_allclose(losses.pointer_attention(output)[0, 2:, :2], [[0.0, 0.25],
+                                                                         [0.0, 0.0]],
+                             atol=1e-6)

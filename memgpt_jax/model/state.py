@@ -82,3 +82,5 @@ class SegmentOutput:
   pointer_share: jax.Array | None = None
   # [..., L, d] the final normed hidden states: the encoder's output (None elsewhere).
   hidden: jax.Array | None = None
+  # The candidates that come first and are source positions (an encoder-decoder's).
+  num_sources: int = flax.struct.field(pytree_node=False, default=0)

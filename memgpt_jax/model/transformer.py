@@ -328,7 +328,8 @@ class MemGPT(nn.Module):
       valid = jnp.concatenate([source_mask[:, 0], valid], axis=2)
       proposals = jnp.concatenate([source.tokens, proposals], axis=1)
     log_gate, log_attn, share = self.pointer(hidden, keys, valid)
-    return SegmentOutput(logits, log_gate, log_attn, proposals, pointer_share=share), window
+    return SegmentOutput(logits, log_gate, log_attn, proposals, pointer_share=share,
+                         num_sources=0 if source is None else source.tokens.shape[1]), window
 
   def end_segment(self, state: MemoryState, window: WindowCache) -> MemoryState:
     """After T tokens: write every memory layer, push the segment into the pointer cache.
