@@ -94,6 +94,8 @@ VARIANTS = {
     'memgpt_one_batch': ('memgpt', {'train.grad_accum_steps': 1}),
     # The model's state carried from step to step in the train state (data.layout).
     'memgpt_streams': ('memgpt', {'data.layout': 'streams'}),
+    # An encoder-decoder (a seq2seq --config; its encoder as model.encoder.* says).
+    'memgpt_encoder_decoder': ('memgpt', {'model.arch': 'encoder_decoder'}),
     'plain_gpt_one_batch': ('plain_gpt', {'train.grad_accum_steps': 1}),
 }
 
@@ -108,8 +110,15 @@ class Timed:
     self.partitioner = make_partitioner(config, MemGPT(self.cfg), make_optimizer(config.train))
     self.state = self.partitioner.from_global(self.partitioner.init_state())
     shape = (config.train.batch_size // jax.process_count(), self.cfg.seq_len)  # this host's
-    tokens = np.random.default_rng(0).integers(0, 256, shape, dtype=np.int32)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 256, shape, dtype=np.int32)
     self.batch = {'inputs': tokens, 'targets': tokens, 'mask': np.ones(shape, np.float32)}
+    # An encoder-decoder's sources: whole segments of them.
+    self.source_len = (self.cfg.encoder_segments * self.cfg.segment_len
+                       if self.cfg.arch == 'encoder_decoder' else 0)
+    if self.source_len:
+      self.batch['encoder_inputs'] = rng.integers(0, 256, (shape[0], self.source_len),
+                                                  dtype=np.int32)
     # Built ahead of time where the step traces on abstract inputs (jit, not pmap): the
     # warm-up's first call then finds it compiled, and its program stays at hand.
     self.program, self.compile_seconds = None, None
@@ -134,8 +143,8 @@ class Timed:
 
   def compiled(self, compiler_options: dict | None = None) -> jax.stages.Compiled:
     """The step being timed, built ahead of time, with XLA options of the caller's."""
-    return self.partitioner.trace_step(self.config.train.batch_size,
-                                       self.cfg.seq_len).lower().compile(compiler_options)
+    return self.partitioner.trace_step(self.config.train.batch_size, self.cfg.seq_len,
+                                       self.source_len).lower().compile(compiler_options)
 
   def step_memory_bytes(self) -> int | None:
     """Device memory the step takes at its peak, by XLA's own count: its inputs

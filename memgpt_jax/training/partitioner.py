@@ -108,14 +108,17 @@ class JitPartitioner:
     the same step, with XLA options of the caller's (a profile's, say)."""
     return compiled(state, self.global_batch(batch), self._schedule)
 
-  def trace_step(self, batch_size: int, seq_len: int) -> jax.stages.Traced:
+  def trace_step(self, batch_size: int, seq_len: int, source_len: int = 0) -> jax.stages.Traced:
     """The train step traced on abstract inputs (a global batch of token rows, no
-    documents or prefix): its .lower().compile() builds the program without running it."""
-    tokens = jax.ShapeDtypeStruct((batch_size, seq_len), np.int32, sharding=self.batch_sharding)
-    mask = jax.ShapeDtypeStruct((batch_size, seq_len), np.float32, sharding=self.batch_sharding)
-    return self._step.trace(self.abstract_state,
-                            {'inputs': tokens, 'targets': tokens, 'mask': mask},
-                            self._schedule, self._settings)
+    documents or prefix; an encoder-decoder's sources of `source_len` tokens): its
+    .lower().compile() builds the program without running it."""
+    rows = lambda length, dtype: jax.ShapeDtypeStruct((batch_size, length), dtype,
+                                                      sharding=self.batch_sharding)
+    tokens = rows(seq_len, np.int32)
+    batch = {'inputs': tokens, 'targets': tokens, 'mask': rows(seq_len, np.float32)}
+    if source_len:
+      batch['encoder_inputs'] = rows(source_len, np.int32)
+    return self._step.trace(self.abstract_state, batch, self._schedule, self._settings)
 
 
 class PmapPartitioner(JitPartitioner):
