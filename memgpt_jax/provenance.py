@@ -27,8 +27,8 @@ def provenance() -> dict[str, str]:
   differ from it, results files aside: a driver rewriting its own results is no change
   to the code ('' outside a git checkout), 'jax': the version that ran it}."""
   script = pathlib.Path(sys.argv[0])
-  if script.is_absolute() and script.is_relative_to(_ROOT):
-    script = script.relative_to(_ROOT)
+  if script.resolve().is_relative_to(_ROOT):  # named from the checkout's root, wherever run
+    script = script.resolve().relative_to(_ROOT)
   commit = _git('rev-parse', '--short', 'HEAD')
   if commit and _git('status', '--porcelain', '--untracked-files=no', '--', '.',
                      ':(exclude)experiments/results'):
