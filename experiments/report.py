@@ -343,7 +343,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
           'accelerator_decoding': accelerator_decoding_table}
 
 # Where each table is shown: a page of the repository and the tables in it.
-PAGES = {'README.md': ('recall', 'long_text'),
+PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder'),
          'docs/experiments.md': ('text', 'capacity', 'passkey'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'accelerator_speed',
                                  'accelerator_profile', 'accelerator_decoding')}
