@@ -110,8 +110,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pointer.num_heads = 1
   config.model.pointer.head_dim = 48
   config.model.pointer.cache_len = 128  # P: positions of earlier segments it may copy from
-  # seq2seq: pointing at an input token copies that token (pointer-generator); pointing
-  # anywhere else copies the token after it (induction).
+  # seq2seq: pointing at an input token (an encoder-decoder's source token too) copies
+  # that token (pointer-generator); False: the token after it, as pointing anywhere
+  # else does (induction).
   config.model.pointer.copy_inputs = True
   # How the pointer's mixture enters the output: 'sentinel' as it is; 'scaled' blended
   # in by a learned share s in [0, 0.99] that starts at exactly 0, so the output starts

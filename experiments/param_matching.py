@@ -8,11 +8,19 @@ import jax
 from memgpt_jax.data.tokenizer import make_tokenizer
 from memgpt_jax.training import checkpointing
 
+# (model settings as JSON, vocabulary size) -> parameters: tracing a model takes
+# seconds, and a grid counts the same few models many times.
+_COUNTED: dict[tuple[str, int], int] = {}
+
 
 def count_params(config) -> int:
   """The parameters of the model `config` builds (traced, nothing allocated)."""
-  _, shapes = checkpointing.abstract_params(config, make_tokenizer(config.data).vocab_size)
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
+  vocab_size = make_tokenizer(config.data).vocab_size
+  key = (config.model.to_json_best_effort(sort_keys=True), vocab_size)
+  if key not in _COUNTED:
+    _, shapes = checkpointing.abstract_params(config, vocab_size)
+    _COUNTED[key] = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
+  return _COUNTED[key]
 
 
 def with_params(config, target: int):

@@ -16,7 +16,7 @@ from memgpt_jax.data import pipeline
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.decode import Decoder
 from memgpt_jax.errors import ConfigError
-from memgpt_jax.model.transformer import MemGPT
+from memgpt_jax.model.transformer import MemGPT, source_proposals
 from memgpt_jax.training.evaluation import Evaluator
 from memgpt_jax.training.optimizer import make_optimizer
 from memgpt_jax.training.partitioner import make_partitioner
@@ -55,6 +55,13 @@ def test_decoding_token_by_token_equals_the_full_forward_pass(cross_attention):
   np.testing.assert_allclose(jnp.concatenate(steps, 1), expected, atol=2e-5)
   last, _ = decoder.prefill(decoder.start(2, np.asarray(sources)), np.asarray(targets))
   np.testing.assert_allclose(last, expected[:, -1], atol=2e-5)
+
+
+def test_pointing_at_a_source_token_copies_it_or_the_next_of_its_own_example():
+  tokens = jnp.array([[5, 6, 7, 8, 9, 0]])
+  docs = jnp.array([[1, 1, 1, 2, 2, 0]])  # two examples, then padding
+  np.testing.assert_array_equal(source_proposals(tokens, docs, True), tokens)
+  np.testing.assert_array_equal(source_proposals(tokens, docs, False), [[6, 7, 0, 9, 0, 0]])
 
 
 def test_the_decoder_is_causal_and_reads_its_own_examples_source_only():

@@ -85,16 +85,17 @@ def test_scan_over_layers_computes_what_the_unrolled_layers_do(overrides, check_
   if check_gradients:
     grads = lambda model, p: jax.jit(jax.grad(lambda p: -losses.token_log_probs(
         model.apply(p, tokens), tokens)[:, :-1].mean()))(p)
+    scanned_grads, unrolled_grads = grads(scanned, stacked), grads(unrolled, params)
     jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
-                 unrolled_layers(grads(scanned, stacked), scanned_cfg), grads(unrolled, params))
+                 unrolled_layers(scanned_grads, scanned_cfg), unrolled_grads)
     train = ml_collections.ConfigDict({'grad_clip_norm': 1.0, 'adam_b1': 0.9,
                                        'adam_b2': 0.95, 'weight_decay': 0.1})
     optimizer = make_optimizer(train)
-    update = lambda model, p: optimizer.update(grads(model, p), optimizer.init(p), p)[0]
+    update = lambda g, p: optimizer.update(g, optimizer.init(p), p)[0]
     # Adam's first step is about g / |g|: rounding in g shows at 1e-5, decay at 1e-3.
     jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-4),
-                 unrolled_layers(update(scanned, stacked), scanned_cfg),
-                 update(unrolled, params))
+                 unrolled_layers(update(scanned_grads, stacked), scanned_cfg),
+                 update(unrolled_grads, params))
 
 
 def test_remat_policies_give_the_gradients_of_keeping_everything():

@@ -1,6 +1,8 @@
 """Invariants of the model's math (DESIGN 1.7): causality, the plain-GPT baseline,
 the pointer mixture, memory across segments, truncated BPTT."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -254,6 +256,7 @@ def test_the_scaled_pointer_mixture_starts_at_zero_and_learns_its_share():
   np.testing.assert_allclose(full_log_probs(model, params, tokens),
                              vocab_only.reshape(2, cfg.seq_len, VOCAB), rtol=0, atol=1e-6)
 
+  @functools.partial(jax.jit, static_argnums=1)
   def grads(params, aux_weight):
     loss = lambda p: losses.train_loss(model.apply(p, tokens), batch, 0.0,
                                        pointer_aux_weight=aux_weight)[0]
@@ -267,7 +270,7 @@ def test_the_scaled_pointer_mixture_starts_at_zero_and_learns_its_share():
     np.testing.assert_array_equal(without_aux['query']['kernel'], 0.0)
     assert np.abs(with_aux['query']['kernel']).max() > 0.0
   params['params']['pointer']['share'] = jnp.float32(0.3)
-  output = model.apply(params, tokens)
+  output = jax.jit(model.apply)(params, tokens)
   full = losses.next_token_log_probs(output)
   np.testing.assert_allclose(
       jnp.take_along_axis(full, batch['targets'][..., None], -1)[..., 0],

@@ -155,13 +155,11 @@ def test_position_groups_split_the_sums():
                                batch['mask'][batch['groups'] == group].sum())
 
 
-@pytest.mark.parametrize('grad_accum_steps,overrides', [
-    (1, {}), (2, {}),
-    (2, {'pointer.enabled': False}),  # the pointer's cache carried is empty
-])
-def test_the_train_step_carries_each_rows_state_to_the_next_step(grad_accum_steps, overrides):
+@pytest.mark.parametrize('overrides', [{}, {'pointer.enabled': False}])  # off: an empty cache
+def test_the_train_step_carries_each_rows_state_to_the_next_step(overrides):
   """The new state is where the rows' forward pass ends (with the parameters the step
-  started from), micro-batched or not; and 2 micro-batches make the one batch's update."""
+  started from), in one batch and in 2 micro-batches; and the micro-batches make the one
+  batch's update, at the second step too (its loss reads the carried state)."""
   config = load_config('tiny')
   model, _ = tiny_model(**{'num_layers': 2, **overrides})
   optimizer = make_optimizer(config.train)
@@ -169,19 +167,19 @@ def test_the_train_step_carries_each_rows_state_to_the_next_step(grad_accum_step
                                           carry_rows=4))
   first, second = _stream_batches(model, 2, seed=3)
   four = lambda b: {k: np.concatenate([v, v[::-1]]) for k, v in b.items()}  # 4 rows
-  settings = steps.StepSettings(model, optimizer, 0.0, 0.0, 0.0, grad_accum_steps, None)
+  micro_batches = steps.StepSettings(model, optimizer, 0.0, 0.0, 0.0, 2, None)
+  one_batch = steps.StepSettings(model, optimizer, 0.0, 0.0, 0.0, 1, None)
   schedule = make_schedule(config.train)
   start = state
-  state, _ = steps.train_step(state, four(first), schedule, settings)
+  state, _ = steps.train_step(state, four(first), schedule, micro_batches)
+  reference, _ = steps.train_step(start, four(first), schedule, one_batch)
   want, _ = model.apply({'params': start.params}, four(first)['inputs'], start.carry,
                         four(first)['doc_ids'], method=MemGPT.run_segments)
-  for got, expected in zip(jax.tree.leaves(state.carry), jax.tree.leaves(want)):
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-  state, metrics = steps.train_step(state, four(second), schedule, settings)
-  one_batch = steps.StepSettings(model, optimizer, 0.0, 0.0, 0.0, 1, None)
-  reference, reference_metrics = steps.train_step(
-      steps.train_step(start, four(first), schedule, one_batch)[0], four(second), schedule,
-      one_batch)
+  for carried in (state.carry, reference.carry):
+    for got, expected in zip(jax.tree.leaves(carried), jax.tree.leaves(want)):
+      np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  state, metrics = steps.train_step(state, four(second), schedule, micro_batches)
+  reference, reference_metrics = steps.train_step(reference, four(second), schedule, one_batch)
   np.testing.assert_allclose(metrics['loss'], reference_metrics['loss'], rtol=2e-5)
   for got, expected in zip(jax.tree.leaves(state.params), jax.tree.leaves(reference.params)):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)

@@ -4,7 +4,8 @@ At position t the candidates are the earlier positions j < t of the same documen
 the segment plus the last P positions of earlier segments (a stop-gradient cache).
 Pointing at j proposes x_{j+1}, which is already known (induction-style copying), or,
 for a seq2seq input position with pointer.copy_inputs, x_j itself (pointer-generator
-copying from the source). With scores
+copying from the source; an encoder-decoder's source positions follow the same
+setting). With scores
 
     e_j = (W_q h_t) . (W_k h_j) / sqrt(d_p)      (every head, every candidate)
     e_s = w_s . h_t + b_s                         (the sentinel)

@@ -63,7 +63,7 @@ class Source:
   keys: tuple[jax.Array, ...]  # one [B, H, S, D] per decoder layer: cross-attention keys
   values: tuple[jax.Array, ...]  # one [B, H, S, D] per decoder layer
   pointer_keys: jax.Array  # [B, S, heads, d_p]: copy candidates' keys
-  tokens: jax.Array  # [B, S] int32: what copying position s proposes
+  tokens: jax.Array  # [B, S] int32: what pointing at position s copies
   docs: jax.Array  # [B, S] int32: the example (document id) of each source position
 
 

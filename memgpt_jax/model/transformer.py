@@ -86,6 +86,16 @@ def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
   )
 
 
+def source_proposals(tokens: jax.Array, docs: jax.Array, copy_inputs: bool) -> jax.Array:
+  """What pointing at each source position [B, S] copies: its own token
+  (pointer.copy_inputs, pointer-generator), or the token after it in the same example
+  (induction, as for the decoder's own candidates; 0 after an example's last token)."""
+  if copy_inputs:
+    return tokens
+  following = lambda x: jnp.concatenate([x[:, 1:], jnp.zeros_like(x[:, :1])], axis=1)
+  return jnp.where(following(docs) == docs, following(tokens), 0)
+
+
 def unrolled_layers(variables: dict, cfg: ModelConfig) -> dict:
   """The variables of a model with cfg.scan_layers, laid out for the same model with
   its layers unrolled: row r of block_j becomes blocks_{r p + j} (p = cfg.layer_period),
@@ -183,7 +193,8 @@ class MemGPT(nn.Module):
     keys, values = zip(*(project(encoded) for project in self.source_keys_values))
     pointer_keys = (self.pointer.keys(encoded) if cfg.pointer_enabled else
                     jnp.zeros((*encoded.shape[:2], 0, cfg.pointer_head_dim)))
-    return Source(keys, values, pointer_keys, source_tokens, source_docs), state
+    return Source(keys, values, pointer_keys, source_proposals(
+        source_tokens, source_docs, cfg.pointer_copy_inputs), source_docs), state
 
   def run_segments(
       self,
