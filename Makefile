@@ -21,7 +21,7 @@ train: install
 	$(PY) -m memgpt_jax.cli.train --config=$(CONFIG) --workdir=$(WORKDIR)
 
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 # BENCH_FLAGS: e.g. '--config=configs/gpt_350m.py:memgpt --config.train.batch_size=16
 # --models=plain_gpt,memgpt_delta_chunked' (experiments/bench.py lists them all).

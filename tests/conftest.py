@@ -55,6 +55,21 @@ def pytest_unconfigure(config):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+# The files that take longest (pytest --durations=0), longest first. `make test` runs
+# files whole on 2 workers in collection order (--dist loadfile --no-loadscope-reorder):
+# started first, they leave the short files to fill in at the end, and neither worker
+# waits for the other's last long file.
+LONGEST_FIRST = ('test_streams', 'test_parallel', 'test_seq2seq', 'test_fast_paths',
+                 'test_ablate', 'test_encoder_decoder', 'test_import', 'test_model',
+                 'test_chat', 'test_reliability', 'test_distributed', 'test_delta_memory',
+                 'test_cli', 'test_baseline_and_decoding')
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: in-file order kept
+
+
 # absl flags defined by the scripts load_module loaded (e.g. ablate.py's --workdir):
 # absl's flags are one global set, so a program run in-process sets these aside.
 SCRIPT_FLAGS = set()
