@@ -203,6 +203,24 @@ def encoder_decoder_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'encoder_decoder')])
 
 
+def long_sources_table() -> str:
+  """Sources of about 4 and 16 windows: each architecture with its memory on and off
+  (off paid for in MLP units), the rows trained so far."""
+  report = _load('long_sources')
+  rows = _rows(report)
+  lines = ['| source | architecture | memory | params | seeds | exact match % | ROUGE-L % | '
+           'target loss (nats/token) |', '|---|---|---|---|---|---|---|---|']
+  for length in ('4x', '16x'):
+    for arch, name in (('encoder_decoder', 'encoder-decoder'), ('prefix_lm', 'prefix LM')):
+      for memory in ('on', 'off'):
+        row = rows.get(f'{length}/{arch}_memory_{memory}')
+        if row is not None:
+          lines.append(f'| {length} the window | {name} | {memory} | {row["params"]:,} | '
+                       f'{len(row["seeds"])} | {_num(row["exact_match"], 1)} | '
+                       f'{_num(row["rougeL"], 1)} | {_num(row["loss"], 3)} |')
+  return '\n'.join(lines + ['', _source(report, 'long_sources')])
+
+
 def speed_table() -> str:
   """Training step of each model in one bench run (experiments/bench.py)."""
   report = _load('bench_cpu')
@@ -335,7 +353,8 @@ def kernel_time_table() -> str:
 
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
           'text': text_table, 'long_text': long_text_table,
-          'encoder_decoder': encoder_decoder_table, 'speed': speed_table,
+          'encoder_decoder': encoder_decoder_table, 'long_sources': long_sources_table,
+          'speed': speed_table,
           'profile': profile_table,
           'kernel_time': kernel_time_table,
           'accelerator_speed': accelerator_speed_table,
@@ -344,7 +363,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
 
 # Where each table is shown: a page of the repository and the tables in it.
 PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder'),
-         'docs/experiments.md': ('text', 'capacity', 'passkey'),
+         'docs/experiments.md': ('text', 'capacity', 'passkey', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'accelerator_speed',
                                  'accelerator_profile', 'accelerator_decoding')}
 
