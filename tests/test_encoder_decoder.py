@@ -16,7 +16,8 @@ from memgpt_jax.data import pipeline
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.decode import Decoder
 from memgpt_jax.errors import ConfigError
-from memgpt_jax.model.transformer import MemGPT, source_proposals
+from memgpt_jax.model.pointer import source_proposals
+from memgpt_jax.model.transformer import MemGPT
 from memgpt_jax.training.evaluation import Evaluator
 from memgpt_jax.training.optimizer import make_optimizer
 from memgpt_jax.training.partitioner import make_partitioner

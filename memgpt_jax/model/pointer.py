@@ -47,6 +47,20 @@ MAX_SHARE = 0.99  # pointer.mixture='scaled': the vocabulary keeps at least 1%
 _MAX_LOG_RATIO = 60.0
 
 
+def _following(x: jax.Array) -> jax.Array:
+  """[B, C] -> the entry after each position along axis 1, 0 after the last."""
+  return jnp.concatenate([x[:, 1:], jnp.zeros_like(x[:, :1])], axis=1)
+
+
+def source_proposals(tokens: jax.Array, docs: jax.Array, copy_inputs: bool) -> jax.Array:
+  """What pointing at each source position [B, S] copies: its own token
+  (pointer.copy_inputs, pointer-generator), or the token after it in the same example
+  (induction, as for the decoder's own candidates; 0 after an example's last token)."""
+  if copy_inputs:
+    return tokens
+  return jnp.where(_following(docs) == docs, _following(tokens), 0)
+
+
 def candidates(
     state: MemoryState,  # its pointer cache: the last P positions of earlier segments
     window: WindowCache,  # this segment, pointer keys written up to the chunk's end
@@ -68,7 +82,7 @@ def candidates(
       jnp.arange(segment_len)[None, :] < positions[:, None]], axis=1)
   valid = earlier[None] & (docs[:, None, :] == doc_ids[:, :, None])
   stream = jnp.concatenate([state.pointer_tokens, window.tokens], axis=1)  # [B, C]
-  proposals = jnp.concatenate([stream[:, 1:], jnp.zeros_like(stream[:, :1])], axis=1)
+  proposals = _following(stream)
   if copy_inputs:
     stream_prefix = jnp.concatenate([state.pointer_prefix, window.prefix], axis=1)
     proposals = jnp.where(stream_prefix, stream, proposals)

@@ -27,7 +27,7 @@ from memgpt_jax.model.block import BlockGroup, block_class
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.layers import Dense, Norm, default_init
 from memgpt_jax.model.delta_memory import DeltaMemory
-from memgpt_jax.model.pointer import PointerHeads, candidates
+from memgpt_jax.model.pointer import PointerHeads, candidates, source_proposals
 from memgpt_jax.model.positions import AdditivePositions
 from memgpt_jax.model.slot_memory import SlotMemory
 from memgpt_jax.model.attention import window_mask
@@ -84,16 +84,6 @@ def empty_window(cfg: ModelConfig, batch_size: int) -> WindowCache:
       docs=zeros(window, jnp.int32),
       prefix=zeros(window, bool),
   )
-
-
-def source_proposals(tokens: jax.Array, docs: jax.Array, copy_inputs: bool) -> jax.Array:
-  """What pointing at each source position [B, S] copies: its own token
-  (pointer.copy_inputs, pointer-generator), or the token after it in the same example
-  (induction, as for the decoder's own candidates; 0 after an example's last token)."""
-  if copy_inputs:
-    return tokens
-  following = lambda x: jnp.concatenate([x[:, 1:], jnp.zeros_like(x[:, :1])], axis=1)
-  return jnp.where(following(docs) == docs, following(tokens), 0)
 
 
 def unrolled_layers(variables: dict, cfg: ModelConfig) -> dict:
