@@ -2,13 +2,15 @@
 code (--baseline, e.g. `git worktree add /tmp/base <commit>`), the two taking turns.
 
   python experiments/kernel_time.py --baseline=DIR [--rounds=3] [--text=FILE]
-      [--out=experiments/results] [--name=kernel_time]
+      [--shapes=laptop,default,tiny,tiny_steps] [--out=experiments/results]
+      [--name=kernel_time]
 
-Three shapes, each run as `python -m memgpt_jax.cli.train` in a fresh workdir from the
+Four shapes, each run as `python -m memgpt_jax.cli.train` in a fresh workdir from the
 root of each copy, with the same interpreter: `laptop` (configs/baseline_gpt.py at 4
 layers, d_model 128, gelu, layernorm, learned positions, batches of 12 rows of 64
 tokens in one batch, on one text file), `default` (configs/default.py, what make train
-runs, fewer steps) and `tiny` (configs/tiny.py, one layer). Each run's user and system
+runs, fewer steps), `tiny` (configs/tiny.py, one layer) and `tiny_steps` (the same with
+checkpoints and evaluations as rare as default.py's). Each run's user and system
 seconds, minor page faults, context switches and peak resident memory are the kernel's
 accounting of the finished process (what /usr/bin/time -v prints); tokens/s is the median of its logged
 windows after the first (which holds the compilation). The rounds alternate the two
@@ -49,9 +51,15 @@ LAPTOP = ['--config=configs/baseline_gpt.py', '--config.model.num_layers=4',
           '--config.model.segment_len=64', '--config.train.batch_size=12',
           '--config.train.grad_accum_steps=1', '--config.data.source=text',
           '--config.train.num_steps=1000']
+TINY = ['--config=configs/tiny.py', '--config.train.num_steps=1000']
 SHAPES = {'laptop': LAPTOP,
           'default': ['--config=configs/default.py', '--config.train.num_steps=60'],
-          'tiny': ['--config=configs/tiny.py', '--config.train.num_steps=1000']}
+          'tiny': TINY,
+          # configs/tiny.py saves a checkpoint every 15 steps (for tests); here at
+          # default.py's cadence, so the steps are measured rather than the saves.
+          'tiny_steps': TINY + ['--config.train.checkpoint_every=150',
+                                '--config.train.eval_every=150']}
+_SHAPES = flags.DEFINE_list('shapes', list(SHAPES), 'Which of the shapes to run.')
 
 
 def run(tree: str, flags_: list[str]) -> dict:
@@ -105,8 +113,8 @@ def main(argv):
   with tempfile.TemporaryDirectory() as folder:
     text = _TEXT.value or default_text(folder)
     shapes = {}
-    for shape, flags_ in SHAPES.items():
-      flags_ = flags_ + ([f'--config.data.paths={text}'] if shape == 'laptop' else [])
+    for shape in _SHAPES.value:
+      flags_ = SHAPES[shape] + ([f'--config.data.paths={text}'] if shape == 'laptop' else [])
       runs = {'baseline': [], 'this': []}
       for _ in range(_ROUNDS.value):
         for side, tree in (('baseline', _BASELINE.value), ('this', str(ROOT))):

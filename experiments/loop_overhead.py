@@ -110,5 +110,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  host_memory.keep_freed_memory()
-  app.run(main)
+  host_memory.run(app.run, main)

@@ -50,7 +50,6 @@ def compare(family: str, memory: bool, workdir: pathlib.Path) -> dict:
 
 def main(argv):
   del argv
-  host_memory.keep_freed_memory()
   rows = []
   with tempfile.TemporaryDirectory() as scratch:
     for family in FAMILIES:
@@ -78,4 +77,4 @@ if __name__ == '__main__':
   # Defined here, not on import: tests import compare() beside other drivers' flags.
   flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
   flags.DEFINE_string('name', 'reference_logits', 'Results file name.')
-  app.run(main)
+  host_memory.run(app.run, main)

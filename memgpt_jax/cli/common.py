@@ -78,7 +78,6 @@ def _drop_tfds_config_notice(record) -> bool:
 def run_main(program: str, main: Callable[[list[str]], None]):
   """app.run with flag and user errors reported on one line (exit status 2)."""
   signals.exit_if_stopped()
-  host_memory.keep_freed_memory()
 
   def parse(argv):
     problem = config_problem(argv)
@@ -106,4 +105,4 @@ def run_main(program: str, main: Callable[[list[str]], None]):
       fail(program, 'interrupted before anything could be saved', 'interrupted',
            EXIT_INTERRUPTED)
 
-  app.run(guarded, flags_parser=parse)
+  host_memory.run(app.run, guarded, flags_parser=parse)
