@@ -43,24 +43,6 @@ _NAME = flags.DEFINE_string('name', 'batch_mixing', 'Results file name.')
 _ALL_OF_IT = 10**6
 
 
-def stdlib_text(limit: int) -> tuple[str, list[str]]:
-  """The default corpus's first UTF-8 files (sorted by path) joined, at most `limit`
-  bytes in all; and their paths."""
-  root = pathlib.Path(builders.stdlib_config().root)
-  texts, paths, size = [], [], 0
-  for relpath in builders.stdlib_files(str(root)):
-    data = (root / relpath).read_bytes()
-    if size + len(data) > limit:
-      break
-    try:
-      texts.append(data.decode('utf-8'))
-    except UnicodeDecodeError:
-      continue
-    paths.append(relpath)
-    size += len(data)
-  return ''.join(texts), paths
-
-
 def train_config(corpus: pathlib.Path, window_tokens: int | None, seed: int, steps: int,
                  data_dir: pathlib.Path):
   """The plain GPT of configs/default.py at the experiment's shape on the one file;
@@ -132,7 +114,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   start = time.perf_counter()
   workdir, steps = pathlib.Path(_WORKDIR.value), _STEPS.value
-  text, paths = stdlib_text(_CORPUS_BYTES.value)
+  text, paths = builders.stdlib_text(_CORPUS_BYTES.value)
   runs = {'in file order': [], 'mixed': []}
   with tempfile.TemporaryDirectory() as folder:
     corpus = pathlib.Path(folder) / 'stdlib.txt'

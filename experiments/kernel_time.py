@@ -31,6 +31,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from memgpt_jax.data import builders
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.training.metrics_writer import read_metrics
 from report import kernel_time_rows
@@ -99,10 +100,8 @@ def markdown(report: dict) -> str:
 
 
 def default_text(folder: str) -> str:
-  sys.path.insert(0, str(ROOT / 'experiments'))
-  import batch_mixing  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(folder) / 'stdlib_1mb.txt'
-  path.write_text(batch_mixing.stdlib_text(1_000_000)[0])
+  path.write_text(builders.stdlib_text(1_000_000)[0])
   return str(path)
 
 

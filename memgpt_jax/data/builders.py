@@ -415,3 +415,22 @@ def split_source(builder: tfds.core.DatasetBuilder,
                     f'{", ".join(sorted(builder.info.splits))}): set data.train_split and '
                     'data.eval_split to splits it has')
   return builder.as_data_source(split=split, file_format='array_record')
+
+
+def stdlib_text(limit: int) -> tuple[str, list[str]]:
+  """The default corpus's first UTF-8 files (sorted by path) joined, at most `limit`
+  bytes in all; and their paths."""
+  root = stdlib_config().root
+  texts, paths, size = [], [], 0
+  for relpath in stdlib_files(root):
+    with open(os.path.join(root, relpath), 'rb') as f:
+      data = f.read()
+    if size + len(data) > limit:
+      break
+    try:
+      texts.append(data.decode('utf-8'))
+    except UnicodeDecodeError:
+      continue
+    paths.append(relpath)
+    size += len(data)
+  return ''.join(texts), paths
