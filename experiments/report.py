@@ -9,6 +9,7 @@ NAME a key of TABLES below: each is made from one results file, never by hand.
 (tests/test_report.py runs it).
 """
 
+import functools
 import json
 import pathlib
 import re
@@ -341,11 +342,11 @@ def kernel_time_rows(report: dict) -> list[str]:
   return lines
 
 
-def kernel_time_table() -> str:
+def kernel_time_table(name: str = 'kernel_time') -> str:
   """System time's share of CPU time and tokens/s of whole memgpt-train processes, this
   code against the code before it, taking turns (experiments/kernel_time.py)."""
-  report = _load('kernel_time')
-  source = (f'[`kernel_time`](experiments/results/kernel_time.md): `{report["command"]}`, '
+  report = _load(name)
+  source = (f'[`{name}`](experiments/results/{name}.md): `{report["command"]}`, '
             f'commit {report["commit"]} against {report["baseline_commit"]}; '
             f'{report["rounds"]} runs of each, interleaved; median (min-max)')
   return '\n'.join(kernel_time_rows(report) + ['', source])
@@ -357,6 +358,8 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
           'speed': speed_table,
           'profile': profile_table,
           'kernel_time': kernel_time_table,
+          'kernel_time_frame_stack': functools.partial(kernel_time_table,
+                                                       'kernel_time_frame_stack'),
           'accelerator_speed': accelerator_speed_table,
           'accelerator_profile': accelerator_profile_table,
           'accelerator_decoding': accelerator_decoding_table}
@@ -364,7 +367,8 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
 # Where each table is shown: a page of the repository and the tables in it.
 PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder'),
          'docs/experiments.md': ('text', 'capacity', 'passkey', 'long_sources'),
-         'docs/performance.md': ('speed', 'profile', 'kernel_time', 'accelerator_speed',
+         'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
+                                 'accelerator_speed',
                                  'accelerator_profile', 'accelerator_decoding')}
 
 
