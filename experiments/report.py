@@ -13,6 +13,7 @@ import functools
 import json
 import pathlib
 import re
+import statistics
 import sys
 
 from ablation_report import as_trained
@@ -318,6 +319,62 @@ def _mean_std(values: list) -> tuple[float, float]:
 
 def _num(stat, digits: int) -> str:
   return '—' if stat is None else f'{stat[0]:,.{digits}f} ± {stat[1]:,.{digits}f}'
+
+
+def pretrained_finetune_rows(report: dict) -> list[str]:
+  """Bits per byte of whole validation documents in their first window and after it:
+  the imported model as it came, and fine-tuned without and with memory (mean ± std
+  over seeds)."""
+  names = {'before_finetuning': 'imported, not fine-tuned',
+           'memory_off': 'fine-tuned without memory', 'memory_on': 'fine-tuned with memory'}
+  first = report['runs'][0]['validation']
+  window, after = (key for key in first if key.startswith('bits_per_byte/'))
+  lines = [f'| Llama-family model, bits per byte | params | seeds | whole documents | '
+           f'first window ({window.split("/")[1]} tokens) | after it ({after.split("/")[1]}) |',
+           '|---|---|---|---|---|---|']
+  for arm, name in names.items():
+    runs = [r for r in report['runs'] if r['arm'] == arm]
+    if not runs:
+      continue
+    def cell(key):
+      values = [r['validation'][key] for r in runs]
+      return f'{statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f}'
+    lines.append(f'| {name} | {runs[0]["params"]:,} | {len(runs)} | {cell("bits_per_byte")} | '
+                 f'{cell(window)} | {cell(after)} |')
+  return lines
+
+
+def chat_transcript_lines(report: dict, shown: int) -> list[str]:
+  """The conversation as the user saw it: its first and last `shown` // 2 turns (the
+  small talk between them counted), and how far each fact was asked from where it was told."""
+  chat, turns = report['template'], report['turns']
+  head, tail = shown // 2, shown - shown // 2
+  def exchange(turn):
+    return [f'{chat["user"]}{turn["user"]}', f'{chat["assistant"]}{turn["assistant"]}']
+  lines = ['```']
+  for turn in turns[:head]:
+    lines += exchange(turn)
+  if len(turns) > shown:
+    lines.append(f'... {len(turns) - shown} more turns of small talk ...')
+  for turn in turns[max(head, len(turns) - tail):]:
+    lines += exchange(turn)
+  lines.append('```')
+  window = report['window_tokens']
+  lines += ['', '| fact | told at turn | asked at turn | tokens between | windows between | '
+            'reply | right |', '|---|---|---|---|---|---|---|']
+  lines += [f'| my {f["relation"]}\'s name is {f["name"]} | {f["told_at_turn"]} | '
+            f'{f["asked_at_turn"]} | {f["tokens_between"]:,} | '
+            f'{f["tokens_between"] / window:.1f} | {f["reply"].strip()} | '
+            f'{"yes" if f["right"] else "no"} |' for f in report['facts']]
+  return lines
+
+
+def chat_transcript_table() -> str:
+  """The README's conversation with the dialogue model (experiments/chat_transcript.py)."""
+  report = _load('chat_transcript')
+  source = (f'[`chat_transcript`](experiments/results/chat_transcript.md): '
+            f'`{report["command"]}`, commit {report["commit"]}, model `{report["workdir"]}`')
+  return '\n'.join(chat_transcript_lines(report, shown=6) + ['', source])
 
 
 def kernel_time_rows(report: dict) -> list[str]:

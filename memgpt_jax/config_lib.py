@@ -42,8 +42,16 @@ def with_defaults(config_json: dict) -> ml_collections.ConfigDict:
     return {**defaults, **{key: merged(defaults[key], value)
                            if isinstance(value, dict) and isinstance(defaults.get(key), dict)
                            else value for key, value in saved.items()}}
-  defaults = json.loads(json.dumps(default_config().to_dict(), default=str))
-  return ml_collections.ConfigDict(merged(defaults, config_json))
+  def tuples_restored(typed: dict, loaded: dict) -> dict:
+    # JSON writes a tuple as a list, and a list setting cannot be overridden by a
+    # dotted flag: a setting that is a tuple by default is a tuple again.
+    return {key: tuples_restored(typed[key], value) if isinstance(value, dict) and
+            isinstance(typed.get(key), dict) else tuple(value)
+            if isinstance(value, list) and isinstance(typed.get(key), tuple) else value
+            for key, value in loaded.items()}
+  typed = default_config().to_dict()
+  defaults = json.loads(json.dumps(typed, default=str))
+  return ml_collections.ConfigDict(tuples_restored(typed, merged(defaults, config_json)))
 
 
 def flat_with_defaults(config_json: dict) -> dict:

@@ -281,3 +281,12 @@ def test_a_config_saved_before_a_setting_existed_rebuilds_its_model(tmp_path):
   assert config.model.pointer.mixture == 'sentinel' and config.model.bias == 'none'
   assert config.train.pointer_aux_loss == 0.0 and config.model.d_model == 48
   assert ModelConfig.from_config(config.model, 258).d_model == 48
+
+
+def test_a_saved_config_keeps_its_tuples_so_dotted_flags_can_override_them(tmp_path):
+  saved = config_lib.default_config()
+  saved.train.eval_position_buckets = (128,)
+  (tmp_path / 'config.json').write_text(saved.to_json_best_effort())
+  config = config_lib.load_config(f'{ROOT}/configs/imported.py:{tmp_path}')
+  assert config.train.eval_position_buckets == (128,)
+  config.train.eval_position_buckets = (256, 1024)  # what a dotted flag does: same type

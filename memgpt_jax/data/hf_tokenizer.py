@@ -20,7 +20,7 @@ from memgpt_jax.data.errors import DataError
 from memgpt_jax.data.pieces import PieceTable
 
 
-def _byte_level_alphabet() -> dict[str, int]:
+def byte_level_alphabet() -> dict[str, int]:
   """{character: byte} of byte-level BPE: printable bytes spell themselves, the others
   (controls, space, and a few) take the characters from U+0100 on, in byte order."""
   printable = [*range(ord('!'), ord('~') + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
@@ -51,7 +51,7 @@ class HuggingFaceTokenizer(PieceTable):
     special = {i for i, token in self._tokenizer.get_added_tokens_decoder().items()
                if token.special}
     byte_level = 'ByteLevel' in _decoder_types(spec.get('decoder'))
-    alphabet = _byte_level_alphabet() if byte_level else None
+    alphabet = byte_level_alphabet() if byte_level else None
     size = self._tokenizer.get_vocab_size(with_added_tokens=True)
     super().__init__([self._bytes_of(i, alphabet, i in special) for i in range(size)])
     self.eos_id = self._id_of(eos_token, 'eos_token', path)

@@ -91,7 +91,7 @@ RELATIONS = ('sister', 'brother', 'friend', 'neighbour', 'cat', 'boss')
 NAMES = ('Ada', 'Bruno', 'Clara', 'Dmitri', 'Elena', 'Farid', 'Greta', 'Hugo')
 _ACKNOWLEDGEMENTS = ('Noted.', 'Got it.', 'Nice to know.', 'I will remember that.')
 # Small talk: no turn names a relation or a name.
-_SMALL_TALK = (('how are you today?', 'I am well, thanks.'),
+SMALL_TALK = (('how are you today?', 'I am well, thanks.'),
                ('it is raining again.', 'Rain is good for the garden.'),
                ('I had coffee this morning.', 'Coffee helps.'),
                ('what a long week.', 'The weekend is close.'),
@@ -243,7 +243,7 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
     answer = np.zeros(len(queries[-1]), bool)
     answer[len(asked)] = True
     answers.append(answer)
-  small_talk = [_bytes(chat.exchange(u, a)) for u, a in _SMALL_TALK]
+  small_talk = [_bytes(chat.exchange(u, a)) for u, a in SMALL_TALK]
 
   def filler(n: int) -> np.ndarray:
     chosen = rng.integers(0, len(small_talk), n // 20 + 1)  # turns are over 20 bytes
