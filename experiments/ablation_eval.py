@@ -32,7 +32,7 @@ def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
 
 def _num_answers(config, split: str) -> int:
   """Answers the Evaluator scores on `split` (its first eval_batches * batch_size rows)."""
-  task = config.data.task
+  task = builders.synthetic_task(config.data)
   if config.data.layout == 'streams':  # every example of the split, whole
     rows = min(task.num_eval, config.train.eval_documents or task.num_eval)
   else:

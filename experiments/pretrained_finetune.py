@@ -12,10 +12,12 @@ the way a user's would be, through the real programs:
    corpus (configs/long_text.py's model size), with a byte-level tokenizer.json made by
    the `tokenizers` package;
 2. `memgpt-export` it: a Hugging Face Llama directory, what a user brings;
-3. `memgpt-import` it twice: with the delta memory on (its read entering times a scale
-   that starts at 0: the model starts as the pretrained one) and without;
-4. fine-tune each, for every seed, on the same corpus in the streams layout (the
-   memory carried from step to step through whole documents), the same steps;
+3. `memgpt-import` it three times: as it is, with the delta memory (its read entering
+   times a scale that starts at 0: the model starts as the pretrained one), and with
+   the memory and the pointer (its mixture's share starting at 0 too);
+4. fine-tune each, for every seed (the new parameters' initialisation and the order
+   of the documents), on the same corpus in the streams layout (the state carried
+   from step to step through whole documents), the same steps;
 5. score every validation document whole, the state carried through it (the
    fine-tuning's final evaluation): bits per byte in the first window (T tokens) and
    after it; and the imported model before any fine-tuning, the same way
@@ -61,7 +63,8 @@ LLAMA = {'model.position': 'rope', 'model.norm_type': 'rmsnorm', 'model.mlp_type
 FINETUNE = {'data.source': 'pystdlib_packages', 'data.layout': 'streams',
             'train.batch_size': 8, 'train.grad_accum_steps': 2, 'train.learning_rate': 1e-3,
             'train.warmup_steps': 50, 'train.log_every': 50, 'train.checkpoint_every': 250}
-ARMS = {'memory_off': {}, 'memory_on': {'model.memory.enabled': True}}
+ARMS = {'memory_off': {}, 'memory_on': {'model.memory.enabled': True},
+        'memory_pointer': {'model.memory.enabled': True, 'model.pointer.enabled': True}}
 
 
 def write_byte_level_tokenizer(path: pathlib.Path):
@@ -140,7 +143,8 @@ def finetune(root: pathlib.Path, hf_dir: pathlib.Path, arm: str, seed: int,
     segment_len = workdir_lib.saved_config(imported).model.segment_len
     program('train', f'--config=configs/imported.py:{imported}', f'--workdir={workdir}',
             '--sample=false', *dotted(FINETUNE | {
-                'seed': seed, 'train.num_steps': steps, 'train.eval_every': steps,
+                'seed': seed, 'data.shuffle_seed': seed, 'train.num_steps': steps,
+                'train.eval_every': steps,
                 'train.eval_position_buckets': f'({segment_len},)'}))
   config = workdir_lib.saved_config(workdir)
   final = [r for r in read_metrics(workdir, 'validation') if r['step'] == steps][-1]

@@ -79,6 +79,16 @@ def recall_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'core_recall')])
 
 
+def dialogue_table() -> str:
+  """The dialogue task: a name told D segments before its question, memory on and off."""
+  report = _load('dialogue')
+  names = {'dialogue/delta': 'delta memory', 'dialogue/memory_off': 'memory off'}
+  segment_len = report['runs'][0]['segment_len']
+  lines = _distance_table(report, names, f'dialogue, a name asked D segments of {segment_len} '
+                          'tokens after it was told: answer accuracy %')
+  return '\n'.join(lines + ['', _source(report, 'dialogue')])
+
+
 def capacity_table() -> str:
   """Recall at D = 2 against the number of pairs, per memory."""
   report = _load('capacity')
@@ -326,7 +336,8 @@ def pretrained_finetune_rows(report: dict) -> list[str]:
   the imported model as it came, and fine-tuned without and with memory (mean ± std
   over seeds)."""
   names = {'before_finetuning': 'imported, not fine-tuned',
-           'memory_off': 'fine-tuned without memory', 'memory_on': 'fine-tuned with memory'}
+           'memory_off': 'fine-tuned without memory', 'memory_on': 'fine-tuned with memory',
+           'memory_pointer': 'fine-tuned with memory and pointer'}
   first = report['runs'][0]['validation']
   window, after = (key for key in first if key.startswith('bits_per_byte/'))
   lines = [f'| Llama-family model, bits per byte | params | seeds | whole documents | '
@@ -342,6 +353,15 @@ def pretrained_finetune_rows(report: dict) -> list[str]:
     lines.append(f'| {name} | {runs[0]["params"]:,} | {len(runs)} | {cell("bits_per_byte")} | '
                  f'{cell(window)} | {cell(after)} |')
   return lines
+
+
+def pretrained_finetune_table() -> str:
+  """The fine-tuned Llama-family model with and without memory
+  (experiments/pretrained_finetune.py)."""
+  report = _load('pretrained_finetune')
+  source = (f'[`pretrained_finetune`](experiments/results/pretrained_finetune.md): '
+            f'`{report["command"]}`, commit {report["commit"]}. {report["what"]}')
+  return '\n'.join(pretrained_finetune_rows(report) + ['', source])
 
 
 def chat_transcript_lines(report: dict, shown: int) -> list[str]:
@@ -412,6 +432,8 @@ def kernel_time_table(name: str = 'kernel_time') -> str:
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
           'text': text_table, 'long_text': long_text_table,
           'encoder_decoder': encoder_decoder_table, 'long_sources': long_sources_table,
+          'dialogue': dialogue_table, 'chat_transcript': chat_transcript_table,
+          'pretrained_finetune': pretrained_finetune_table,
           'speed': speed_table,
           'profile': profile_table,
           'kernel_time': kernel_time_table,

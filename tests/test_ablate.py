@@ -7,6 +7,7 @@ import pytest
 
 from conftest import load_module, snapshot
 from memgpt_jax import config_lib
+from memgpt_jax.data import synthetic
 from memgpt_jax.errors import ConfigError, UserError
 
 
@@ -159,3 +160,11 @@ def test_a_task_the_data_layer_refuses_names_its_grid_row(tmp_path):
     ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
                     settings={'data.task.num_keys': 190})
   assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()
+
+
+def test_the_dialogue_task_counts_its_answers():
+  """What the leak check divides by: the dialogue's turns need data.chat to be made."""
+  config = config_lib.load_config(ROOT / 'configs' / 'chat.py')
+  config.train.eval_batches = 1
+  split = synthetic.eval_split(config.data.task.eval_distances[-1])
+  assert ablation_eval._num_answers(config, split) >= config.train.batch_size

@@ -247,14 +247,18 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   num_segments: int = 0
 
 
+def synthetic_task(data_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """data.task, and for the dialogue task the turn template (data.chat) its turns are
+  written with: every setting the task's examples depend on."""
+  if data_config.source != 'dialogue':
+    return data_config.task
+  return ml_collections.ConfigDict(data_config.task.to_dict() | {'chat': data_config.chat.to_dict()})
+
+
 def synthetic_config(data_config: ml_collections.ConfigDict, segment_len: int,
                      num_segments: int) -> SyntheticConfig:
   """Names the config after the task's settings and the row layout: a change rebuilds."""
-  task = data_config.source
-  task_config = data_config.task
-  if task == 'dialogue':  # its turns are written with the chat template
-    task_config = ml_collections.ConfigDict(task_config.to_dict() | {
-        'chat': data_config.chat.to_dict()})
+  task, task_config = data_config.source, synthetic_task(data_config)
   synthetic.validate(task, task_config, segment_len, num_segments)
   settings = synthetic.task_settings(task, task_config)
   key = [task, settings, segment_len, num_segments]
