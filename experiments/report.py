@@ -439,6 +439,8 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
           'kernel_time': kernel_time_table,
           'kernel_time_frame_stack': functools.partial(kernel_time_table,
                                                        'kernel_time_frame_stack'),
+          'kernel_time_two_arenas_frame_stack': functools.partial(
+              kernel_time_table, 'kernel_time_two_arenas_frame_stack'),
           'accelerator_speed': accelerator_speed_table,
           'accelerator_profile': accelerator_profile_table,
           'accelerator_decoding': accelerator_decoding_table}
@@ -447,6 +449,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
 PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder'),
          'docs/experiments.md': ('text', 'capacity', 'passkey', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
+                                 'kernel_time_two_arenas_frame_stack',
                                  'accelerator_speed',
                                  'accelerator_profile', 'accelerator_decoding')}
 

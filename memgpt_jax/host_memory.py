@@ -2,23 +2,26 @@
 
 Every program starts through `run(...)`, which sets both up before JAX starts its threads.
 
-glibc's malloc: on a CPU, XLA allocates a step's temporary buffers afresh at every execution (at
-4 layers, d_model 128, batches of 12 rows of 64 tokens: one block of about 40 MB,
-allocated by a worker thread) and frees them when the step ends. glibc, left to its
-defaults, serves such blocks with a fresh mmap and gives freed memory back to the
-kernel, so every step faults its buffers in again, page by page: ~10,000 page faults
-a step, a quarter of the process's time spent in the kernel. The settings below keep
-freed memory in the process for the next step instead:
+glibc's malloc: on a CPU, XLA allocates a step's temporary buffers afresh at every
+execution (at 4 layers, d_model 128, batches of 12 rows of 64 tokens: one block of
+about 40 MB, allocated by a worker thread) and frees them when the step ends. glibc,
+left to its defaults, serves such blocks with a fresh mmap and gives freed memory back
+to the kernel, so every step faults its buffers in again, page by page: ~10,000 page
+faults a step, a quarter of the process's time spent in the kernel. The settings below
+keep freed memory in the process for the next step instead:
 - blocks up to 1 GiB come from the heap, not from mmap (M_MMAP_THRESHOLD);
 - the heap's free top is returned to the kernel only beyond 1 GiB (M_TRIM_THRESHOLD);
 - a worker thread's arena keeps its heaps (of at most 64 MiB each) when they fall
   empty: glibc unmaps a whole empty heap unless M_TOP_PAD is at least a heap's size,
   and without this the arena of the thread that runs the step maps and faults in a
-  fresh heap at nearly every step.
-A block larger than a heap, allocated by a worker thread, is still mapped afresh
-(at configs/default.py, one of about 150 MB a step). One arena for all threads
-(M_ARENA_MAX=1) would keep it, but its lock made the default config's steps 9% slower
-and the tiny config's 21% (experiments/results/kernel_time_one_arena.md).
+  fresh heap at nearly every step;
+- two arenas (M_ARENA_MAX): a block larger than a heap (at configs/default.py, one of
+  about 150 MB a step) is mapped afresh at every step in a worker thread's own arena;
+  with two arenas, threads share the main one (whose heap has no such limit) and one
+  other, and the main one keeps it. The default config's system time goes from 6.9%
+  to 3.4% at the same speed (experiments/results/kernel_time_two_arenas_frame_stack.md);
+  one arena for all threads also kept it, but its lock made steps 9-21% slower
+  (kernel_time_one_arena.md).
 Nothing the model computes changes. On another C library (macOS, musl) this does
 nothing.
 """
@@ -32,7 +35,9 @@ from typing import Any, Callable
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
-SETTINGS = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 26}
+_M_ARENA_MAX = -8
+SETTINGS = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 26,
+            _M_ARENA_MAX: 2}
 
 
 def keep_freed_memory() -> bool:
