@@ -25,8 +25,9 @@ import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+from _pytest import runner  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from memgpt_jax import config_lib, losses
+from memgpt_jax import config_lib, host_memory, losses
 from memgpt_jax.model.config import ModelConfig
 from memgpt_jax.model.transformer import MemGPT, init_tokens
 
@@ -234,3 +235,14 @@ def memgpt(request):
   feeds the next, and its parameters, once per memory kind."""
   model, _ = tiny_model(**{'memory.kind': request.param, 'num_layers': 2})
   return model, init_params(model)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+  """pytest's own protocol (set-up, call, tear-down: _pytest.runner's), run the way the
+  programs run, in a frame stack that stays mapped (memgpt_jax/host_memory.py): tracing
+  the tests' models then maps no CPython frame chunks afresh."""
+  item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+  host_memory.run(runner.runtestprotocol, item, nextitem=nextitem)
+  item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+  return True
