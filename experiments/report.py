@@ -333,16 +333,19 @@ def _num(stat, digits: int) -> str:
 
 def pretrained_finetune_rows(report: dict) -> list[str]:
   """Bits per byte of whole validation documents in their first window and after it:
-  the imported model as it came, and fine-tuned without and with memory (mean ± std
-  over seeds)."""
+  the imported model as it came, and fine-tuned without memory, with it, and with
+  memory and pointer (mean ± std over seeds; after the window also each seed's
+  difference from the same seed without memory)."""
   names = {'before_finetuning': 'imported, not fine-tuned',
            'memory_off': 'fine-tuned without memory', 'memory_on': 'fine-tuned with memory',
            'memory_pointer': 'fine-tuned with memory and pointer'}
   first = report['runs'][0]['validation']
   window, after = (key for key in first if key.startswith('bits_per_byte/'))
+  without = {r['seed']: r['validation'][after] for r in report['runs']
+             if r['arm'] == 'memory_off'}
   lines = [f'| Llama-family model, bits per byte | params | seeds | whole documents | '
-           f'first window ({window.split("/")[1]} tokens) | after it ({after.split("/")[1]}) |',
-           '|---|---|---|---|---|---|']
+           f'first window ({window.split("/")[1]} tokens) | after it ({after.split("/")[1]}) '
+           '| after it, minus without memory (per seed) |', '|---|---|---|---|---|---|---|']
   for arm, name in names.items():
     runs = [r for r in report['runs'] if r['arm'] == arm]
     if not runs:
@@ -350,8 +353,10 @@ def pretrained_finetune_rows(report: dict) -> list[str]:
     def cell(key):
       values = [r['validation'][key] for r in runs]
       return f'{statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f}'
+    paired = ', '.join(f'{r["validation"][after] - without[r["seed"]]:+.4f}' for r in runs
+                       if arm not in ('memory_off', 'before_finetuning') and r['seed'] in without)
     lines.append(f'| {name} | {runs[0]["params"]:,} | {len(runs)} | {cell("bits_per_byte")} | '
-                 f'{cell(window)} | {cell(after)} |')
+                 f'{cell(window)} | {cell(after)} | {paired or "-"} |')
   return lines
 
 
@@ -446,7 +451,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
           'accelerator_decoding': accelerator_decoding_table}
 
 # Where each table is shown: a page of the repository and the tables in it.
-PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder'),
+PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder', 'pretrained_finetune'),
          'docs/experiments.md': ('text', 'capacity', 'passkey', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
                                  'kernel_time_two_arenas_frame_stack',
