@@ -42,12 +42,14 @@ def with_defaults(config_json: dict) -> ml_collections.ConfigDict:
     return {**defaults, **{key: merged(defaults[key], value)
                            if isinstance(value, dict) and isinstance(defaults.get(key), dict)
                            else value for key, value in saved.items()}}
+  def as_tuples(value):
+    return tuple(map(as_tuples, value)) if isinstance(value, list) else value
   def tuples_restored(typed: dict, loaded: dict) -> dict:
     # JSON writes a tuple as a list, and a list setting cannot be overridden by a
-    # dotted flag: a setting that is a tuple by default is a tuple again.
+    # dotted flag: a setting that is a tuple by default is a tuple again, inside too.
     return {key: tuples_restored(typed[key], value) if isinstance(value, dict) and
-            isinstance(typed.get(key), dict) else tuple(value)
-            if isinstance(value, list) and isinstance(typed.get(key), tuple) else value
+            isinstance(typed.get(key), dict) else as_tuples(value)
+            if isinstance(typed.get(key), tuple) else value
             for key, value in loaded.items()}
   typed = default_config().to_dict()
   defaults = json.loads(json.dumps(typed, default=str))
