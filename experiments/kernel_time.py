@@ -105,10 +105,18 @@ def default_text(folder: str) -> str:
   return str(path)
 
 
+def tree_commit(tree: str) -> str:
+  """The commit a copy of the code is at ('+ changes' when its tracked files differ);
+  provenance() names the checkout the package is imported from, which may be another."""
+  git = lambda *args: subprocess.run(['git', *args], cwd=tree, capture_output=True,
+                                     text=True, check=False).stdout.strip()
+  commit = git('rev-parse', '--short', 'HEAD')
+  changed = git('status', '--porcelain', '--untracked-files=no')
+  return f'{commit} + changes' if commit and changed else commit or tree
+
+
 def main(argv):
   del argv
-  baseline_commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=_BASELINE.value,
-                                   capture_output=True, text=True, check=False).stdout.strip()
   with tempfile.TemporaryDirectory() as folder:
     text = _TEXT.value or default_text(folder)
     shapes = {}
@@ -121,8 +129,9 @@ def main(argv):
           print(f'[kernel_time] {shape} {side}: {runs[side][-1]}', flush=True)
       shapes[shape] = {side: {'flags': flags_, 'runs': r, 'summary': summary(r)}
                        for side, r in runs.items()}
-  report = {'name': _NAME.value, **provenance(), 'baseline_commit': baseline_commit or
-            _BASELINE.value, 'rounds': _ROUNDS.value, 'shapes': shapes}
+  report = {'name': _NAME.value, **provenance(), 'commit': tree_commit(str(ROOT)),
+            'baseline_commit': tree_commit(_BASELINE.value), 'rounds': _ROUNDS.value,
+            'shapes': shapes}
   write_results(_OUT.value, _NAME.value, report, markdown(report))
   print(markdown(report))
 
