@@ -46,7 +46,11 @@ def user_turns(small_talk_turns: int, seed: int) -> list[str]:
   talk = [synthetic.SMALL_TALK[i][0]
           for i in rng.integers(0, len(synthetic.SMALL_TALK), small_talk_turns)]
   return ([f"my {relation}'s name is {name}." for relation, name in FACTS] + talk +
-          [f"what is my {relation}'s name?" for relation, _ in reversed(FACTS)])
+          [question(relation) for relation, _ in reversed(FACTS)])
+
+
+def question(relation: str) -> str:
+  return f"what is my {relation}'s name?"
 
 
 def main(argv):
@@ -66,7 +70,7 @@ def main(argv):
   template, tokenizer = template_of(config), make_tokenizer(config.data, _WORKDIR.value)
   lengths = [len(tokenizer.encode(template.exchange(turn, reply)))
              for turn, reply in zip(turns, replies)]
-  asked = {relation: len(turns) - 1 - i for i, (relation, _) in enumerate(reversed(FACTS))}
+  asked = {relation: turns.index(question(relation)) for relation, _ in FACTS}
   facts = [{'relation': relation, 'name': name, 'told_at_turn': i + 1,
             'asked_at_turn': asked[relation] + 1, 'reply': replies[asked[relation]],
             'right': replies[asked[relation]].strip().startswith(name),

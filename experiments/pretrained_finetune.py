@@ -42,6 +42,7 @@ from param_matching import count_params
 from memgpt_jax import host_memory
 from memgpt_jax.data.hf_tokenizer import byte_level_alphabet
 from memgpt_jax.provenance import provenance, write_results
+from memgpt_jax.training import checkpointing
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
 from report import pretrained_finetune_rows
@@ -91,8 +92,16 @@ def dotted(settings: dict) -> list[str]:
 
 
 def trained(workdir: pathlib.Path, steps: int) -> bool:
-  return workdir_lib.has_checkpoint(workdir) and max(
-      workdir_lib.checkpointer(workdir).all_steps()) >= steps
+  saved = checkpointing.finished_steps(workdir / workdir_lib.CHECKPOINTS)
+  return bool(saved) and max(saved) >= steps
+
+
+def imported(root: pathlib.Path, hf_dir: pathlib.Path, arm: str) -> pathlib.Path:
+  """Stage 3 for one arm: memgpt-import's workdir (made once)."""
+  workdir = root / f'imported_{arm}'
+  if not workdir.exists():
+    program('import_model', f'--from={hf_dir}', f'--workdir={workdir}', *dotted(ARMS[arm]))
+  return workdir
 
 
 def pretrain(root: pathlib.Path, steps: int) -> pathlib.Path:
@@ -117,15 +126,14 @@ def pretrain(root: pathlib.Path, steps: int) -> pathlib.Path:
 
 def before_finetuning(root: pathlib.Path, hf_dir: pathlib.Path) -> dict:
   """The imported model as it came (memory off), its documents scored the same way."""
-  imported, saved = root / 'imported_memory_off', root / 'before_finetuning.json'
+  saved = root / 'before_finetuning.json'
   if saved.exists():
     return json.loads(saved.read_text())
-  if not imported.exists():
-    program('import_model', f'--from={hf_dir}', f'--workdir={imported}')
-  config = workdir_lib.saved_config(imported)
+  model = imported(root, hf_dir, 'memory_off')
+  config = workdir_lib.saved_config(model)
   config.data.source, config.data.layout = FINETUNE['data.source'], 'streams'
   config.train.eval_position_buckets = (config.model.segment_len,)
-  scores = evaluate_documents(config, imported)['documents']['reset']
+  scores = evaluate_documents(config, model)['documents']['reset']
   result = {'arm': 'before_finetuning', 'seed': None, 'params': count_params(config),
             'validation': scores}
   saved.write_text(json.dumps(result))
@@ -136,20 +144,19 @@ def finetune(root: pathlib.Path, hf_dir: pathlib.Path, arm: str, seed: int,
              steps: int) -> dict:
   """Stages 3-5 for one arm and seed: the final whole-document evaluation of its
   training run (every validation document read whole, the state carried)."""
-  imported, workdir = root / f'imported_{arm}', root / arm / f'seed{seed}'
-  if not imported.exists():
-    program('import_model', f'--from={hf_dir}', f'--workdir={imported}', *dotted(ARMS[arm]))
+  model, workdir = imported(root, hf_dir, arm), root / arm / f'seed{seed}'
   if not trained(workdir, steps):
-    segment_len = workdir_lib.saved_config(imported).model.segment_len
-    program('train', f'--config=configs/imported.py:{imported}', f'--workdir={workdir}',
+    segment_len = workdir_lib.saved_config(model).model.segment_len
+    program('train', f'--config=configs/imported.py:{model}', f'--workdir={workdir}',
             '--sample=false', *dotted(FINETUNE | {
                 'seed': seed, 'data.shuffle_seed': seed, 'train.num_steps': steps,
                 'train.eval_every': steps,
                 'train.eval_position_buckets': f'({segment_len},)'}))
   config = workdir_lib.saved_config(workdir)
-  final = [r for r in read_metrics(workdir, 'validation') if r['step'] == steps][-1]
-  speeds = [r['tokens_per_second'] for r in read_metrics(workdir, 'train')
-            if 'tokens_per_second' in r][1:]  # the first window holds the compilation
+  records = read_metrics(workdir)
+  final = [r for r in records if r['split'] == 'validation' and r['step'] == steps][-1]
+  speeds = [r['tokens_per_second'] for r in records
+            if r['split'] == 'train' and 'tokens_per_second' in r][1:]  # 1st: compiling
   return {'arm': arm, 'seed': seed, 'params': count_params(config),
           'tokens_per_second': statistics.median(speeds) if speeds else None,
           'validation': {k: v for k, v in final.items() if k not in ('step', 'split')}}
