@@ -5,10 +5,11 @@ Run:     memgpt-train --config=configs/chat.py --workdir=runs/chat
 Talk:    memgpt-chat --workdir=runs/chat
 Compare: python experiments/ablate.py --grid=dialogue (memory on and off, 3 seeds)
 
-Each row is 4 segments of 256 tokens: the user tells 2-6 facts ("my sister's name is
-Ada") over the first two, small talk follows, and a question ("what is my sister's
-name?") ends a segment 0-2 segments after the facts; the first letter of the reply is
-scored. Evaluation asks 0, 4, 39 and 390 segments later (about 1K, 10K and 100K
+Each row is 4 segments of 256 tokens: the user tells 2-4 facts ("my sister's name is
+Ada"; the assistant confirms "Noted. Your sister is Ada.") over the first two, small
+talk follows, and a question ("what is my sister's name?") ends a segment 0-2 segments
+after the facts; the reply says the confirmation again, and its name's first letter
+is scored. Evaluation asks 0, 4, 39 and 390 segments later (about 1K, 10K and 100K
 tokens of small talk). Turns are written with data.chat, the template memgpt-chat
 uses. The pointer's cache is off: past its segment only the memory can know a name.
 """
@@ -27,7 +28,7 @@ def get_config(variants: str = '') -> ml_collections.ConfigDict:
   config.model.num_segments = 4  # K
   config.data.source = 'dialogue'
   task = config.data.task
-  task.num_facts = 6
+  task.num_facts = 4  # 2 a segment: a question at distance 0 fits after them
   task.context_segments = 2
   task.train_distances = (0, 1, 2)
   task.eval_distances = (0, 4, 39, 390)

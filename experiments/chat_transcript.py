@@ -45,12 +45,8 @@ def user_turns(small_talk_turns: int, seed: int) -> list[str]:
   rng = np.random.default_rng(seed)
   talk = [synthetic.SMALL_TALK[i][0]
           for i in rng.integers(0, len(synthetic.SMALL_TALK), small_talk_turns)]
-  return ([f"my {relation}'s name is {name}." for relation, name in FACTS] + talk +
-          [question(relation) for relation, _ in reversed(FACTS)])
-
-
-def question(relation: str) -> str:
-  return f"what is my {relation}'s name?"
+  return ([synthetic.told(relation, name) for relation, name in FACTS] + talk +
+          [synthetic.asked(relation) for relation, _ in reversed(FACTS)])
 
 
 def main(argv):
@@ -70,10 +66,11 @@ def main(argv):
   template, tokenizer = template_of(config), make_tokenizer(config.data, _WORKDIR.value)
   lengths = [len(tokenizer.encode(template.exchange(turn, reply)))
              for turn, reply in zip(turns, replies)]
-  asked = {relation: turns.index(question(relation)) for relation, _ in FACTS}
+  asked = {relation: turns.index(synthetic.asked(relation)) for relation, _ in FACTS}
   facts = [{'relation': relation, 'name': name, 'told_at_turn': i + 1,
             'asked_at_turn': asked[relation] + 1, 'reply': replies[asked[relation]],
-            'right': replies[asked[relation]].strip().startswith(name),
+            'right': replies[asked[relation]].strip().startswith(
+                synthetic.answered(relation) + name),
             'tokens_between': sum(lengths[i + 1:asked[relation]])}
            for i, (relation, name) in enumerate(FACTS)]
   report = {'name': _NAME.value, **provenance(), 'workdir': _WORKDIR.value,

@@ -153,19 +153,20 @@ def test_facts_ask_where_someone_last_went(filler):
 
 
 def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
-  """Fact turns written with data.chat open the context segments, small talk names
-  nobody, and each question's answer token is the first letter of the name last told
-  for its relation; every query block has one length and ends its segment. The
+  """Fact turns written with data.chat open the context segments and the assistant
+  confirms each in the words of its answer, small talk names nobody, and each
+  question's answer token is the first letter of the name last told for its relation;
+  every query block has one length and ends its segment, never over a fact. The
   builder takes the template from data.chat: another template is other data."""
   config = _config(tmp_path, source='dialogue')
   config.model.segment_len, config.model.num_segments = 256, 3
   task = config.data.task
-  task.context_segments, task.train_distances, task.num_facts = 2, (0, 1), 6
+  task.context_segments, task.train_distances, task.num_facts = 2, (0, 1), 4
   chat = builders.synthetic_config(config.data, 256, 3)
   settings = ml_collections.ConfigDict(chat.settings)
   assert settings.chat.to_dict() == config.data.chat.to_dict()
-  told = re.compile(r"User: my (\w+)'s name is (\w+)\.\nAssistant: [^\n]+\n")
-  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: (\w+)\. *\n")
+  told = re.compile(r"User: my (\w+)'s name is (\w+)\.\nAssistant: [\w. ]+ Your \1 is \2\.\n")
+  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: Your \1 is (\w+)\. *\n")
   lengths = set()
   for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
     example = synthetic.make_example('dialogue', settings, 256, 3, split, index)
@@ -185,6 +186,9 @@ def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
   assert synthetic.chance_accuracy('dialogue', task) == 1 / len(synthetic.NAMES)
   config.data.chat.user = 'Q: '
   assert builders.synthetic_config(config.data, 256, 3).name != chat.name
+  settings.num_facts = 6  # 3 facts a segment leave no room for a question after them
+  with pytest.raises(DataError, match=r'context \(246\) \+ query \(72\) tokens exceed'):
+    synthetic.validate('dialogue', settings, 256, 3)
 
 
 def test_chance_accuracy():

@@ -85,11 +85,31 @@ _QUERY_LEN = max(len(f'Where is {p}? {q}.') for p in PEOPLE for q in PLACES)
 
 
 # The dialogue task: a user tells the assistant who someone is ("my sister's name is
-# Ada"), small talk follows, and many turns later asks ("what is my sister's name?").
-# The names start with different letters: the first letter of the reply is the answer.
+# Ada"), the assistant confirms it ("Noted. Your sister is Ada."), small talk follows,
+# and many turns later the user asks ("what is my sister's name?"): the reply is the
+# confirmation's sentence again. The names start with different letters: the first
+# letter of the name in the reply is the answer.
 RELATIONS = ('sister', 'brother', 'friend', 'neighbour', 'cat', 'boss')
 NAMES = ('Ada', 'Bruno', 'Clara', 'Dmitri', 'Elena', 'Farid', 'Greta', 'Hugo')
-_ACKNOWLEDGEMENTS = ('Noted.', 'Got it.', 'Nice to know.', 'I will remember that.')
+_ACKNOWLEDGEMENTS = ('Noted.', 'Got it.', 'Sure.', 'OK.')
+
+
+def told(relation: str, name: str) -> str:
+  """A user's turn that tells a name."""
+  return f"my {relation}'s name is {name}."
+
+
+def asked(relation: str) -> str:
+  """A user's turn that asks for it."""
+  return f"what is my {relation}'s name?"
+
+
+def answered(relation: str) -> str:
+  """The assistant's reply up to the name (the answer token follows), both when told
+  and when asked: the name follows the same words in both."""
+  return f'Your {relation} is '
+
+
 # Small talk: no turn names a relation or a name.
 SMALL_TALK = (('how are you today?', 'I am well, thanks.'),
                ('it is raining again.', 'Rain is good for the garden.'),
@@ -208,25 +228,27 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
 
 def _dialogue_lengths(chat: Template) -> tuple[int, int]:
   """(the longest fact turn, every query block's length) in tokens (bytes)."""
-  fact = max(len(chat.exchange(f"my {r}'s name is {n}.", a).encode())
+  fact = max(len(chat.exchange(told(r, n), f'{a} {answered(r)}{n}.').encode())
              for r in RELATIONS for n in NAMES for a in _ACKNOWLEDGEMENTS)
-  query = max(len(chat.exchange(f"what is my {r}'s name?", f'{n}.').encode())
+  query = max(len(chat.exchange(asked(r), f'{answered(r)}{n}.').encode())
               for r in RELATIONS for n in NAMES)
   return fact, query
 
 
 def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
-  """2 to num_facts turns 'User: my sister's name is Ada. Assistant: Noted.' (over
-  context_segments parts; a later turn about the same relation overrides); small talk
-  between; each query block asks about a relation told: 'User: what is my sister's
-  name? Assistant: Ada.' (spaces before the end of turn: every block has one length),
-  the first letter of the name its answer token. Turns are written with task.chat."""
+  """2 to num_facts turns 'User: my sister's name is Ada. Assistant: Noted. Your sister
+  is Ada.' (over context_segments parts; a later turn about the same relation
+  overrides); small talk between; each query block asks about a relation told: 'User:
+  what is my sister's name? Assistant: Your sister is Ada.' (spaces before the end of
+  turn: every block has one length), the first letter of the name its answer token.
+  Turns are written with task.chat."""
   chat = Template(**task.chat)
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   relations = rng.integers(0, len(RELATIONS), count)
   names = rng.integers(0, len(NAMES), count)
   acks = rng.integers(0, len(_ACKNOWLEDGEMENTS), count)
-  turns = [_bytes(chat.exchange(f"my {RELATIONS[r]}'s name is {NAMES[n]}.", _ACKNOWLEDGEMENTS[a]))
+  turns = [_bytes(chat.exchange(told(RELATIONS[r], NAMES[n]),
+                                f'{_ACKNOWLEDGEMENTS[a]} {answered(RELATIONS[r])}{NAMES[n]}.'))
            for r, n, a in zip(relations, names, acks)]
   parts = np.array_split(np.arange(count), task.context_segments)
   context = [np.concatenate([turns[i] for i in part] or [np.zeros(0, np.int32)])
@@ -236,12 +258,14 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   queries, answers = [], []
   for _ in range(num_blocks):
     relation = int(rng.choice(sorted(named)))
-    asked = _bytes(chat.user_turn(f"what is my {RELATIONS[relation]}'s name?"))
+    question = _bytes(chat.user_turn(asked(RELATIONS[relation])))
+    lead = _bytes(answered(RELATIONS[relation]))
     end = _bytes(chat.end_of_turn)
-    reply = _bytes(f'{NAMES[named[relation]]}.'.ljust(query_len - len(asked) - len(end)))
-    queries.append(np.concatenate([asked, reply, end]))
+    name = _bytes(f'{NAMES[named[relation]]}.'.ljust(
+        query_len - len(question) - len(lead) - len(end)))
+    queries.append(np.concatenate([question, lead, name, end]))
     answer = np.zeros(len(queries[-1]), bool)
-    answer[len(asked)] = True
+    answer[len(question) + len(lead)] = True
     answers.append(answer)
   small_talk = [_bytes(chat.exchange(u, a)) for u, a in SMALL_TALK]
 
@@ -330,8 +354,9 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
     _check(task.copy_tokens <= task.copy_region, 'copy_tokens > copy_region')
     _check(1 <= task.num_symbols <= 200, 'need 1 <= num_symbols <= 200')
   blocks = _GENERATORS[task_name](task, np.random.default_rng(0), 1)
-  context, query = len(blocks.context[-1]), len(blocks.queries[0])
-  context = max(context, *(len(part) for part in blocks.context))
+  context, query = max(len(part) for part in blocks.context), len(blocks.queries[0])
+  if task_name in ('facts', 'dialogue'):
+    context = most  # the longest a part can be, not this sample's: a query must not cover a fact
   _check(context + query <= segment_len or 0 not in tuple(task.train_distances) + tuple(
       task.eval_distances), f'context ({context}) + query ({query}) tokens exceed '
          f'segment_len {segment_len} at distance 0')
