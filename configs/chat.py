@@ -30,6 +30,9 @@ def get_config(variants: str = '') -> ml_collections.ConfigDict:
   task = config.data.task
   task.num_facts = 4  # 2 a segment: a question at distance 0 fits after them
   task.context_segments = 2
+  # Every token trains: the model writes the turns, and each confirmation of a fact
+  # ("Your sister is Ada.") is a look-up to learn from, not only the questions.
+  config.data.task_loss = 'all'
   task.train_distances = (0, 1, 2)
   task.eval_distances = (0, 4, 39, 390)
   config.train.num_steps = 2000

@@ -180,6 +180,10 @@ def get_config() -> ml_collections.ConfigDict:
   # 'summarization' (ROUGE-1/2/L + exact match) | 'translation' (BLEU + exact match).
   config.data.task_metrics = ''
   config.data.read_threads = 2
+  # A synthetic task's rows (data.source in memgpt_jax/data/synthetic.py TASKS) train on
+  # their 'answers' (the scored tokens) or on 'all' their tokens; evaluation scores
+  # the answers either way.
+  config.data.task_loss = 'answers'
 
   # How a conversation is written, in dialogue data (data.source='dialogue') and by
   # memgpt-chat: a user's turn is user + text + end_of_turn, a reply assistant + text +

@@ -243,6 +243,24 @@ def test_pipeline_reads_rows_with_answer_masks(tmp_path):
   np.testing.assert_array_equal(evaluation[0]['mask'][0], example['answers'][1:])
 
 
+def test_task_loss_all_trains_every_token_and_scores_the_answers(tmp_path):
+  """data.task_loss='all': every token of a training row counts, in both layouts; an
+  evaluation row still counts its answers only. Another value is one line."""
+  config = _config(tmp_path)
+  config.data.task_loss = 'all'
+  tokenizer = ByteTokenizer()
+  assert np.all(next(pipeline.make_train_iterator(config, tokenizer))['mask'] == 1)
+  evaluation = next(iter(pipeline.make_eval_iterator(config, tokenizer, 'distance_4')))
+  np.testing.assert_array_equal(evaluation['mask'][0],
+                                _example('recall', 'distance_4', 0)['answers'][1:])
+  config.data.layout, config.data.task.num_segments, config.model.num_segments = 'streams', K, 1
+  batch = next(pipeline.make_train_iterator(config, tokenizer))
+  assert np.all(batch['mask'][batch['doc_ids'] > 0][:-1] == 1)
+  config.data.task_loss = 'targets'
+  with pytest.raises(DataError, match="data.task_loss='targets' is not one of answers, all"):
+    pipeline.make_train_iterator(config, tokenizer)
+
+
 @pytest.mark.parametrize('memory', [False, True])
 def test_nothing_crosses_segments_without_memory(memory):
   """Memory off and no pointer cache: the answers' predictions D >= 1 segments later

@@ -359,19 +359,43 @@ def _packed_examples(docs: grain.MapDataset, config: ml_collections.ConfigDict,
   return chunks.map(_to_example)
 
 
-def _row_example(record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+# data.task_loss: the tokens of a synthetic task's rows that train the model. 'answers'
+# (the scored tokens only) or 'all' (every token: a dialogue model learns to write its
+# turns too, and a reply that repeats a fact teaches the look-up at every fact).
+# Evaluation scores the answers either way.
+TRAINED_TOKENS = ('answers', 'all')
+
+
+def _trained(record: dict[str, np.ndarray], trained: str) -> np.ndarray:
+  answers = np.asarray(record['answers'], bool)
+  return np.ones_like(answers) if trained == 'all' else answers
+
+
+def _trained_tokens(config: ml_collections.ConfigDict) -> str:
+  """data.task_loss, checked; a text source ignores it (its rows train on every target)."""
+  if not builders.is_synthetic(config.data):
+    return 'answers'
+  trained = config.data.task_loss
+  if trained not in TRAINED_TOKENS:
+    raise DataError(f'data.task_loss={trained!r} is not one of {", ".join(TRAINED_TOKENS)}')
+  return trained
+
+
+def _row_example(record: dict[str, np.ndarray], trained: str = 'answers') -> dict[str, np.ndarray]:
   tokens = np.asarray(record['tokens'], np.int32)
   return {'inputs': tokens[:-1], 'targets': tokens[1:],
-          'mask': np.asarray(record['answers'][1:], np.float32),
+          'mask': _trained(record, trained)[1:].astype(np.float32),
           'doc_ids': np.ones(len(tokens) - 1, np.int32),
           'prefix': np.zeros(len(tokens) - 1, bool)}
 
 
 def _examples(docs: grain.MapDataset, config: ml_collections.ConfigDict, tokenizer,
-              window_tokens: int = 0, epoch_docs: int = 0) -> grain.IterDataset:
-  """Model examples; `window_tokens` 0 (evaluation) packs whole documents in order."""
+              window_tokens: int = 0, epoch_docs: int = 0,
+              trained: str = 'answers') -> grain.IterDataset:
+  """Model examples; `window_tokens` 0 (evaluation) packs whole documents in order; a
+  synthetic task's rows count the `trained` tokens (evaluation: its answers)."""
   if builders.is_synthetic(config.data):
-    return docs.map(_row_example).to_iter_dataset()
+    return docs.map(functools.partial(_row_example, trained=trained)).to_iter_dataset()
   return _packed_examples(docs, config, tokenizer, window_tokens, epoch_docs)
 
 
@@ -451,17 +475,17 @@ def _train_examples(config: ml_collections.ConfigDict, tokenizer, process_index:
                     process_count: int) -> grain.IterDataset:
   window_tokens = _window_tokens(config.data)
   docs, epoch_docs = _train_records(config, process_index, process_count)
-  return _examples(docs, config, tokenizer, window_tokens, epoch_docs)
+  return _examples(docs, config, tokenizer, window_tokens, epoch_docs, _trained_tokens(config))
 
 
 def _stream_document(record: dict[str, Any], config: ml_collections.ConfigDict,
-                     tokenizer) -> dict[str, np.ndarray]:
+                     tokenizer, trained: str) -> dict[str, np.ndarray]:
   """A record as a document of the streams layout: text tokenized whole and ended by
-  eos; a synthetic task's example as it is, trained on its answers."""
+  eos; a synthetic task's example as it is, trained on its `trained` tokens."""
   if builders.is_synthetic(config.data):
     tokens = np.asarray(record['tokens'], np.int32)
     return {'tokens': tokens, 'prefix': np.zeros(len(tokens), bool),
-            'loss': np.asarray(record['answers'], bool)}
+            'loss': _trained(record, trained)}
   return _document(record, config.data, tokenizer, max_len=0)
 
 
@@ -469,7 +493,9 @@ def _train_documents(config: ml_collections.ConfigDict, tokenizer, process_index
                      process_count: int) -> grain.MapDataset:
   """The streams layout's documents: this host's records, each whole (_stream_document)."""
   docs, _ = _train_records(config, process_index, process_count)
-  return docs.map(functools.partial(_stream_document, config=config, tokenizer=tokenizer))
+  trained = _trained_tokens(config)
+  return docs.map(functools.partial(_stream_document, config=config, tokenizer=tokenizer,
+                                    trained=trained))
 
 
 def make_train_iterator(config: ml_collections.ConfigDict, tokenizer,
