@@ -183,11 +183,12 @@ def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
       lengths.add((position // 256 + 1) * 256 - match.start())
   assert len(lengths) == 1  # where a question starts tells nothing of its answer
   assert len({name[0] for name in synthetic.NAMES}) == len(synthetic.NAMES)
+  assert len({relation[-1] for relation in synthetic.RELATIONS}) == len(synthetic.RELATIONS)
   assert synthetic.chance_accuracy('dialogue', task) == 1 / len(synthetic.NAMES)
   config.data.chat.user = 'Q: '
   assert builders.synthetic_config(config.data, 256, 3).name != chat.name
   settings.num_facts = 6  # 3 facts a segment leave no room for a question after them
-  with pytest.raises(DataError, match=r'context \(246\) \+ query \(72\) tokens exceed'):
+  with pytest.raises(DataError, match=r'context \(\d+\) \+ query \(\d+\) tokens exceed segment_len 256'):
     synthetic.validate('dialogue', settings, 256, 3)
 
 

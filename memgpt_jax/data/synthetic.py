@@ -88,8 +88,10 @@ _QUERY_LEN = max(len(f'Where is {p}? {q}.') for p in PEOPLE for q in PLACES)
 # Ada"), the assistant confirms it ("Noted. Your sister is Ada."), small talk follows,
 # and many turns later the user asks ("what is my sister's name?"): the reply is the
 # confirmation's sentence again. The names start with different letters: the first
-# letter of the name in the reply is the answer.
-RELATIONS = ('sister', 'brother', 'friend', 'neighbour', 'cat', 'boss')
+# letter of the name in the reply is the answer. The relations end in different letters,
+# so the token four before the name ("sister is A") tells which was asked, as the
+# name's first letter tells which name: a byte-level model finds both at one offset.
+RELATIONS = ('sister', 'friend', 'cat', 'boss', 'niece', 'dog')
 NAMES = ('Ada', 'Bruno', 'Clara', 'Dmitri', 'Elena', 'Farid', 'Greta', 'Hugo')
 _ACKNOWLEDGEMENTS = ('Noted.', 'Got it.', 'Sure.', 'OK.')
 
