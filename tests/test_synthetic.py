@@ -152,12 +152,13 @@ def test_facts_ask_where_someone_last_went(filler):
     synthetic.validate('facts', task, segment_len, segments)
 
 
-def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
+def test_dialogue_asks_for_a_name_told_turns_before(tmp_path, monkeypatch):
   """Fact turns written with data.chat open the context segments and the assistant
-  confirms each in the words of its answer, small talk names nobody, and each
-  question's answer token is the first letter of the name last told for its relation;
-  every query block has one length and ends its segment, never over a fact. The
-  builder takes the template from data.chat: another template is other data."""
+  confirms each in the words of its answer, small talk names nobody, no turn is cut,
+  and each question's answer token is the first letter of the name last told for its
+  relation; every query block has one length and ends its segment, never over a fact.
+  The builder takes the template from data.chat (another template is other data) and
+  the generator's revision (examples written another way are other data)."""
   config = _config(tmp_path, source='dialogue')
   config.model.segment_len, config.model.num_segments = 256, 3
   task = config.data.task
@@ -166,11 +167,13 @@ def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
   settings = ml_collections.ConfigDict(chat.settings)
   assert settings.chat.to_dict() == config.data.chat.to_dict()
   told = re.compile(r"User: my (\w+)'s name is (\w+)\.\nAssistant: [\w. ]+ Your \1 is \2\.\n")
-  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: Your \1 is (\w+)\. *\n")
+  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: Your \1 is (\w+)\.\n *")
   lengths = set()
   for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
     example = synthetic.make_example('dialogue', settings, 256, 3, split, index)
     text = bytes(example['tokens'].astype(np.uint8)).decode()
+    lines = [line.lstrip(' ') for line in text.split('\n')[:-1]]  # no turn is cut
+    assert all(line.startswith(('User: ', 'Assistant: ')[i % 2]) for i, line in enumerate(lines))
     facts = [m for part in range(2) for m in told.finditer(text[part * 256:(part + 1) * 256])]
     assert all(told.match(text, part * 256) for part in range(2))
     assert 2 <= len(facts) <= task.num_facts and len(told.findall(text)) == len(facts)
@@ -185,6 +188,9 @@ def test_dialogue_asks_for_a_name_told_turns_before(tmp_path):
   assert len({name[0] for name in synthetic.NAMES}) == len(synthetic.NAMES)
   assert len({relation[-1] for relation in synthetic.RELATIONS}) == len(synthetic.RELATIONS)
   assert synthetic.chance_accuracy('dialogue', task) == 1 / len(synthetic.NAMES)
+  monkeypatch.setitem(synthetic.REVISIONS, 'dialogue', synthetic.REVISIONS['dialogue'] + 1)
+  assert builders.synthetic_config(config.data, 256, 3).name != chat.name  # built again
+  monkeypatch.undo()
   config.data.chat.user = 'Q: '
   assert builders.synthetic_config(config.data, 256, 3).name != chat.name
   settings.num_facts = 6  # 3 facts a segment leave no room for a question after them

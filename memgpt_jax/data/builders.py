@@ -262,6 +262,8 @@ def synthetic_config(data_config: ml_collections.ConfigDict, segment_len: int,
   synthetic.validate(task, task_config, segment_len, num_segments)
   settings = synthetic.task_settings(task, task_config)
   key = [task, settings, segment_len, num_segments]
+  if task in synthetic.REVISIONS:
+    key.append(synthetic.REVISIONS[task])
   if settings.get('filler') == 'corpus':  # another standard library: other data
     key.append(filler.corpus_digest())
   return SyntheticConfig(name=f'{task}_{_digest(key)}', task=task, settings=settings,

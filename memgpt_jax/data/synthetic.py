@@ -40,6 +40,9 @@ TASK_FIELDS = {
     # 'chat' is data.chat, the turn template (builders.synthetic_config puts it here).
     'dialogue': ('num_facts', 'context_segments', 'chat'),
 }
+# A task's data revision, digested into its builder's name: raised when its generator
+# writes other examples for the same settings, so that data built before is built again.
+REVISIONS = {'dialogue': 2}
 # Marker ids sit above every task's content ids (content uses ids < 200).
 QUERY, DELIM, BLANK = 250, 251, 252
 _FILLER_TEXT = np.frombuffer(
@@ -52,11 +55,14 @@ _SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
 @dataclasses.dataclass
 class Blocks:
   """One example's parts: the context (one part per context segment), one query block
-  per distance, filler."""
+  per distance, filler. `whole_gaps`: the filler fills each gap between them on its
+  own (filler(n) is whole units, a dialogue's turns, padded to n), so that no unit is
+  cut; otherwise it runs through the row and the parts are written over it."""
   context: list[np.ndarray]
   queries: list[np.ndarray]
   query_answers: list[np.ndarray]
   filler: Callable[[int], np.ndarray]
+  whole_gaps: bool = False
 
 
 # The facts task, in the shape of BABILong's single-supporting-fact questions: who went
@@ -240,10 +246,10 @@ def _dialogue_lengths(chat: Template) -> tuple[int, int]:
 def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   """2 to num_facts turns 'User: my sister's name is Ada. Assistant: Noted. Your sister
   is Ada.' (over context_segments parts; a later turn about the same relation
-  overrides); small talk between; each query block asks about a relation told: 'User:
-  what is my sister's name? Assistant: Your sister is Ada.' (spaces before the end of
-  turn: every block has one length), the first letter of the name its answer token.
-  Turns are written with task.chat."""
+  overrides); whole small-talk turns fill the gaps (spaces after the last that fits);
+  each query block asks about a relation told: 'User: what is my sister's name?
+  Assistant: Your sister is Ada.' (spaces after it: every block has one length), the
+  first letter of the name its answer token. Turns are written with task.chat."""
   chat = Template(**task.chat)
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   relations = rng.integers(0, len(RELATIONS), count)
@@ -261,20 +267,25 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   for _ in range(num_blocks):
     relation = int(rng.choice(sorted(named)))
     question = _bytes(chat.user_turn(asked(RELATIONS[relation])))
-    lead = _bytes(answered(RELATIONS[relation]))
-    end = _bytes(chat.end_of_turn)
-    name = _bytes(f'{NAMES[named[relation]]}.'.ljust(
-        query_len - len(question) - len(lead) - len(end)))
-    queries.append(np.concatenate([question, lead, name, end]))
+    reply = _bytes(f'{answered(RELATIONS[relation])}{NAMES[named[relation]]}.{chat.end_of_turn}')
+    queries.append(np.concatenate([question, reply, _spaces(query_len - len(question) - len(reply))]))
     answer = np.zeros(len(queries[-1]), bool)
-    answer[len(question) + len(lead)] = True
+    answer[len(question) + len(answered(RELATIONS[relation]))] = True
     answers.append(answer)
   small_talk = [_bytes(chat.exchange(u, a)) for u, a in SMALL_TALK]
 
   def filler(n: int) -> np.ndarray:
-    chosen = rng.integers(0, len(small_talk), n // 20 + 1)  # turns are over 20 bytes
-    return np.concatenate([small_talk[i] for i in chosen])[:n]
-  return Blocks(context, queries, answers, filler)
+    """Whole small-talk turns, then spaces up to n tokens."""
+    turns, used = [], 0
+    while used + len(turn := small_talk[rng.integers(0, len(small_talk))]) <= n:
+      turns.append(turn)
+      used += len(turn)
+    return np.concatenate(turns + [_spaces(n - used)])
+  return Blocks(context, queries, answers, filler, whole_gaps=True)
+
+
+def _spaces(n: int) -> np.ndarray:
+  return np.full(n, ord(' '), np.int32)
 
 
 _GENERATORS = {'recall': _recall, 'passkey': _passkey, 'copy': _copy,
@@ -442,13 +453,20 @@ def make_example(task_name: str, task: ml_collections.ConfigDict, segment_len: i
   rng = np.random.default_rng(seed)
   blocks = _GENERATORS[task_name](task, rng, len(distances))
   length = segments * segment_len + 1
-  tokens = np.asarray(blocks.filler(length), np.int32)
-  answers = np.zeros(length, bool)
+  tokens = np.zeros(length, np.int32) if blocks.whole_gaps else np.asarray(
+      blocks.filler(length), np.int32)
+  answers, written = np.zeros(length, bool), np.zeros(length, bool)
   for segment, part in enumerate(blocks.context):
     tokens[segment * segment_len:segment * segment_len + len(part)] = part
+    written[segment * segment_len:segment * segment_len + len(part)] = True
   last_context = len(blocks.context) - 1
   for distance, query, answer in zip(distances, blocks.queries, blocks.query_answers):
     end = (last_context + distance + 1) * segment_len  # the block ends its segment
     tokens[end - len(query):end] = query
     answers[end - len(query):end] = answer
+    written[end - len(query):end] = True
+  if blocks.whole_gaps:
+    edges = np.flatnonzero(np.diff(np.concatenate([[True], written, [True]]).astype(np.int8)))
+    for start, stop in zip(edges[::2], edges[1::2]):  # each run of unwritten tokens
+      tokens[start:stop] = blocks.filler(stop - start)
   return {'tokens': tokens, 'answers': answers}
