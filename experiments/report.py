@@ -19,6 +19,8 @@ import sys
 from ablation_report import as_trained
 import step_profile
 
+from memgpt_jax.data.synthetic import told
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'experiments' / 'results'
 
@@ -387,7 +389,7 @@ def chat_transcript_lines(report: dict, shown: int) -> list[str]:
   window = report['window_tokens']
   lines += ['', '| fact | told at turn | asked at turn | tokens between | windows between | '
             'reply | right |', '|---|---|---|---|---|---|---|']
-  lines += [f'| my {f["relation"]}\'s name is {f["name"]} | {f["told_at_turn"]} | '
+  lines += [f'| {told(f["relation"], f["name"])} | {f["told_at_turn"]} | '
             f'{f["asked_at_turn"]} | {f["tokens_between"]:,} | '
             f'{f["tokens_between"] / window:.1f} | {f["reply"].strip()} | '
             f'{"yes" if f["right"] else "no"} |' for f in report['facts']]
