@@ -35,10 +35,6 @@ def get_config(variants: str = '') -> ml_collections.ConfigDict:
   config.data.task_loss = 'all'
   task.train_distances = (0, 1, 2)
   task.eval_distances = (0, 4, 39, 390)
-  # Sparse writes, charged for: the small talk writes nothing, so a name told 100K tokens
-  # ago is still there (experiments/results/dialogue_sparse.md).
-  config.model.memory.delta.write_strength = 'sparse'
-  config.train.write_cost = 0.1
   config.train.num_steps = 3000
   config.train.eval_every = 500
   config.sample.prompt = "User: my sister's name is Ada.\nAssistant: "
