@@ -263,6 +263,14 @@ def test_task_loss_all_trains_every_token_and_scores_the_answers(tmp_path):
   config.data.layout, config.data.task.num_segments, config.model.num_segments = 'streams', K, 1
   batch = next(pipeline.make_train_iterator(config, tokenizer))
   assert np.all(batch['mask'][batch['doc_ids'] > 0][:-1] == 1)
+  def eval_masks():
+    batches = list(pipeline.make_eval_iterator(config, tokenizer, 'distance_4'))
+    return np.stack([b['mask'] for b in batches]), np.stack([b['doc_ids'] for b in batches])
+  scored, _ = eval_masks()
+  config.data.task_loss = 'answers'
+  answers, doc_ids = eval_masks()
+  np.testing.assert_array_equal(scored, answers)
+  assert 0 < answers.sum() < (doc_ids > 0).sum()
   config.data.task_loss = 'targets'
   with pytest.raises(DataError, match="data.task_loss='targets' is not one of answers, all"):
     pipeline.make_train_iterator(config, tokenizer)

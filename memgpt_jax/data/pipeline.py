@@ -558,7 +558,8 @@ def make_eval_iterator(config: ml_collections.ConfigDict, tokenizer, split: str 
   rows = slice(process_index * batch_size, (process_index + 1) * batch_size)
   if config.data.layout == 'streams':
     count = min(config.train.eval_documents or len(source), len(source))
-    docs = [_stream_document(source[index], config, tokenizer) for index in range(count)]
+    docs = [_stream_document(source[index], config, tokenizer, 'answers')
+            for index in range(count)]
     return streams.eval_batches(docs, config.train.batch_size, rows, _seq_len(config),
                                 tokenizer.pad_id)
   examples = _examples(grain.MapDataset.source(source), config, tokenizer)
