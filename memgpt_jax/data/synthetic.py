@@ -267,10 +267,12 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   for _ in range(num_blocks):
     relation = int(rng.choice(sorted(named)))
     question = _bytes(chat.user_turn(asked(RELATIONS[relation])))
-    reply = _bytes(f'{answered(RELATIONS[relation])}{NAMES[named[relation]]}.{chat.end_of_turn}')
-    queries.append(np.concatenate([question, reply, _spaces(query_len - len(question) - len(reply))]))
+    lead = _bytes(answered(RELATIONS[relation]))
+    reply = _bytes(f'{NAMES[named[relation]]}.{chat.end_of_turn}')
+    padding = _spaces(query_len - len(question) - len(lead) - len(reply))
+    queries.append(np.concatenate([question, lead, reply, padding]))
     answer = np.zeros(len(queries[-1]), bool)
-    answer[len(question) + len(answered(RELATIONS[relation]))] = True
+    answer[len(question) + len(lead)] = True
     answers.append(answer)
   small_talk = [_bytes(chat.exchange(u, a)) for u, a in SMALL_TALK]
 
