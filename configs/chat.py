@@ -6,10 +6,11 @@ Talk:    memgpt-chat --workdir=runs/chat
 Compare: python experiments/ablate.py --grid=dialogue (memory on and off, 3 seeds)
 
 Each row is 4 segments of 256 tokens: the user tells 2-4 facts ("my sister's name is
-Ada"; the assistant confirms "Noted. Your sister is Ada.") over the first two, small
-talk follows, and a question ("what is my sister's name?") ends a segment 0-2 segments
+Ada"; the assistant confirms "Noted. Your sister is Ada.") in the first two, small
+talk fills the rest, and a question ("what is my sister's name?") comes 0-2 segments
 after the facts; the reply says the confirmation again, and its name's first letter
-is scored. Evaluation asks 0, 4, 39 and 390 segments later (about 1K, 10K and 100K
+is scored. Turns sit anywhere in a segment: segment boundaries fall inside turns, as
+they do in a conversation memgpt-chat reads. Evaluation asks 0, 4, 39 and 390 segments later (about 1K, 10K and 100K
 tokens of small talk). Turns are written with data.chat, the template memgpt-chat
 uses. The pointer's cache is off: past its segment only the memory can know a name.
 """

@@ -153,12 +153,13 @@ def test_facts_ask_where_someone_last_went(filler):
 
 
 def test_dialogue_asks_for_a_name_told_turns_before(tmp_path, monkeypatch):
-  """Fact turns written with data.chat open the context segments and the assistant
+  """Fact turns written with data.chat lie in the context segments and the assistant
   confirms each in the words of its answer, small talk names nobody, no turn is cut,
   and each question's answer token is the first letter of the name last told for its
-  relation; every query block has one length and ends its segment, never over a fact.
-  The builder takes the template from data.chat (another template is other data) and
-  the generator's revision (examples written another way are other data)."""
+  relation; a question lies in the segment of its distance, after the facts at
+  distance 0. Blocks sit anywhere in their segments, so that segment boundaries fall
+  inside turns. The builder takes the template from data.chat (another template is
+  other data) and the generator's revision (examples written another way are other data)."""
   config = _config(tmp_path, source='dialogue')
   config.model.segment_len, config.model.num_segments = 256, 3
   task = config.data.task
@@ -167,24 +168,29 @@ def test_dialogue_asks_for_a_name_told_turns_before(tmp_path, monkeypatch):
   settings = ml_collections.ConfigDict(chat.settings)
   assert settings.chat.to_dict() == config.data.chat.to_dict()
   told = re.compile(r"User: my (\w+)'s name is (\w+)\.\nAssistant: [\w. ]+ Your \1 is \2\.\n")
-  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: Your \1 is (\w+)\.\n *")
-  lengths = set()
+  asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: Your \1 is (\w+)\.\n")
+  starts, inside_turns = set(), 0
   for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
     example = synthetic.make_example('dialogue', settings, 256, 3, split, index)
     text = bytes(example['tokens'].astype(np.uint8)).decode()
     lines = [line.lstrip(' ') for line in text.split('\n')[:-1]]  # no turn is cut
     assert all(line.startswith(('User: ', 'Assistant: ')[i % 2]) for i, line in enumerate(lines))
-    facts = [m for part in range(2) for m in told.finditer(text[part * 256:(part + 1) * 256])]
-    assert all(told.match(text, part * 256) for part in range(2))
-    assert 2 <= len(facts) <= task.num_facts and len(told.findall(text)) == len(facts)
+    in_parts = [list(told.finditer(text, part * 256, (part + 1) * 256)) for part in range(2)]
+    facts = in_parts[0] + in_parts[1]
+    assert all(in_parts) and 2 <= len(facts) <= task.num_facts
+    assert len(told.findall(text)) == len(facts)  # none outside, none across a boundary
     last = {match.group(1): match.group(2) for match in facts}
     answers = np.flatnonzero(example['answers'])
     questions = list(asked.finditer(text))
-    assert len(questions) == len(answers) >= 1
-    for match, position in zip(questions, answers):
+    distances = (5,) if split == 'distance_5' else (0, 1)
+    assert len(questions) == len(answers) == len(distances)
+    for match, position, distance in zip(questions, answers, distances):
       assert match.group(2) == last[match.group(1)] and position == match.start(2)
-      lengths.add((position // 256 + 1) * 256 - match.start())
-  assert len(lengths) == 1  # where a question starts tells nothing of its answer
+      assert match.start() // 256 == (match.end() - 1) // 256 == 1 + distance
+      assert match.start() >= facts[-1].end()
+      starts.add(match.start() % 256)
+    inside_turns += sum(text[b - 1] not in ' \n' for b in range(256, len(text) - 1, 256))
+  assert len(starts) > 1 and inside_turns >= 3
   assert len({name[0] for name in synthetic.NAMES}) == len(synthetic.NAMES)
   assert len({relation[-1] for relation in synthetic.RELATIONS}) == len(synthetic.RELATIONS)
   assert synthetic.chance_accuracy('dialogue', task) == 1 / len(synthetic.NAMES)
