@@ -49,6 +49,7 @@ from param_matching import count_params, with_params
 from memgpt_jax import config_lib
 from memgpt_jax import host_memory
 from memgpt_jax.data import builders
+from memgpt_jax.data import synthetic
 from memgpt_jax.errors import ConfigError, UserError
 from memgpt_jax.provenance import provenance
 from memgpt_jax.training import trainer
@@ -102,14 +103,27 @@ def _what_is_trained(config_json: dict) -> dict:
   return config_lib.flat_with_defaults(config_json) | {'data.tfds_data_dir': ''}
 
 
+def _data_revision(source: str) -> int:
+  """The revision of the generator that writes a source's examples today."""
+  return synthetic.REVISIONS.get(source, 1)
+
+
+def _trained_as(result: dict) -> tuple[dict, int]:
+  """What a saved result was trained on: its config and its data's revision (a result
+  saved before revisions were recorded had the first)."""
+  return _what_is_trained(result['config']), result.get('data_revision', 1)
+
+
 def _still_trained_so(kept: dict, grid, data_dir: pathlib.Path) -> dict:
   """The results of `kept` that `grid` would train the same way today (its row still
   there, the same config): the others are not this grid's results any more."""
   runs = {run.label: run for run in grid.runs}
+  def today(label: str, seed: int) -> tuple[dict, int]:
+    config = make_config(runs[label], grid, seed, data_dir)
+    return (_what_is_trained(json.loads(config.to_json_best_effort())),
+            _data_revision(config.data.source))
   return {(label, seed): result for (label, seed), result in kept.items()
-          if label in runs and 'config' in result and _what_is_trained(result['config'])
-          == _what_is_trained(json.loads(make_config(runs[label], grid, seed, data_dir)
-                                         .to_json_best_effort()))}
+          if label in runs and 'config' in result and _trained_as(result) == today(label, seed)}
 
 
 def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Path,
@@ -119,8 +133,8 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
   (a result from the results file) when it was trained with the same config."""
   config = make_config(run, grid, seed, data_dir)
   config_json = json.loads(config.to_json_best_effort())
-  if (kept is not None and 'config' in kept
-      and _what_is_trained(kept['config']) == _what_is_trained(config_json)
+  trained_as = _what_is_trained(config_json), _data_revision(config.data.source)
+  if (kept is not None and 'config' in kept and _trained_as(kept) == trained_as
       and not (workdir / _RESULT).exists()):
     print(f'[ablate] {run.label} seed {seed}: kept from the results file (commit '
           f'{kept["commit"]})', flush=True)
@@ -128,8 +142,8 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
   saved = workdir / _RESULT
   if saved.is_file():
     result = json.loads(saved.read_text())
-    if _what_is_trained(result['config']) != _what_is_trained(config_json):
-      raise UserError(f'{workdir} holds a result of another config: name a new --workdir')
+    if _trained_as(result) != trained_as:
+      raise UserError(f'{workdir} holds a result of another config or data revision: name a new --workdir')
     return result
   start = time.perf_counter()
   for index, stage in enumerate(run.stages):
@@ -162,7 +176,7 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
     result |= evaluate_distances(config, workdir)
   elif grid.documents:
     result |= evaluate_documents(config, workdir)
-  result |= {'config': config_json}
+  result |= {'config': config_json, 'data_revision': trained_as[1]}
   saved.write_text(json.dumps(result))
   return result
 

@@ -99,10 +99,12 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert '| recall/memory_off |' in table and 'at chance' in table
 
 
-def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path):
+def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path,
+                                                                       monkeypatch):
   """Text runs of a documents grid are scored on whole validation documents, the
   carried state and the reset one, by position; run again, the grid trains nothing
-  and reports the same; a changed setting on the same workdir is refused."""
+  and reports the same; a changed setting or data revision on the same workdir is
+  refused."""
   results, runs = tmp_path / 'results', tmp_path / 'runs'
   report = ablate.run_grid('tiny_documents', results, runs)
   rows = {r['label']: r for r in report['summary']}
@@ -137,6 +139,10 @@ def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path
   assert changed['summary'][0]['steps'] == 3
   with pytest.raises(UserError, match='holds a result of another config'):
     ablate.run_grid('tiny_documents', results, runs, settings={'train.learning_rate': 1e-3})
+  # Its data's generator revised (synthetic.REVISIONS): not the run the workdir holds.
+  monkeypatch.setitem(synthetic.REVISIONS, gpt['source'], 2)
+  with pytest.raises(UserError, match='holds a result of another config or data revision'):
+    ablate.run_grid('tiny_documents', results, runs, only=('long_text/gpt',))
 
 
 def test_settings_parse_literals_and_reject_bad_items():

@@ -40,8 +40,9 @@ TASK_FIELDS = {
     # 'chat' is data.chat, the turn template (builders.synthetic_config puts it here).
     'dialogue': ('num_facts', 'context_segments', 'chat'),
 }
-# A task's data revision, digested into its builder's name: raised when its generator
-# writes other examples for the same settings, so that data built before is built again.
+# A task's data revision (1 where not named), digested into its builder's name: raised
+# when its generator writes other examples for the same settings, so that data built
+# before is built again (and experiments/ablate.py keeps no result trained on it).
 REVISIONS = {'dialogue': 3}
 # Marker ids sit above every task's content ids (content uses ids < 200).
 QUERY, DELIM, BLANK = 250, 251, 252
