@@ -34,6 +34,9 @@ def get_config(variants: str = '') -> ml_collections.ConfigDict:
   # Every token trains: the model writes the turns, and each confirmation of a fact
   # ("Your sister is Ada.") is a look-up to learn from, not only the questions.
   config.data.task_loss = 'all'
+  # Every exchange inside one segment, in the data and in memgpt-chat (the longest reply
+  # the data holds is 31 tokens).
+  config.data.chat.reply_room = 40
   task.train_distances = (0, 1, 2)
   task.eval_distances = (0, 4, 39, 390)
   config.train.num_steps = 3000

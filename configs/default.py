@@ -192,6 +192,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.chat.user = 'User: '
   config.data.chat.assistant = 'Assistant: '
   config.data.chat.end_of_turn = '\n'
+  # 0: turns run on across segment boundaries. N > 0: every exchange sits inside one
+  # segment (the window's edge never cuts a turn, whose first half would otherwise
+  # reach its second through the memory alone): generated dialogue is laid out so, and
+  # memgpt-chat fills the rest of a segment with spaces before a user's turn when the
+  # turn and N tokens of reply would not fit in it.
+  config.data.chat.reply_room = 0
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 8  # global, over all devices and hosts

@@ -29,7 +29,7 @@ def template_of(config: ml_collections.ConfigDict) -> Template:
   """The turn template of a model's config (data.chat); a config saved before configs
   had it takes the default config's."""
   chat = config.data.get('chat') or config_lib.default_config().data.chat
-  return Template(chat.user, chat.assistant, chat.end_of_turn)
+  return Template(chat.user, chat.assistant, chat.end_of_turn, chat.get('reply_room', 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +66,13 @@ class Conversation:
       raise UserError(f'data.chat.end_of_turn {template.end_of_turn!r} is {len(end)} tokens '
                       'for this tokenizer; the reply stops at one token: choose one that is')
     self._end_id = int(end[0])
+    self._segment_len = decoder.model.cfg.segment_len
+    if template.reply_room:
+      space = tokenizer.encode(' ')
+      if len(space) != 1 or not 0 < template.reply_room < self._segment_len:
+        raise UserError(f'data.chat.reply_room={template.reply_room} needs a space of one '
+                        f'token and room in a segment of {self._segment_len} tokens')
+      self._space_id = int(space[0])
     self.model_id = params_digest(decoder.params)
     self._reader = Reader(decoder)
     self.turns = 0
@@ -80,7 +87,12 @@ class Conversation:
     at the end-of-turn token or after sampling.max_new_tokens (the end-of-turn token
     is fed then). Ctrl-C cuts the reply short and closes the turn; the state keeps
     what was written."""
-    self._reader.feed(self._tokenizer.encode(self.template.user_turn(text)))
+    turn = np.asarray(self._tokenizer.encode(self.template.user_turn(text)), np.int32)
+    used = self._reader.at[0].position  # of the current segment
+    if self.template.reply_room and used and (
+        used + len(turn) + self.template.reply_room > self._segment_len):
+      self._reader.feed(np.full(self._segment_len - used, self._space_id, np.int32))
+    self._reader.feed(turn)
     rng = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), self.turns)
     self.turns += 1
     stream, reply, ended = self._tokenizer.decoder(), [], False

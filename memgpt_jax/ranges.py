@@ -119,6 +119,7 @@ RANGES: dict[str, Range] = {
     'data.task.copy_region': _COUNT,
     'data.task.num_symbols': Range(1, 200),
     'data.task.vocab': Range(2, 200),
+    'data.chat.reply_room': _NONNEGATIVE,
     # Training.
     'train.batch_size': _COUNT,
     'train.num_steps': _COUNT,

@@ -157,40 +157,47 @@ def test_dialogue_asks_for_a_name_told_turns_before(tmp_path, monkeypatch):
   confirms each in the words of its answer, small talk names nobody, no turn is cut,
   and each question's answer token is the first letter of the name last told for its
   relation; a question lies in the segment of its distance, after the facts at
-  distance 0. Blocks sit anywhere in their segments, so that segment boundaries fall
-  inside turns. The builder takes the template from data.chat (another template is
-  other data) and the generator's revision (examples written another way are other data)."""
+  distance 0. With data.chat.reply_room set no exchange crosses a segment boundary
+  (facts open their segments, questions end theirs); without, blocks sit anywhere in
+  their segments and boundaries fall inside turns. The builder takes the template
+  from data.chat (another template is other data) and the generator's revision."""
   config = _config(tmp_path, source='dialogue')
   config.model.segment_len, config.model.num_segments = 256, 3
   task = config.data.task
   task.context_segments, task.train_distances, task.num_facts = 2, (0, 1), 4
-  chat = builders.synthetic_config(config.data, 256, 3)
-  settings = ml_collections.ConfigDict(chat.settings)
-  assert settings.chat.to_dict() == config.data.chat.to_dict()
   told = re.compile(r"User: my (\w+)'s name is (\w+)\.\nAssistant: [\w. ]+ Your \1 is \2\.\n")
   asked = re.compile(r"User: what is my (\w+)'s name\?\nAssistant: Your \1 is (\w+)\.\n")
-  starts, inside_turns = set(), 0
-  for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
-    example = synthetic.make_example('dialogue', settings, 256, 3, split, index)
-    text = bytes(example['tokens'].astype(np.uint8)).decode()
-    lines = [line.lstrip(' ') for line in text.split('\n')[:-1]]  # no turn is cut
-    assert all(line.startswith(('User: ', 'Assistant: ')[i % 2]) for i, line in enumerate(lines))
-    in_parts = [list(told.finditer(text, part * 256, (part + 1) * 256)) for part in range(2)]
-    facts = in_parts[0] + in_parts[1]
-    assert all(in_parts) and 2 <= len(facts) <= task.num_facts
-    assert len(told.findall(text)) == len(facts)  # none outside, none across a boundary
-    last = {match.group(1): match.group(2) for match in facts}
-    answers = np.flatnonzero(example['answers'])
-    questions = list(asked.finditer(text))
-    distances = (5,) if split == 'distance_5' else (0, 1)
-    assert len(questions) == len(answers) == len(distances)
-    for match, position, distance in zip(questions, answers, distances):
-      assert match.group(2) == last[match.group(1)] and position == match.start(2)
-      assert match.start() // 256 == (match.end() - 1) // 256 == 1 + distance
-      assert match.start() >= facts[-1].end()
-      starts.add(match.start() % 256)
-    inside_turns += sum(text[b - 1] not in ' \n' for b in range(256, len(text) - 1, 256))
-  assert len(starts) > 1 and inside_turns >= 3
+  for reply_room in (0, 40):
+    config.data.chat.reply_room = reply_room
+    chat = builders.synthetic_config(config.data, 256, 3)
+    settings = ml_collections.ConfigDict(chat.settings)
+    assert settings.chat.to_dict() == config.data.chat.to_dict()
+    starts, inside_turns = set(), 0
+    for split, index in [('train', 0), ('train', 1), ('distance_5', 2), ('validation', 3)]:
+      example = synthetic.make_example('dialogue', settings, 256, 3, split, index)
+      text = bytes(example['tokens'].astype(np.uint8)).decode()
+      lines = [line.lstrip(' ') for line in text.split('\n')[:-1]]  # no turn is cut
+      assert all(line.startswith(('User: ', 'Assistant: ')[i % 2])
+                 for i, line in enumerate(lines))
+      in_parts = [list(told.finditer(text, part * 256, (part + 1) * 256)) for part in range(2)]
+      facts = in_parts[0] + in_parts[1]
+      assert all(in_parts) and 2 <= len(facts) <= task.num_facts
+      assert len(told.findall(text)) == len(facts)  # none outside, none across a boundary
+      last = {match.group(1): match.group(2) for match in facts}
+      answers = np.flatnonzero(example['answers'])
+      questions = list(asked.finditer(text))
+      distances = (5,) if split == 'distance_5' else (0, 1)
+      assert len(questions) == len(answers) == len(distances)
+      for match, position, distance in zip(questions, answers, distances):
+        assert match.group(2) == last[match.group(1)] and position == match.start(2)
+        assert match.start() // 256 == (match.end() - 1) // 256 == 1 + distance
+        assert match.start() >= facts[-1].end()
+        starts.add(match.start() % 256)
+      inside_turns += sum(text[b - 1] not in ' \n' for b in range(256, len(text) - 1, 256))
+      if reply_room:
+        assert all(told.match(text, part * 256) for part in range(2))
+    assert (len(starts) > 1 and inside_turns >= 3) if not reply_room else (
+        len(starts) == 1 and inside_turns == 0)
   assert len({name[0] for name in synthetic.NAMES}) == len(synthetic.NAMES)
   assert len({relation[-1] for relation in synthetic.RELATIONS}) == len(synthetic.RELATIONS)
   assert synthetic.chance_accuracy('dialogue', task) == 1 / len(synthetic.NAMES)

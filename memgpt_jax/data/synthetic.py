@@ -56,16 +56,18 @@ _SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
 @dataclasses.dataclass
 class Blocks:
   """One example's parts: the context (one part per context segment), one query block
-  per distance, filler. Otherwise the parts open (context) and end (queries) their
-  segments and the filler runs through the row under them; a `conversation`'s parts
-  sit anywhere in their segments, and the filler fills each gap on its own (filler(n)
-  is whole turns, padded to n): no turn is cut, and segment boundaries fall inside
-  turns as they do when a conversation is read, not only between them."""
+  per distance, filler. The parts open (context) and end (queries) their segments and
+  the filler runs through the row under them; or, `whole_gaps`, the filler fills each
+  gap on its own (filler(n) is whole turns, padded to n), so that no turn is cut,
+  and each segment's share of a gap on its own, so that none crosses a segment
+  boundary; or, `across_segments` as well, the parts sit anywhere in their segments
+  and turns run across segment boundaries."""
   context: list[np.ndarray]
   queries: list[np.ndarray]
   query_answers: list[np.ndarray]
   filler: Callable[[int], np.ndarray]
-  conversation: bool = False
+  whole_gaps: bool = False
+  across_segments: bool = False
 
 
 # The facts task, in the shape of BABILong's single-supporting-fact questions: who went
@@ -252,8 +254,8 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   overrides); whole small-talk turns fill the gaps (spaces after the last that fits);
   each query block asks about a relation told: 'User: what is my sister's name?
   Assistant: Your sister is Ada.' (spaces after it: every block has one length), the
-  first letter of the name its answer token. Turns are written with task.chat; the
-  blocks sit anywhere in their segments (a conversation, make_example)."""
+  first letter of the name its answer token. Turns are written with task.chat, each
+  exchange inside one segment where its reply_room is set (make_example)."""
   chat = Template(**task.chat)
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   relations = rng.integers(0, len(RELATIONS), count)
@@ -287,7 +289,8 @@ def _dialogue(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
       turns.append(turn)
       used += len(turn)
     return np.concatenate(turns + [_spaces(n - used)])
-  return Blocks(context, queries, answers, filler, conversation=True)
+  return Blocks(context, queries, answers, filler, whole_gaps=True,
+                across_segments=not chat.reply_room)
 
 
 def _spaces(n: int) -> np.ndarray:
@@ -459,7 +462,7 @@ def make_example(task_name: str, task: ml_collections.ConfigDict, segment_len: i
   rng = np.random.default_rng(seed)
   blocks = _GENERATORS[task_name](task, rng, len(distances))
   length = segments * segment_len + 1
-  tokens = np.zeros(length, np.int32) if blocks.conversation else np.asarray(
+  tokens = np.zeros(length, np.int32) if blocks.whole_gaps else np.asarray(
       blocks.filler(length), np.int32)
   answers, written = np.zeros(length, bool), np.zeros(length, bool)
   starts, ends = _places(blocks, distances, segment_len, rng)
@@ -470,10 +473,14 @@ def make_example(task_name: str, task: ml_collections.ConfigDict, segment_len: i
     tokens[end - len(query):end] = query
     answers[end - len(query):end] = answer
     written[end - len(query):end] = True
-  if blocks.conversation:
+  if blocks.whole_gaps:
     edges = np.flatnonzero(np.diff(np.concatenate([[True], written, [True]]).astype(np.int8)))
     for start, stop in zip(edges[::2], edges[1::2]):  # each run of unwritten tokens
-      tokens[start:stop] = blocks.filler(stop - start)
+      boundaries = [] if blocks.across_segments else range(
+          -(-start // segment_len) * segment_len, stop, segment_len)
+      cuts = sorted({start, stop, *boundaries})
+      for begin, end in zip(cuts, cuts[1:]):
+        tokens[begin:end] = blocks.filler(end - begin)
   return {'tokens': tokens, 'answers': answers}
 
 
@@ -481,17 +488,17 @@ def _places(blocks: Blocks, distances: tuple[int, ...], segment_len: int,
             rng: np.random.Generator) -> tuple[list[int], list[int]]:
   """(where each context part starts, where each query block ends): context segment s
   holds part s, the query at distance d is in the d-th segment after the last part's
-  (at distance 0 after the part). A conversation's are drawn anywhere they fit."""
+  (at distance 0 after the part). Turns across segments: drawn anywhere they fit."""
   last = len(blocks.context) - 1
   starts, ends = [], []
   for segment, part in enumerate(blocks.context):
     after = len(blocks.queries[distances.index(0)]) if segment == last and 0 in distances else 0
     room = segment_len - len(part) - after
     starts.append(segment * segment_len + (int(rng.integers(0, room + 1))
-                                           if blocks.conversation else 0))
+                                           if blocks.across_segments else 0))
   for distance, query in zip(distances, blocks.queries):
     begin = (last + distance) * segment_len
     lowest = (starts[last] + len(blocks.context[last]) if distance == 0 else begin) + len(query)
     end = begin + segment_len
-    ends.append(int(rng.integers(lowest, end + 1)) if blocks.conversation else end)
+    ends.append(int(rng.integers(lowest, end + 1)) if blocks.across_segments else end)
   return starts, ends

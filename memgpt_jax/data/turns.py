@@ -6,10 +6,12 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Template:
-  """A user's turn is user + text + end_of_turn, a reply assistant + text + end_of_turn."""
+  """A user's turn is user + text + end_of_turn, a reply assistant + text + end_of_turn.
+  reply_room > 0: every exchange sits inside one segment (see configs/default.py)."""
   user: str
   assistant: str
   end_of_turn: str
+  reply_room: int = 0
 
   def user_turn(self, text: str) -> str:
     """What the model reads for a user's turn, up to where its reply begins."""
