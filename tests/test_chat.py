@@ -40,19 +40,30 @@ def conversation(workdir) -> chat.Conversation:
   return chat.Conversation(decoder, tokenizer, chat.template_of(config))
 
 
-def test_turns_carry_the_state_of_reading_the_conversation_at_once(workdir):
-  """Three turns, the replies cut at end-of-turn or at max_new_tokens: the state after
-  them (memory, window, pointer cache) and the next token's distribution equal those of
-  feeding the whole transcript's tokens in one call."""
-  talk = conversation(workdir)
-  decoder, tokenizer, _ = sampling.load_decoder(workdir)
-  transcript = []
-  for text, tokens in (('hello there', 20), ('what is x?', 7), ('and y', 33)):
+@pytest.mark.parametrize('reply_room', [0, 1])
+def test_turns_carry_the_state_of_reading_the_conversation_at_once(workdir, reply_room):
+  """Turns, the replies cut at end-of-turn or at max_new_tokens: the state after them
+  (memory, window, pointer cache) and the next token's distribution equal those of
+  feeding the whole transcript's tokens in one call. With data.chat.reply_room, spaces
+  fill the segment before a user's turn that would not fit in it with that many
+  tokens of reply: the transcript holds them too."""
+  decoder, tokenizer, config = sampling.load_decoder(workdir)
+  template = chat.template_of(config)
+  if reply_room:  # turns short enough to fit a segment of the tiny model's 8 tokens
+    template = chat.Template('U:', 'A:', template.end_of_turn, reply_room)
+  talk = chat.Conversation(decoder, tokenizer, template)
+  segment_len, transcript, padded = decoder.model.cfg.segment_len, [], 0
+  for text, tokens in (('hello there', 20), ('what is x?', 7), ('and y', 33), ('a', 1),
+                       ('b', 3)):
     reply = talk.reply(text, sampled(max_new_tokens=tokens, temperature=0.8, seed=1),
                        io.StringIO())
-    transcript += [*tokenizer.encode(talk.template.user_turn(text)), *reply.tokens,
-                   *tokenizer.encode(talk.template.end_of_turn)]
-  assert talk.turns == 3
+    turn = tokenizer.encode(template.user_turn(text))
+    used = len(transcript) % segment_len
+    if reply_room and used and used + len(turn) + reply_room > segment_len:
+      transcript += list(tokenizer.encode(' ' * (segment_len - used)))
+      padded += 1
+    transcript += [*turn, *reply.tokens, *tokenizer.encode(template.end_of_turn)]
+  assert talk.turns == 5 and (padded > 0) == (reply_room > 0)
   log_probs, state = decoder.prefill(decoder.start(1), np.asarray([transcript], np.int32))
   got_state, got_log_probs = talk.state()
   assert got_state.position == state.position
@@ -102,10 +113,12 @@ def test_a_state_of_another_model_or_no_state_is_refused_in_one_line(workdir, tm
     assert '\n' not in str(error.value)
 
 
-def test_an_end_of_turn_of_several_tokens_is_refused(workdir):
+def test_an_end_of_turn_of_several_tokens_or_no_room_for_a_reply_is_refused(workdir):
   decoder, tokenizer, _ = sampling.load_decoder(workdir)
   with pytest.raises(UserError, match=r"data.chat.end_of_turn '\\n\\n' is 2 tokens"):
     chat.Conversation(decoder, tokenizer, chat.Template('U: ', 'A: ', '\n\n'))
+  with pytest.raises(UserError, match=r'data.chat.reply_room=8 needs .* a segment of 8 tokens'):
+    chat.Conversation(decoder, tokenizer, chat.Template('U: ', 'A: ', '\n', 8))
 
 
 def _program(workdir, *flags) -> list[str]:
