@@ -453,8 +453,9 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
           'accelerator_decoding': accelerator_decoding_table}
 
 # Where each table is shown: a page of the repository and the tables in it.
-PAGES = {'README.md': ('recall', 'long_text', 'encoder_decoder', 'pretrained_finetune'),
-         'docs/experiments.md': ('text', 'capacity', 'passkey', 'long_sources'),
+PAGES = {'README.md': ('recall', 'long_text', 'chat_transcript', 'encoder_decoder',
+                       'pretrained_finetune'),
+         'docs/experiments.md': ('text', 'capacity', 'passkey', 'dialogue', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
                                  'kernel_time_two_arenas_frame_stack',
                                  'accelerator_speed',
