@@ -84,7 +84,10 @@ def recall_table() -> str:
 def dialogue_table() -> str:
   """The dialogue task: a name told D segments before its question, memory on and off."""
   report = _load('dialogue')
-  names = {'dialogue/delta': 'delta memory', 'dialogue/memory_off': 'memory off'}
+  trained = _rows(report)
+  names = {label: name for label, name in {'dialogue/delta': 'delta memory',
+                                           'dialogue/memory_off': 'memory off'}.items()
+           if label in trained}  # a row not yet trained is left out
   segment_len = report['runs'][0]['segment_len']
   lines = _distance_table(report, names, f'dialogue, a name asked D segments of {segment_len} '
                           'tokens after it was told: answer accuracy %')
