@@ -9,10 +9,11 @@ Each row is 4 segments of 256 tokens: the user tells 2-4 facts ("my sister's nam
 Ada"; the assistant confirms "Noted. Your sister is Ada.") in the first two, small
 talk fills the rest, and a question ("what is my sister's name?") comes 0-2 segments
 after the facts; the reply says the confirmation again, and its name's first letter
-is scored. Turns sit anywhere in a segment: segment boundaries fall inside turns, as
-they do in a conversation memgpt-chat reads. Evaluation asks 0, 4, 39 and 390 segments later (about 1K, 10K and 100K
-tokens of small talk). Turns are written with data.chat, the template memgpt-chat
-uses. The pointer's cache is off: past its segment only the memory can know a name.
+is scored. No exchange crosses a segment boundary (data.chat.reply_room: spaces fill
+a segment's end, as memgpt-chat does before a turn that would not fit). Evaluation asks
+0, 4, 39 and 390 segments later (about 1K, 10K and 100K tokens of small talk). Turns
+are written with data.chat, the template memgpt-chat uses. The pointer's cache is off:
+past its segment only the memory can know a name.
 """
 
 import pathlib

@@ -143,7 +143,8 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
   if saved.is_file():
     result = json.loads(saved.read_text())
     if _trained_as(result) != trained_as:
-      raise UserError(f'{workdir} holds a result of another config or data revision: name a new --workdir')
+      raise UserError(f'{workdir} holds a result of another config or data revision: '
+                      'name a new --workdir')
     return result
   start = time.perf_counter()
   for index, stage in enumerate(run.stages):

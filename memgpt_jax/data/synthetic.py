@@ -56,12 +56,11 @@ _SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
 @dataclasses.dataclass
 class Blocks:
   """One example's parts: the context (one part per context segment), one query block
-  per distance, filler. The parts open (context) and end (queries) their segments and
-  the filler runs through the row under them; or, `whole_gaps`, the filler fills each
-  gap on its own (filler(n) is whole turns, padded to n), so that no turn is cut,
-  and each segment's share of a gap on its own, so that none crosses a segment
-  boundary; or, `across_segments` as well, the parts sit anywhere in their segments
-  and turns run across segment boundaries."""
+  per distance, filler. The parts open (context) and end (queries) their segments, and
+  the filler runs through the row under them; or, `whole_gaps`, it fills each gap's
+  share of each segment on its own (filler(n): whole turns padded to n), so that no
+  turn is cut or crosses a segment boundary. `across_segments`: the parts sit anywhere
+  in their segments and the turns of a gap run on across its boundaries."""
   context: list[np.ndarray]
   queries: list[np.ndarray]
   query_answers: list[np.ndarray]
