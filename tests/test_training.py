@@ -2,11 +2,13 @@
 (What goes wrong on the way: tests/test_reliability.py.)"""
 
 import io
+import struct
 
 import jax
 import numpy as np
 import optax
 import pytest
+from tensorboardX.proto import event_pb2
 
 from conftest import load_config, snapshot, tiny_train_config as tiny_config, train_losses
 from memgpt_jax import sampling
@@ -54,7 +56,25 @@ def test_training_writes_metrics_and_checkpoints(uninterrupted):
   assert metrics['loss'] < np.log(ByteTokenizer.vocab_size) - 0.5
   assert workdir_lib.checkpointer(workdir).latest_step() == 8
   assert (workdir / 'config.json').is_file()
-  assert any((workdir / 'tensorboard').iterdir())
+  board = tensorboard_scalars(workdir / 'tensorboard')  # the numbers of metrics.jsonl
+  np.testing.assert_allclose([board['train/loss', s] for s in sorted(losses)],
+                             [losses[s] for s in sorted(losses)], rtol=1e-6)
+  assert board['validation/accuracy', 8] == pytest.approx(metrics['accuracy'], rel=1e-6)
+
+
+def tensorboard_scalars(directory) -> dict[tuple[str, int], float]:
+  """{(tag, step): value} of the event files in `directory` (records: a little-endian
+  uint64 length, its 4-byte checksum, the Event, the Event's 4-byte checksum)."""
+  scalars = {}
+  for path in sorted(directory.iterdir()):
+    data, offset = path.read_bytes(), 0
+    while offset < len(data):
+      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+      offset += 12 + length + 4
+      for value in event.summary.value:
+        scalars[value.tag, event.step] = value.simple_value
+  return scalars
 
 
 def test_stop_and_resume_continues_exactly(uninterrupted, data_dir, tmp_path):
