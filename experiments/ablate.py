@@ -103,9 +103,10 @@ def _what_is_trained(config_json: dict) -> dict:
   return config_lib.flat_with_defaults(config_json) | {'data.tfds_data_dir': ''}
 
 
-def _data_revision(source: str) -> int:
-  """The revision of the generator that writes a source's examples today."""
-  return synthetic.REVISIONS.get(source, 1)
+def _trained_today(config_json: dict) -> tuple[dict, int]:
+  """What a config trains on today: the config and its data's generator revision."""
+  return (_what_is_trained(config_json),
+          synthetic.REVISIONS.get(config_json['data']['source'], 1))
 
 
 def _trained_as(result: dict) -> tuple[dict, int]:
@@ -118,12 +119,9 @@ def _still_trained_so(kept: dict, grid, data_dir: pathlib.Path) -> dict:
   """The results of `kept` that `grid` would train the same way today (its row still
   there, the same config): the others are not this grid's results any more."""
   runs = {run.label: run for run in grid.runs}
-  def today(label: str, seed: int) -> tuple[dict, int]:
-    config = make_config(runs[label], grid, seed, data_dir)
-    return (_what_is_trained(json.loads(config.to_json_best_effort())),
-            _data_revision(config.data.source))
   return {(label, seed): result for (label, seed), result in kept.items()
-          if label in runs and 'config' in result and _trained_as(result) == today(label, seed)}
+          if label in runs and 'config' in result and _trained_as(result) == _trained_today(
+              json.loads(make_config(runs[label], grid, seed, data_dir).to_json_best_effort()))}
 
 
 def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Path,
@@ -133,7 +131,7 @@ def train_one(run, grid, seed: int, workdir: pathlib.Path, data_dir: pathlib.Pat
   (a result from the results file) when it was trained with the same config."""
   config = make_config(run, grid, seed, data_dir)
   config_json = json.loads(config.to_json_best_effort())
-  trained_as = _what_is_trained(config_json), _data_revision(config.data.source)
+  trained_as = _trained_today(config_json)
   if (kept is not None and 'config' in kept and _trained_as(kept) == trained_as
       and not (workdir / _RESULT).exists()):
     print(f'[ablate] {run.label} seed {seed}: kept from the results file (commit '

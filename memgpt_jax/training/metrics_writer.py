@@ -55,8 +55,8 @@ class MetricsWriter:
     # One event for all of a step's scalars: each event crosses two threads and a pipe
     # (tensorboardX's queue), a cost paid every train.log_every steps.
     summary = summary_pb2.Summary(value=[
-        value for name, number in metrics.items()
-        for value in tensorboardX.summary.scalar(f'{split}/{name}', float(number)).value])
+        summary_pb2.Summary.Value(tag=f'{split}/{name}', simple_value=float(number))
+        for name, number in metrics.items()])
     self._tensorboard.file_writer.add_summary(summary, int(step))
 
   def close(self):
