@@ -1,6 +1,7 @@
 """The streams layout: rows that continue each other from batch to batch through whole
 documents, the model's state carried with them (training and evaluation), exact resume."""
 
+import functools
 import json
 
 import flax.linen as nn
@@ -170,16 +171,17 @@ def test_the_train_step_carries_each_rows_state_to_the_next_step(overrides):
   micro_batches = steps.StepSettings(model, optimizer, 0.0, 0.0, 0.0, 2, None)
   one_batch = steps.StepSettings(model, optimizer, 0.0, 0.0, 0.0, 1, None)
   schedule = make_schedule(config.train)
+  train_step = jax.jit(steps.train_step, static_argnums=3)
   start = state
-  state, _ = steps.train_step(state, four(first), schedule, micro_batches)
-  reference, _ = steps.train_step(start, four(first), schedule, one_batch)
-  want, _ = model.apply({'params': start.params}, four(first)['inputs'], start.carry,
-                        four(first)['doc_ids'], method=MemGPT.run_segments)
+  state, _ = train_step(state, four(first), schedule, micro_batches)
+  reference, _ = train_step(start, four(first), schedule, one_batch)
+  want, _ = jax.jit(functools.partial(model.apply, method=MemGPT.run_segments))(
+      {'params': start.params}, four(first)['inputs'], start.carry, four(first)['doc_ids'])
   for carried in (state.carry, reference.carry):
     for got, expected in zip(jax.tree.leaves(carried), jax.tree.leaves(want)):
       np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-  state, metrics = steps.train_step(state, four(second), schedule, micro_batches)
-  reference, reference_metrics = steps.train_step(reference, four(second), schedule, one_batch)
+  state, metrics = train_step(state, four(second), schedule, micro_batches)
+  reference, reference_metrics = train_step(reference, four(second), schedule, one_batch)
   np.testing.assert_allclose(metrics['loss'], reference_metrics['loss'], rtol=2e-5)
   for got, expected in zip(jax.tree.leaves(state.params), jax.tree.leaves(reference.params)):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
