@@ -14,7 +14,7 @@ def get_config():
   model = config.model
   model.d_model = 32
   model.num_layers = 1  # tests that need layers to interact set 2
-  model.encoder.num_layers = 1  # model.arch='encoder_decoder': the same
+  model.encoder.num_layers = 1  # model.arch='encoder_decoder'; tests that need two set 2
   model.num_heads = 2
   model.mlp_dim = 64
   model.segment_len = 8
