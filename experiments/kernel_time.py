@@ -1,16 +1,18 @@
-"""Kernel time of whole memgpt-train processes, this checkout against another copy of the
-code (--baseline, e.g. `git worktree add /tmp/base <commit>`), the two taking turns.
+"""Kernel time of whole memgpt-train processes, this checkout alone or against another copy
+of the code (--baseline, e.g. `git worktree add /tmp/base <commit>`), the two taking turns.
 
-  python experiments/kernel_time.py --baseline=DIR [--rounds=3] [--text=FILE]
+  python experiments/kernel_time.py [--baseline=DIR] [--rounds=3] [--text=FILE]
       [--shapes=laptop,default,tiny,tiny_steps] [--out=experiments/results]
       [--name=kernel_time]
 
-Four shapes, each run as `python -m memgpt_jax.cli.train` in a fresh workdir from the
+Shapes, each run as `python -m memgpt_jax.cli.train` in a fresh workdir from the
 root of each copy, with the same interpreter: `laptop` (configs/baseline_gpt.py at 4
 layers, d_model 128, gelu, layernorm, learned positions, batches of 12 rows of 64
 tokens in one batch, on one text file), `default` (configs/default.py, what make train
 runs, fewer steps), `tiny` (configs/tiny.py, one layer) and `tiny_steps` (the same with
-checkpoints and evaluations as rare as default.py's). Each run's user and system
+checkpoints and evaluations as rare as default.py's); not run unless named,
+`tiny_start` (the same for one step: the start-up, the first step's compilation, one
+evaluation and one checkpoint) and `tiny_long` (tiny_steps for 10,000 steps). Each run's user and system
 seconds, minor page faults, context switches and peak resident memory are the kernel's
 accounting of the finished process (what /usr/bin/time -v prints); tokens/s is the median of its logged
 windows after the first (which holds the compilation). The rounds alternate the two
@@ -19,6 +21,7 @@ is taken pair by pair. Writes
 <out>/<name>.md and .json.
 """
 
+import math
 import os
 import pathlib
 import statistics
@@ -37,13 +40,13 @@ from memgpt_jax.training.metrics_writer import read_metrics
 from report import kernel_time_rows
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_BASELINE = flags.DEFINE_string('baseline', None, 'Root of the code to compare against.')
+_BASELINE = flags.DEFINE_string('baseline', None, 'Root of the code to compare against; '
+                                 'none: this checkout alone.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Runs of each copy at each shape.')
 _TEXT = flags.DEFINE_string('text', '', 'The laptop shape\'s text file; empty: the first '
                             '1 MB of the standard library\'s source, written to a temp dir.')
 _OUT = flags.DEFINE_string('out', str(ROOT / 'experiments' / 'results'), 'Results folder.')
 _NAME = flags.DEFINE_string('name', 'kernel_time', 'Results file name.')
-flags.mark_flag_as_required('baseline')
 
 LAPTOP = ['--config=configs/baseline_gpt.py', '--config.model.num_layers=4',
           '--config.model.d_model=128', '--config.model.num_heads=4',
@@ -60,7 +63,12 @@ SHAPES = {'laptop': LAPTOP,
           # default.py's cadence, so the steps are measured rather than the saves.
           'tiny_steps': TINY + ['--config.train.checkpoint_every=150',
                                 '--config.train.eval_every=150']}
-_SHAPES = flags.DEFINE_list('shapes', list(SHAPES), 'Which of the shapes to run.')
+# Where the tiny config's kernel time comes from: its start-up, and a run long enough
+# for the steps to outweigh it.
+SHAPES['tiny_start'] = SHAPES['tiny_steps'] + ['--config.train.num_steps=1']
+SHAPES['tiny_long'] = SHAPES['tiny_steps'] + ['--config.train.num_steps=10000']
+_SHAPES = flags.DEFINE_list('shapes', ['laptop', 'default', 'tiny', 'tiny_steps'],
+                            'Which of the shapes to run.')
 
 
 def run(tree: str, flags_: list[str]) -> dict:
@@ -82,7 +90,8 @@ def run(tree: str, flags_: list[str]) -> dict:
           'sys_share': usage.ru_stime / cpu, 'minor_faults': usage.ru_minflt,
           'voluntary_switches': usage.ru_nvcsw, 'involuntary_switches': usage.ru_nivcsw,
           'peak_rss_mib': usage.ru_maxrss / 1024,
-          'tokens_per_second': float(np.median(speeds[1:]))}
+          # A run of one step logs no window after the compiling one.
+          'tokens_per_second': float(np.median(speeds[1:])) if speeds[1:] else math.nan}
 
 
 def summary(runs: list[dict]) -> dict:
@@ -91,10 +100,12 @@ def summary(runs: list[dict]) -> dict:
 
 
 def markdown(report: dict) -> str:
+  copies = (f'the baseline the code of commit {report["baseline_commit"]}; '
+            f'{report["rounds"]} runs of each at each shape, the two copies taking turns '
+            '(interleaved, same machine)' if report['baseline_commit'] else
+            f'{report["rounds"]} runs at each shape')
   lines = [f'# Kernel time of memgpt-train: {report["name"]}', '',
-           f'`{report["command"]}` at commit {report["commit"]}, the baseline the code of '
-           f'commit {report["baseline_commit"]}; {report["rounds"]} runs of each at each '
-           'shape, the two copies taking turns (interleaved, same machine). Median '
+           f'`{report["command"]}` at commit {report["commit"]}, {copies}. Median '
            '(min-max) over the runs.', '', *kernel_time_rows(report)]
   return '\n'.join(lines) + '\n'
 
@@ -122,15 +133,17 @@ def main(argv):
     shapes = {}
     for shape in _SHAPES.value:
       flags_ = SHAPES[shape] + ([f'--config.data.paths={text}'] if shape == 'laptop' else [])
-      runs = {'baseline': [], 'this': []}
+      trees = (('baseline', _BASELINE.value),) if _BASELINE.value else ()
+      runs = {side: [] for side, _ in trees + (('this', None),)}
       for _ in range(_ROUNDS.value):
-        for side, tree in (('baseline', _BASELINE.value), ('this', str(ROOT))):
+        for side, tree in trees + (('this', str(ROOT)),):
           runs[side].append(run(tree, flags_))
           print(f'[kernel_time] {shape} {side}: {runs[side][-1]}', flush=True)
       shapes[shape] = {side: {'flags': flags_, 'runs': r, 'summary': summary(r)}
                        for side, r in runs.items()}
   report = {'name': _NAME.value, **provenance(), 'commit': tree_commit(str(ROOT)),
-            'baseline_commit': tree_commit(_BASELINE.value), 'rounds': _ROUNDS.value,
+            'baseline_commit': tree_commit(_BASELINE.value) if _BASELINE.value else None,
+            'rounds': _ROUNDS.value,
             'shapes': shapes}
   write_results(_OUT.value, _NAME.value, report, markdown(report))
   print(markdown(report))

@@ -11,6 +11,7 @@ NAME a key of TABLES below: each is made from one results file, never by hand.
 
 import functools
 import json
+import math
 import pathlib
 import re
 import statistics
@@ -409,23 +410,29 @@ def chat_transcript_table() -> str:
 
 def kernel_time_rows(report: dict) -> list[str]:
   """Per shape and copy: system time's share of CPU time, page faults, peak memory,
-  tokens/s, and this code's tokens/s over the baseline's run beside it (median of the
-  pairs, lowest-highest)."""
+  tokens/s, and (against a baseline) this code's tokens/s over the baseline's run beside
+  it (median of the pairs, lowest-highest)."""
+  compared = bool(report['baseline_commit'])
   lines = ['| shape | code | system / CPU time | minor page faults | peak MiB | wall s | '
-           'tokens/s | / baseline (pairs) |', '|---|---|---|---|---|---|---|---|']
+           'tokens/s |' + (' / baseline (pairs) |' if compared else ''),
+           '|---|---|---|---|---|---|---|' + ('---|' if compared else '')]
   for shape, sides in report['shapes'].items():
-    pairs = sorted(this['tokens_per_second'] / base['tokens_per_second'] for base, this
-                   in zip(sides['baseline']['runs'], sides['this']['runs']))
-    ratio = {'baseline': '1.00', 'this': f'{pairs[len(pairs) // 2]:.2f} '
-             f'({pairs[0]:.2f}-{pairs[-1]:.2f})'}
-    for side in ('baseline', 'this'):
+    ratio = {}
+    if compared:
+      pairs = sorted(this['tokens_per_second'] / base['tokens_per_second'] for base, this
+                     in zip(sides['baseline']['runs'], sides['this']['runs']))
+      ratio = {'baseline': ' 1.00 |', 'this': f' {pairs[len(pairs) // 2]:.2f} '
+               f'({pairs[0]:.2f}-{pairs[-1]:.2f}) |'}
+    for side in sides:
       s = sides[side]['summary']
       share, tok = s['sys_share'], s['tokens_per_second']
+      speed = ('—' if math.isnan(tok['median']) else
+               f'{tok["median"]:,.0f} ({tok["min"]:,.0f}-{tok["max"]:,.0f})')
       lines.append(
           f'| {shape} | {side} | {100 * share["median"]:.1f}% ({100 * share["min"]:.1f}-'
           f'{100 * share["max"]:.1f}) | {s["minor_faults"]["median"]:,.0f} | '
           f'{s["peak_rss_mib"]["median"]:,.0f} | {s["wall_s"]["median"]:.1f} | '
-          f'{tok["median"]:,.0f} ({tok["min"]:,.0f}-{tok["max"]:,.0f}) | {ratio[side]} |')
+          f'{speed} |{ratio.get(side, "")}')
   return lines
 
 
@@ -433,9 +440,10 @@ def kernel_time_table(name: str = 'kernel_time') -> str:
   """System time's share of CPU time and tokens/s of whole memgpt-train processes, this
   code against the code before it, taking turns (experiments/kernel_time.py)."""
   report = _load(name)
+  against = (f' against {report["baseline_commit"]}; {report["rounds"]} runs of each, '
+             'interleaved' if report['baseline_commit'] else f'; {report["rounds"]} runs')
   source = (f'[`{name}`](experiments/results/{name}.md): `{report["command"]}`, '
-            f'commit {report["commit"]} against {report["baseline_commit"]}; '
-            f'{report["rounds"]} runs of each, interleaved; median (min-max)')
+            f'commit {report["commit"]}{against}; median (min-max)')
   return '\n'.join(kernel_time_rows(report) + ['', source])
 
 
@@ -451,6 +459,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
                                                        'kernel_time_frame_stack'),
           'kernel_time_two_arenas_frame_stack': functools.partial(
               kernel_time_table, 'kernel_time_two_arenas_frame_stack'),
+          'kernel_time_tiny': functools.partial(kernel_time_table, 'kernel_time_tiny'),
           'accelerator_speed': accelerator_speed_table,
           'accelerator_profile': accelerator_profile_table,
           'accelerator_decoding': accelerator_decoding_table}
@@ -460,7 +469,7 @@ PAGES = {'README.md': ('recall', 'long_text', 'chat_transcript', 'encoder_decode
                        'pretrained_finetune'),
          'docs/experiments.md': ('text', 'capacity', 'passkey', 'dialogue', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
-                                 'kernel_time_two_arenas_frame_stack',
+                                 'kernel_time_two_arenas_frame_stack', 'kernel_time_tiny',
                                  'accelerator_speed',
                                  'accelerator_profile', 'accelerator_decoding')}
 
