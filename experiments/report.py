@@ -95,6 +95,49 @@ def dialogue_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'dialogue')])
 
 
+# The delta_knobs grid's rows: each knob of model.memory.delta changed alone.
+DELTA_KNOB_NAMES = {
+    'recall/delta': 'configs/synthetic.py (key shift, silu, learned beta, token read gate)',
+    'recall/no_key_shift': 'key_shift=False',
+    'recall/elu_plus_one': "feature_map='elu_plus_one'",
+    'recall/identity_map': "feature_map='identity'",
+    'recall/fixed_beta': "write_strength='fixed' (beta = 1)",
+    'recall/pointer_beta': "write_strength='pointer'",
+    'recall/sparse_beta': "write_strength='sparse'",
+    'recall/sparse_beta_write_cost': "write_strength='sparse', train.write_cost=0.1",
+    'recall/decay': "decay='learned'",
+    'recall/head_gate': "read_gate='head'",
+    'recall/no_gate': "read_gate='none'",
+    'recall/wide_keys': 'key_dim=64',
+    'recall/bptt_truncated': 'memory.bptt_segments=1 (gradient cut at every segment)',
+    'recall/one_layer': "memory.layers='1' (the second layer only)"}
+
+
+def delta_knobs_table() -> str:
+  """Recall per distance with each knob of the delta memory changed alone."""
+  report = _load('delta_knobs')
+  lines = _distance_table(report, DELTA_KNOB_NAMES, 'recall (6 pairs), 600 steps: the '
+                          'delta memory with one knob changed, answer accuracy %')
+  return '\n'.join(lines + ['', _source(report, 'delta_knobs')])
+
+
+def facts_streams_table() -> str:
+  """Facts in language across training steps: a place asked D segments after its facts,
+  read with the state carried, and reset every row (the leak check), memory on and off."""
+  report = _load('facts_streams')
+  trained = _rows(report)
+  names = {label: name for label, name in {
+      'facts/streams_delta': 'delta memory, state carried',
+      'facts/streams_delta (state reset every row)': 'delta memory, state reset every row',
+      'facts/streams_memory_off': 'memory off, state carried (the pointer cache)',
+      'facts/streams_memory_off (state reset every row)': 'memory off, reset every row',
+  }.items() if label in trained}
+  segment_len = report['runs'][0]['segment_len']
+  lines = _distance_table(report, names, f'facts, a place asked D segments of {segment_len} '
+                          'tokens after its facts: answer accuracy %')
+  return '\n'.join(lines + ['', _source(report, 'facts_streams')])
+
+
 def capacity_table() -> str:
   """Recall at D = 2 against the number of pairs, per memory."""
   report = _load('capacity')
@@ -450,7 +493,9 @@ def kernel_time_table(name: str = 'kernel_time') -> str:
 TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey_table,
           'text': text_table, 'long_text': long_text_table,
           'encoder_decoder': encoder_decoder_table, 'long_sources': long_sources_table,
-          'dialogue': dialogue_table, 'chat_transcript': chat_transcript_table,
+          'dialogue': dialogue_table, 'delta_knobs': delta_knobs_table,
+          'facts_streams': facts_streams_table,
+          'chat_transcript': chat_transcript_table,
           'pretrained_finetune': pretrained_finetune_table,
           'speed': speed_table,
           'profile': profile_table,
@@ -467,7 +512,8 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
 # Where each table is shown: a page of the repository and the tables in it.
 PAGES = {'README.md': ('recall', 'long_text', 'chat_transcript', 'encoder_decoder',
                        'pretrained_finetune'),
-         'docs/experiments.md': ('text', 'capacity', 'passkey', 'dialogue', 'long_sources'),
+         'docs/experiments.md': ('text', 'capacity', 'passkey', 'delta_knobs', 'dialogue',
+                                 'facts_streams', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
                                  'kernel_time_two_arenas_frame_stack', 'kernel_time_tiny',
                                  'accelerator_speed',
