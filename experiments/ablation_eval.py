@@ -9,6 +9,8 @@ chance by LEAK_STANDARD_ERRORS binomial standard errors is a leak.
 
 import math
 import pathlib
+import resource
+import time
 
 from memgpt_jax import config_lib
 from memgpt_jax.data import builders
@@ -48,6 +50,19 @@ def leaks(accuracy: float, chance: float, answers: int) -> bool:
   return accuracy > chance + LEAK_STANDARD_ERRORS * standard_error
 
 
+def _reset_peak_memory():
+  """Linux: the process's peak resident memory restarts from what it holds now, so that
+  the next reading is the peak since (elsewhere the reading is the process's peak)."""
+  try:
+    pathlib.Path('/proc/self/clear_refs').write_text('5')
+  except OSError:
+    pass
+
+
+def _peak_memory_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def _sees_only_its_segment(config) -> bool:
   """No memory, no pointer cache and an attention window of one segment of the row (a
   plain GPT over the whole row sees every segment: it is a bound, not a leak check)."""
@@ -58,7 +73,8 @@ def _sees_only_its_segment(config) -> bool:
 
 
 def evaluate_distances(config, workdir: pathlib.Path) -> dict:
-  """Accuracy per evaluation distance (its own split), with chance and the leak check.
+  """Accuracy per evaluation distance (its own split), with chance and the leak check,
+  and the evaluation's time and peak resident memory at each.
   A run trained in streams (each example a document, rows continuing it) reads each
   example whole with its state carried, and again from a fresh state at every row
   ('reset'): a question rows after its context must then be at chance."""
@@ -73,13 +89,18 @@ def evaluate_distances(config, workdir: pathlib.Path) -> dict:
     split = synthetic.eval_split(distance)
     evaluator = lambda **kwargs: evaluation.Evaluator(config, tokenizer, eval_model,
                                                       partitioner, split, **kwargs)(params)
+    _reset_peak_memory()
+    start = time.perf_counter()
     metrics = evaluator()
+    # The first distance's time includes compiling the evaluation step; the others
+    # reuse it (rows are read in pieces of one training row, whatever their length).
+    cost = {'eval_seconds': time.perf_counter() - start, 'eval_peak_rss_mib': _peak_memory_mib()}
     answers = _num_answers(config, split)
     checked = distance >= 1 and _sees_only_its_segment(config)
     distances[str(distance)] = {
         'accuracy': metrics['accuracy'], 'loss': metrics['loss'], 'answers': answers,
         'segments': distance + 1, 'checked': checked,
-        'leak': checked and leaks(metrics['accuracy'], chance, answers)}
+        'leak': checked and leaks(metrics['accuracy'], chance, answers), **cost}
     if streams:
       reset = evaluator(carried=False)['accuracy']
       # The question's segment lies in a later row than the context's first segment.

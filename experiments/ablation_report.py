@@ -58,10 +58,15 @@ def _distances(runs: list[dict], kind: str = '') -> dict:
   """Per distance over the runs' seeds: accuracy (mean, std) and the leak check; `kind`
   'reset_': read from a fresh state at every row (streams runs)."""
   first = runs[0]['distances']
-  return {d: {'accuracy': _mean_std([r['distances'][d][f'{kind}accuracy'] for r in runs]),
-              'segments': first[d]['segments'], 'checked': first[d][f'{kind}checked'],
-              'leak': any(r['distances'][d][f'{kind}leak'] for r in runs)}
-          for d in first}
+  distances = {d: {'accuracy': _mean_std([r['distances'][d][f'{kind}accuracy'] for r in runs]),
+                   'segments': first[d]['segments'], 'checked': first[d][f'{kind}checked'],
+                   'leak': any(r['distances'][d][f'{kind}leak'] for r in runs)}
+               for d in first}
+  if not kind and all('eval_seconds' in r['distances'][d] for r in runs for d in first):
+    for d, row in distances.items():
+      row['eval_seconds'] = float(np.mean([r['distances'][d]['eval_seconds'] for r in runs]))
+      row['eval_peak_rss_mib'] = max(r['distances'][d]['eval_peak_rss_mib'] for r in runs)
+  return distances
 
 
 def _fmt(stat: tuple[float, float] | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -112,6 +117,7 @@ def markdown(report: dict) -> str:
                  + [f'{100 * r["chance"]:.1f}', _steps_to_99(r['steps_to_99']),
                     _fmt(r['tokens_per_second'], digits=0), leak])
         lines.append('| ' + ' | '.join(cells) + ' |')
+      lines += _evaluation_cost_table(group, distances)
     elif 'documents' in group[0]:
       lines += _documents_table(group)
     elif any(r.get('exact_match') for r in group):
@@ -131,6 +137,24 @@ def markdown(report: dict) -> str:
   if any('documents' in r for r in rows):
     lines += [f'![bits per byte against position]({name}_positions.png)', '']
   return '\n'.join(lines)
+
+
+def _evaluation_cost_table(group: list[dict], distances: list[str]) -> list[str]:
+  """Each run's evaluation at each distance: seconds (mean over seeds) and the peak
+  resident memory while it ran (highest over seeds); runs that did not record it are
+  left out."""
+  timed = [r for r in group if 'eval_seconds' in r['distances'][distances[0]]]
+  if not timed:
+    return []
+  lines = ['', 'Evaluation at each distance, state carried: seconds / peak resident '
+           'memory MiB (the first distance also compiles the evaluation step).', '',
+           '| config | ' + ' | '.join(f'D={d}' for d in distances) + ' |',
+           '|' + '---|' * (len(distances) + 1)]
+  for r in timed:
+    cells = [f'{r["distances"][d]["eval_seconds"]:.0f} s / '
+             f'{r["distances"][d]["eval_peak_rss_mib"]:,.0f}' for d in distances]
+    lines.append(f'| {r["label"]} | ' + ' | '.join(cells) + ' |')
+  return lines
 
 
 def _task_table(group: list[dict]) -> list[str]:

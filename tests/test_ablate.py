@@ -97,6 +97,12 @@ def test_tiny_grid_end_to_end(tmp_path):
   assert rows['text/plain_gpt']['bits_per_byte'][0] > 0
   table = (tmp_path / 'results' / 'tiny.md').read_text()
   assert '| recall/memory_off |' in table and 'at chance' in table
+  # Each distance's evaluation is timed, with the peak memory while it ran: reading a
+  # row twice as long needs no more memory (rows are read a training row at a time).
+  cost = control['distances']
+  assert cost['1']['eval_seconds'] > 0 and cost['3']['eval_seconds'] > 0
+  assert 0 < cost['3']['eval_peak_rss_mib'] <= 1.5 * cost['1']['eval_peak_rss_mib']
+  assert 'Evaluation at each distance' in table
 
 
 def test_whole_documents_are_scored_and_a_grid_goes_on_where_it_stopped(tmp_path,
