@@ -10,15 +10,15 @@ root of each copy, with the same interpreter: `laptop` (configs/baseline_gpt.py 
 layers, d_model 128, gelu, layernorm, learned positions, batches of 12 rows of 64
 tokens in one batch, on one text file), `default` (configs/default.py, what make train
 runs, fewer steps), `tiny` (configs/tiny.py, one layer) and `tiny_steps` (the same with
-checkpoints and evaluations as rare as default.py's); not run unless named,
-`tiny_start` (the same for one step: the start-up, the first step's compilation, one
-evaluation and one checkpoint) and `tiny_long` (tiny_steps for 10,000 steps). Each run's user and system
+checkpoints and evaluations as rare as default.py's); and, when named, `tiny_start`
+(tiny_steps for one step: the start-up, the first compilation, one evaluation and one
+checkpoint) and `tiny_long` (tiny_steps for 10,000 steps). Each run's user and system
 seconds, minor page faults, context switches and peak resident memory are the kernel's
-accounting of the finished process (what /usr/bin/time -v prints); tokens/s is the median of its logged
-windows after the first (which holds the compilation). The rounds alternate the two
-copies (A B A B ...), so both see the same load on a shared machine, and the speed-up
-is taken pair by pair. Writes
-<out>/<name>.md and .json.
+accounting of the finished process (what /usr/bin/time -v prints); tokens/s is the
+median of its logged windows after the first (which holds the compilation). With a
+baseline, the rounds alternate the two copies (A B A B ...), so both see the same load
+on a shared machine, and the speed-up is taken pair by pair. Writes <out>/<name>.md
+and .json.
 """
 
 import math

@@ -82,17 +82,22 @@ def recall_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'core_recall')])
 
 
+def _trained_distance_table(name: str, names: dict[str, str], title: str) -> str:
+  """_distance_table of results file `name`, its rows not yet trained left out; `title`
+  may name the rows' {segment_len}."""
+  report = _load(name)
+  trained = _rows(report)
+  names = {label: row_name for label, row_name in names.items() if label in trained}
+  title = title.format(segment_len=report['runs'][0]['segment_len'])
+  return '\n'.join(_distance_table(report, names, title) + ['', _source(report, name)])
+
+
 def dialogue_table() -> str:
   """The dialogue task: a name told D segments before its question, memory on and off."""
-  report = _load('dialogue')
-  trained = _rows(report)
-  names = {label: name for label, name in {'dialogue/delta': 'delta memory',
-                                           'dialogue/memory_off': 'memory off'}.items()
-           if label in trained}  # a row not yet trained is left out
-  segment_len = report['runs'][0]['segment_len']
-  lines = _distance_table(report, names, f'dialogue, a name asked D segments of {segment_len} '
-                          'tokens after it was told: answer accuracy %')
-  return '\n'.join(lines + ['', _source(report, 'dialogue')])
+  return _trained_distance_table(
+      'dialogue', {'dialogue/delta': 'delta memory', 'dialogue/memory_off': 'memory off'},
+      'dialogue, a name asked D segments of {segment_len} tokens after it was told: '
+      'answer accuracy %')
 
 
 # The delta_knobs grid's rows: each knob of model.memory.delta changed alone.
@@ -124,18 +129,13 @@ def delta_knobs_table() -> str:
 def facts_streams_table() -> str:
   """Facts in language across training steps: a place asked D segments after its facts,
   read with the state carried, and reset every row (the leak check), memory on and off."""
-  report = _load('facts_streams')
-  trained = _rows(report)
-  names = {label: name for label, name in {
+  return _trained_distance_table('facts_streams', {
       'facts/streams_delta': 'delta memory, state carried',
       'facts/streams_delta (state reset every row)': 'delta memory, state reset every row',
       'facts/streams_memory_off': 'memory off, state carried (the pointer cache)',
-      'facts/streams_memory_off (state reset every row)': 'memory off, reset every row',
-  }.items() if label in trained}
-  segment_len = report['runs'][0]['segment_len']
-  lines = _distance_table(report, names, f'facts, a place asked D segments of {segment_len} '
-                          'tokens after its facts: answer accuracy %')
-  return '\n'.join(lines + ['', _source(report, 'facts_streams')])
+      'facts/streams_memory_off (state reset every row)': 'memory off, reset every row'},
+      'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
+      'accuracy %')
 
 
 def capacity_table() -> str:
