@@ -126,6 +126,14 @@ def delta_knobs_table() -> str:
   return '\n'.join(lines + ['', _source(report, 'delta_knobs')])
 
 
+def facts_table() -> str:
+  """Facts in language within one row: a place asked D segments after its facts."""
+  return _trained_distance_table(
+      'facts', {'facts/delta': 'delta memory', 'facts/memory_off': 'memory off'},
+      'facts, a place asked D segments of {segment_len} tokens after its facts, within one '
+      'row: answer accuracy %')
+
+
 def facts_streams_table() -> str:
   """Facts in language across training steps: a place asked D segments after its facts,
   read with the state carried, and reset every row (the leak check), memory on and off."""
@@ -494,7 +502,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
           'text': text_table, 'long_text': long_text_table,
           'encoder_decoder': encoder_decoder_table, 'long_sources': long_sources_table,
           'dialogue': dialogue_table, 'delta_knobs': delta_knobs_table,
-          'facts_streams': facts_streams_table,
+          'facts': facts_table, 'facts_streams': facts_streams_table,
           'chat_transcript': chat_transcript_table,
           'pretrained_finetune': pretrained_finetune_table,
           'speed': speed_table,
@@ -513,7 +521,7 @@ TABLES = {'recall': recall_table, 'capacity': capacity_table, 'passkey': passkey
 PAGES = {'README.md': ('recall', 'long_text', 'chat_transcript', 'encoder_decoder',
                        'pretrained_finetune'),
          'docs/experiments.md': ('text', 'capacity', 'passkey', 'delta_knobs', 'dialogue',
-                                 'facts_streams', 'long_sources'),
+                                 'facts', 'facts_streams', 'long_sources'),
          'docs/performance.md': ('speed', 'profile', 'kernel_time', 'kernel_time_frame_stack',
                                  'kernel_time_two_arenas_frame_stack', 'kernel_time_tiny',
                                  'accelerator_speed',
