@@ -130,13 +130,14 @@ def main(argv):
   del argv
   with tempfile.TemporaryDirectory() as folder:
     text = _TEXT.value or default_text(folder)
+    trees = {'baseline': _BASELINE.value} if _BASELINE.value else {}
+    trees['this'] = str(ROOT)
     shapes = {}
     for shape in _SHAPES.value:
       flags_ = SHAPES[shape] + ([f'--config.data.paths={text}'] if shape == 'laptop' else [])
-      trees = (('baseline', _BASELINE.value),) if _BASELINE.value else ()
-      runs = {side: [] for side, _ in trees + (('this', None),)}
+      runs = {side: [] for side in trees}
       for _ in range(_ROUNDS.value):
-        for side, tree in trees + (('this', str(ROOT)),):
+        for side, tree in trees.items():
           runs[side].append(run(tree, flags_))
           print(f'[kernel_time] {shape} {side}: {runs[side][-1]}', flush=True)
       shapes[shape] = {side: {'flags': flags_, 'runs': r, 'summary': summary(r)}

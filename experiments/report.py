@@ -120,10 +120,9 @@ DELTA_KNOB_NAMES = {
 
 def delta_knobs_table() -> str:
   """Recall per distance with each knob of the delta memory changed alone."""
-  report = _load('delta_knobs')
-  lines = _distance_table(report, DELTA_KNOB_NAMES, 'recall (6 pairs), 600 steps: the '
-                          'delta memory with one knob changed, answer accuracy %')
-  return '\n'.join(lines + ['', _source(report, 'delta_knobs')])
+  return _trained_distance_table('delta_knobs', DELTA_KNOB_NAMES, 'recall (6 pairs), 600 '
+                                 'steps: the delta memory with one knob changed, answer '
+                                 'accuracy %')
 
 
 def facts_table() -> str:
