@@ -127,21 +127,28 @@ def test_facts_ask_where_someone_last_went(filler):
     assert 2 <= len(facts) <= task.num_facts
     assert len(fact.findall(text)) == len(facts)  # no fact outside the context
     if filler == 'corpus':  # lines of the library's source
-      assert 'def ' in text or 'import ' in text or 'return' in text
+      assert any(code in text for code in ('def ', 'import ', 'return', ' = ', '('))
     last = {}
     for match in facts:
       last[match.group(1)] = match.group(2)
     asked = list(question.finditer(text))
-    assert len(asked) == len(distances)
     answers = np.flatnonzero(example['answers'])
     assert len(answers) == len(asked)
+    blocks = {}  # each query block: the people it asks, in the segment of its distance
     for match, position in zip(asked, answers):
       assert match.group(2) == last[match.group(1)]
       assert position == match.start(2)  # the place's first byte, one per question
-      # Every block has one length and ends its segment: where the question starts
-      # must not tell the place's length (memory off read half the answers off it).
-      segment_end = (position // segment_len + 1) * segment_len
-      assert segment_end - match.start() == longest
+      blocks.setdefault(position // segment_len, []).append(match)
+    assert sorted(blocks) == [1 + d for d in distances]
+    for segment, block in blocks.items():
+      people = [match.group(1) for match in block]
+      assert len(people) == len(set(people)) == min(task.num_queries, len(last))
+      # Every block has one length and ends its segment: where the questions start
+      # must not tell how many people or which places (memory off read half the
+      # answers off a place's length).
+      assert text[(segment + 1) * segment_len - task.num_queries * longest:
+                  block[0].start()].strip() == ''
+      assert block[-1].start() == (segment + 1) * segment_len - longest
   assert len({place[0] for place in synthetic.PLACES}) == len(synthetic.PLACES)
   assert synthetic.chance_accuracy('facts', task) == 1 / len(synthetic.PLACES)
   task.context_segments = 1
@@ -149,6 +156,9 @@ def test_facts_ask_where_someone_last_went(filler):
     synthetic.validate('facts', task, segment_len, segments)
   task.context_segments, task.filler = 2, 'novels'
   with pytest.raises(DataError, match="filler='novels' is not one of sentences, corpus"):
+    synthetic.validate('facts', task, segment_len, segments)
+  task.filler, task.num_queries = 'sentences', 5
+  with pytest.raises(DataError, match='need 1 <= num_queries <= 4'):
     synthetic.validate('facts', task, segment_len, segments)
 
 

@@ -36,7 +36,7 @@ TASK_FIELDS = {
     'passkey': ('passkey_len',),
     'copy': ('copy_tokens', 'copy_region', 'num_symbols'),
     'induction': ('num_pairs', 'num_queries', 'vocab'),
-    'facts': ('num_facts', 'context_segments', 'filler'),
+    'facts': ('num_facts', 'num_queries', 'context_segments', 'filler'),
     # 'chat' is data.chat, the turn template (builders.synthetic_config puts it here).
     'dialogue': ('num_facts', 'context_segments', 'chat'),
 }
@@ -207,9 +207,11 @@ def _induction(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
 
 def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   """2 to num_facts sentences 'Mary went to the kitchen.' (over context_segments parts);
-  each query block asks about someone they name: 'Where is Mary? kitchen.' (spaces
-  after it: every block has one length), the answer the last place that person went
-  (its first byte is the answer token)."""
+  each query block asks about up to num_queries different people they name: 'Where is
+  Mary? kitchen.' (spaces after each question, and before the block's first where fewer
+  people are named: every block has one length), the answer the last place that person
+  went (its first byte is the answer token). A person is asked once a block: a second
+  question could read the first one's answer."""
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   people = rng.integers(0, len(PEOPLE), count)
   places = rng.integers(0, len(PLACES), count)
@@ -220,15 +222,19 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   context = [np.concatenate([sentences[i] for i in part] or [np.zeros(0, np.int32)])
              for part in parts]
   last_place = {int(p): int(q) for p, q in zip(people, places)}  # later facts override
+  named = sorted(last_place)
   queries, answers = [], []
   for _ in range(num_blocks):
-    person = int(rng.choice(sorted(last_place)))
-    question = _bytes(f'Where is {PEOPLE[person]}? ')
-    answered = f'{PLACES[last_place[person]]}.'.ljust(_QUERY_LEN - len(question))
-    queries.append(np.concatenate([question, _bytes(answered)]))
-    answer = np.zeros(len(queries[-1]), bool)
-    answer[len(question)] = True
-    answers.append(answer)
+    asked = rng.choice(named, min(task.num_queries, len(named)), replace=False)
+    block = [_spaces(_QUERY_LEN * (task.num_queries - len(asked)))]
+    answer = [np.zeros(len(block[0]), bool)]
+    for person in asked:
+      question = _bytes(f'Where is {PEOPLE[person]}? ')
+      block.append(np.concatenate([question, _bytes(
+          f'{PLACES[last_place[person]]}.'.ljust(_QUERY_LEN - len(question)))]))
+      answer.append(np.arange(_QUERY_LEN) == len(question))
+    queries.append(np.concatenate(block))
+    answers.append(np.concatenate(answer))
 
   def filler(n: int) -> np.ndarray:
     if task.filler == 'corpus':
@@ -341,6 +347,9 @@ def validate(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
   _check(all(d >= 0 for d in task.eval_distances), 'eval_distances must be >= 0')
   if task_name in ('recall', 'induction'):
     _check(1 <= task.num_queries <= task.num_pairs, 'need 1 <= num_queries <= num_pairs')
+  if task_name == 'facts':
+    _check(1 <= task.num_queries <= len(PEOPLE),
+           f'need 1 <= num_queries <= {len(PEOPLE)}: a block asks each person once')
   if task_name == 'recall':
     _check(task.num_pairs <= task.num_keys, 'num_pairs > num_keys')
     _check(1 <= task.context_segments <= task.num_pairs,
