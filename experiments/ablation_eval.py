@@ -32,18 +32,6 @@ def _restore_params(config, workdir: pathlib.Path, vocab_size: int):
   return model, partitioner, workdir_lib.load_params(workdir, partitioner.abstract_state.params)
 
 
-def _num_answers(config, split: str) -> int:
-  """Answers the Evaluator scores on `split` (its first eval_batches * batch_size rows)."""
-  task = builders.synthetic_task(config.data)
-  if config.data.layout == 'streams':  # every example of the split, whole
-    rows = min(task.num_eval, config.train.eval_documents or task.num_eval)
-  else:
-    rows = min(task.num_eval, config.train.eval_batches * config.train.batch_size)
-  example = synthetic.make_example(config.data.source, task, *builders.row_layout(config),
-                                   split, 0)
-  return rows * int(example['answers'][1:].sum())
-
-
 def leaks(accuracy: float, chance: float, answers: int) -> bool:
   """True when `accuracy` over `answers` is too far above chance to be luck."""
   standard_error = math.sqrt(chance * (1 - chance) / max(answers, 1))
@@ -95,7 +83,7 @@ def evaluate_distances(config, workdir: pathlib.Path) -> dict:
     # The first distance's time includes compiling the evaluation step; the others
     # reuse it (rows are read in pieces of one training row, whatever their length).
     cost = {'eval_seconds': time.perf_counter() - start, 'eval_peak_rss_mib': _peak_memory_mib()}
-    answers = _num_answers(config, split)
+    answers = int(metrics['scored_tokens'])
     checked = distance >= 1 and _sees_only_its_segment(config)
     distances[str(distance)] = {
         'accuracy': metrics['accuracy'], 'loss': metrics['loss'], 'answers': answers,

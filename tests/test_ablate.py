@@ -90,6 +90,10 @@ def test_tiny_grid_end_to_end(tmp_path):
   control = rows['recall/memory_off']
   checked = {d: v for d, v in control['distances'].items() if v['checked']}
   assert set(checked) == {'1', '3'}
+  # The leak check's count is what the evaluation scored: every validation row (32) has
+  # one query block of 2 queries.
+  run, = [run for run in saved['runs'] if run['label'] == 'recall/memory_off']
+  assert {d: v['answers'] for d, v in run['distances'].items()} == {'1': 64, '3': 64}
   for distance, values in checked.items():
     mean, _ = values['accuracy']
     assert not values['leak'] and mean <= control['chance'] + 0.1, (distance, mean)
@@ -172,11 +176,3 @@ def test_a_task_the_data_layer_refuses_names_its_grid_row(tmp_path):
     ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs',
                     settings={'data.task.num_keys': 190})
   assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()
-
-
-def test_the_dialogue_task_counts_its_answers():
-  """What the leak check divides by: the dialogue's turns need data.chat to be made."""
-  config = config_lib.load_config(ROOT / 'configs' / 'chat.py')
-  config.train.eval_batches = 1
-  split = synthetic.eval_split(config.data.task.eval_distances[-1])
-  assert ablation_eval._num_answers(config, split) >= config.train.batch_size

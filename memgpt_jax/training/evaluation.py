@@ -129,12 +129,14 @@ def scored_bytes(tokenizer, batch: dict[str, np.ndarray]) -> int:
 
 def split_metrics(totals: dict[str, float], num_bytes: int) -> dict[str, float]:
   """A split's metrics from losses.eval_sums summed over its batches and the bytes of
-  its scored targets: every ratio over the split's totals, not a mean of batches'."""
+  its scored targets: every ratio over the split's totals, not a mean of batches', and
+  how many targets were scored (what a count-based test of the accuracy needs)."""
   totals = dict(totals)
-  tokens = max(totals.pop('tokens'), 1.0)
+  scored = totals.pop('tokens')
+  tokens = max(scored, 1.0)
   loss = totals.pop('nll') / tokens
   metrics = {'loss': loss, 'perplexity': math.exp(min(loss, 50.0)),
-             'accuracy': totals.pop('correct') / tokens}
+             'accuracy': totals.pop('correct') / tokens, 'scored_tokens': scored}
   if num_bytes:
     metrics['bits_per_byte'] = loss * tokens / math.log(2) / num_bytes
   return metrics | {k: v / tokens for k, v in totals.items()}
