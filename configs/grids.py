@@ -82,9 +82,14 @@ _FACTS = {'data.source': 'facts', 'model.segment_len': 256, 'model.num_segments'
 # the standard library's source; each example of 6 segments is a document that rows
 # of 2 segments continue, so a question at distance 1-3 comes one or two rows (steps)
 # after its facts and only the carried state can answer it.
+# Three questions a block (num_queries), 4,000 steps at a learning rate of 1e-3: at 3e-3
+# the within-row task stalled near 50% (lr 1e-3: 62.8% at D=0 after 800 steps,
+# experiments/results/probe_facts_q3_lr1e3.md; 3e-3: 47.9%, probe_facts_q3.md).
 _FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
                            'data.task.num_segments': 6, 'data.task.filler': 'corpus',
-                           'data.task.train_distances': (0, 1, 2, 3)}
+                           'data.task.train_distances': (0, 1, 2, 3),
+                           'data.task.num_queries': 3, 'train.learning_rate': 1e-3,
+                           'train.num_steps': 4000, 'train.checkpoint_every': 500}
 
 # The easy stages of the recall curriculum: distances 0 and 1 only.
 _RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
