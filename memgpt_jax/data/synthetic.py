@@ -43,7 +43,7 @@ TASK_FIELDS = {
 # A task's data revision (1 where not named), digested into its builder's name: raised
 # when its generator writes other examples for the same settings, so that data built
 # before is built again (and experiments/ablate.py keeps no result trained on it).
-REVISIONS = {'dialogue': 3}
+REVISIONS = {'dialogue': 3, 'facts': 2}
 # Marker ids sit above every task's content ids (content uses ids < 200).
 QUERY, DELIM, BLANK = 250, 251, 252
 _FILLER_TEXT = np.frombuffer(
@@ -207,11 +207,12 @@ def _induction(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
 
 def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   """2 to num_facts sentences 'Mary went to the kitchen.' (over context_segments parts);
-  each query block asks about up to num_queries different people they name: 'Where is
-  Mary? kitchen.' (spaces after each question, and before the block's first where fewer
-  people are named: every block has one length), the answer the last place that person
-  went (its first byte is the answer token). A person is asked once a block: a second
-  question could read the first one's answer."""
+  each person they name is asked once in the example ('Where is Mary? kitchen.'), in
+  one of its query blocks, up to num_queries a block (spaces after each question, and
+  before the block's first where it has fewer: every block has one length); the answer
+  is the last place that person went (its first byte is the answer token). Asked twice,
+  the later question could be answered from the earlier one's answer instead of the
+  facts (a training row holds several blocks)."""
   count = int(rng.integers(min(2, task.num_facts), task.num_facts + 1))
   people = rng.integers(0, len(PEOPLE), count)
   places = rng.integers(0, len(PLACES), count)
@@ -222,18 +223,22 @@ def _facts(task, rng: np.random.Generator, num_blocks: int) -> Blocks:
   context = [np.concatenate([sentences[i] for i in part] or [np.zeros(0, np.int32)])
              for part in parts]
   last_place = {int(p): int(q) for p, q in zip(people, places)}  # later facts override
-  named = sorted(last_place)
+  blocks = [[] for _ in range(num_blocks)]  # dealt from a random block on, in turn
+  first = int(rng.integers(num_blocks))
+  for turn, person in enumerate(rng.permutation(sorted(last_place))):
+    block = blocks[(first + turn) % num_blocks]
+    if len(block) < task.num_queries:
+      block.append(person)
   queries, answers = [], []
-  for _ in range(num_blocks):
-    asked = rng.choice(named, min(task.num_queries, len(named)), replace=False)
-    block = [_spaces(_QUERY_LEN * (task.num_queries - len(asked)))]
-    answer = [np.zeros(len(block[0]), bool)]
+  for asked in blocks:
+    query = [_spaces(_QUERY_LEN * (task.num_queries - len(asked)))]
+    answer = [np.zeros(len(query[0]), bool)]
     for person in asked:
       question = _bytes(f'Where is {PEOPLE[person]}? ')
-      block.append(np.concatenate([question, _bytes(
+      query.append(np.concatenate([question, _bytes(
           f'{PLACES[last_place[person]]}.'.ljust(_QUERY_LEN - len(question)))]))
       answer.append(np.arange(_QUERY_LEN) == len(question))
-    queries.append(np.concatenate(block))
+    queries.append(np.concatenate(query))
     answers.append(np.concatenate(answer))
 
   def filler(n: int) -> np.ndarray:
