@@ -271,9 +271,9 @@ GRIDS = {
     'facts_streams': Grid(
         runs=(_variant('facts/streams_delta', '', _FACTS_STREAMS),
               _variant('facts/streams_memory_off', 'memory_off', _FACTS_STREAMS),
-              _variant('facts/streams_delta_continued', '', _FACTS_CONTINUED,
+              _variant('facts/streams_continued', '', _FACTS_CONTINUED,
                        stages=(_FACTS_STREAMS,)),
-              _variant('facts/streams_delta_sparse', '', _FACTS_CONTINUED | _SPARSE_WRITES,
+              _variant('facts/streams_sparse', '', _FACTS_CONTINUED | _SPARSE_WRITES,
                        stages=(_FACTS_STREAMS | {'model.memory.delta.write_strength': 'learned',
                                                  'train.write_cost': 0.0},))),
         seeds=(0, 1, 2),
