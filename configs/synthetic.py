@@ -77,7 +77,7 @@ def get_config(variants: str | None = None) -> ml_collections.ConfigDict:
   # Accuracy is reported per distance; 7 and 15 are rows of 2K and 4K segments.
   task.eval_distances = (0, 1, 2, 4, 7, 15)
   task.num_pairs = 6  # recall, induction: pairs in the context
-  task.num_queries = 3  # recall, induction: queries per block
+  task.num_queries = 3  # recall, induction, facts: queries (facts: people asked) per block
   task.num_keys = 32  # recall: ids 0..31 are keys
   task.num_values = 16  # recall: the next 16 ids are values (chance 1/16)
   # recall, facts, dialogue: the pairs (facts) are spread over this many segments (distances
