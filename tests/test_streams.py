@@ -46,21 +46,33 @@ def test_each_row_continues_the_row_before_through_whole_documents():
   for row in range(2):
     inputs = np.concatenate([b['inputs'][row] for b in batches])
     ids = np.concatenate([b['doc_ids'][row] for b in batches])
-    # Stream s reads documents s, s + 2, ... (then the next epoch): its inputs are
-    # their tokens one after another, each document with the next id.
-    read = np.concatenate([d['tokens'] for d in docs[row::2]] * 3)[:len(inputs)]
+    # Stream s reads documents s, s + 2, ... (then the next epoch) after s / 2 of a row
+    # of padding (id 0): its inputs are their tokens one after another, each document
+    # with the next id.
+    lead = [PAD] * (row * LENGTH // 2)
+    read = np.concatenate([lead] + [d['tokens'] for d in docs[row::2]] * 3)[:len(inputs)]
     np.testing.assert_array_equal(inputs, read)
-    lengths = [len(d['tokens']) for d in docs[row::2]] * 3
-    np.testing.assert_array_equal(ids, np.repeat(np.arange(1, len(lengths) + 1),
+    lengths = [len(lead)] + [len(d['tokens']) for d in docs[row::2]] * 3
+    np.testing.assert_array_equal(ids, np.repeat(np.arange(len(lengths)),
                                                  lengths)[:len(inputs)])
     for before, after in zip(batches, batches[1:]):  # the next row starts where it ended
       assert after['inputs'][row, 0] == before['targets'][row, -1]
   for batch in batches:
     # A target is trained where it continues its input's document: a document's first
     # token is nobody's target.
-    same = batch['doc_ids'][:, 1:] == batch['doc_ids'][:, :-1]
+    same = ((batch['doc_ids'][:, 1:] == batch['doc_ids'][:, :-1])
+            & (batch['doc_ids'][:, 1:] > 0))
     np.testing.assert_array_equal(batch['mask'][:, :-1] > 0, same)
     np.testing.assert_array_equal(batch['targets'][:, :-1], batch['inputs'][:, 1:])
+
+
+def test_streams_of_documents_of_one_length_are_not_in_step():
+  """Each row of a batch is at another place in its document: with documents of one
+  length (a synthetic task's) a batch is not one part of the task over and over."""
+  iterator = train_iterator(documents([24] * 12), num_streams=4)
+  for _ in range(8):
+    positions = next(iterator)['positions'][:, -1]
+    assert len(set(positions.tolist())) == 4, positions
 
 
 def test_the_iterator_resumes_exactly_from_its_json_state():

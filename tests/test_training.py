@@ -15,7 +15,9 @@ from memgpt_jax import sampling
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
 from memgpt_jax.training import workdir as workdir_lib
+from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.optimizer import learning_rate, make_schedule
+from memgpt_jax.training import trainer
 from memgpt_jax.training.trainer import train_and_evaluate
 
 
@@ -51,6 +53,7 @@ def test_training_writes_metrics_and_checkpoints(uninterrupted):
   assert np.isfinite(list(metrics.values())).all()
   losses = train_losses(workdir)
   assert sorted(losses) == list(range(1, 9))
+  assert all(r['scored_tokens'] > 0 for r in read_metrics(workdir, 'train'))
   # It learns something even in 8 steps: held-out loss below the uniform guess's log(V)
   # (where the small initialisation starts; one batch's loss is too noisy to compare).
   assert metrics['loss'] < np.log(ByteTokenizer.vocab_size) - 0.5
@@ -60,6 +63,16 @@ def test_training_writes_metrics_and_checkpoints(uninterrupted):
   np.testing.assert_allclose([board['train/loss', s] for s in sorted(losses)],
                              [losses[s] for s in sorted(losses)], rtol=1e-6)
   assert board['validation/accuracy', 8] == pytest.approx(metrics['accuracy'], rel=1e-6)
+
+
+def test_a_logged_loss_is_the_mean_over_the_windows_scored_tokens():
+  """A step that scores no token (a streams batch without an answer) adds nothing to
+  the logged loss, instead of a loss of 0; per-step metrics stay means over steps."""
+  steps = [{'loss': 2.0, 'grad_norm': 1.0, 'scored_tokens': 30.0},
+           {'loss': 0.0, 'grad_norm': 3.0, 'scored_tokens': 0.0},
+           {'loss': 1.0, 'grad_norm': 2.0, 'scored_tokens': 10.0}]
+  assert trainer._window_means(steps) == {'loss': 1.75, 'grad_norm': 2.0, 'scored_tokens': 40.0}
+  assert np.isnan(trainer._window_means(steps[1:2])['loss'])
 
 
 def tensorboard_scalars(directory) -> dict[tuple[str, int], float]:

@@ -42,16 +42,19 @@ class _StreamIterator(grain.DatasetIterator):
   a row is the last of the row before, so that the rows' inputs (all but the last
   token) tile the stream and every input has its next token as target.
 
+  The first row starts with `lead` padding tokens (trained on by no one).
   A finite parent ends the stream: its last row is padded, then StopIteration.
   The state is plain ints (a JSON round trip keeps it exact): the parent's state
   before the current document, the offset in it, the documents begun, and the
   previous row's last token.
   """
 
-  def __init__(self, parent: grain.DatasetIterator, length: int, pad_id: int):
+  def __init__(self, parent: grain.DatasetIterator, length: int, pad_id: int,
+               lead: int = 0):
     super().__init__(parent)
     self._length = length
     self._pad_id = pad_id
+    self._lead = lead
     self._doc_state = parent.get_state()
     self._doc = None
     self._offset = 0
@@ -63,7 +66,7 @@ class _StreamIterator(grain.DatasetIterator):
 
   def __next__(self) -> dict[str, np.ndarray]:
     row = _padding_row(self._length + 1, self._pad_id)
-    filled = 0
+    filled = self._lead
     if self._last is not None:
       for name, value in self._last.items():
         row[name][0] = value
@@ -154,23 +157,30 @@ class _SideBySideIterator(grain.DatasetIterator):
 class _SideBySide(grain.IterDataset):
 
   def __init__(self, streams: list[grain.IterDataset], length: int, pad_id: int,
-               num_batches: int | None):
+               num_batches: int | None, staggered: bool = False):
     super().__init__(streams)
     self._length, self._pad_id, self._num_batches = length, pad_id, num_batches
+    self._staggered = staggered
 
   def __iter__(self) -> _SideBySideIterator:
+    count = len(self._parents)
+    leads = [index * self._length // count if self._staggered else 0 for index in range(count)]
     return _SideBySideIterator(
-        [_StreamIterator(parent.__iter__(), self._length, self._pad_id)
-         for parent in self._parents], self._length, self._pad_id, self._num_batches)
+        [_StreamIterator(parent.__iter__(), self._length, self._pad_id, lead)
+         for parent, lead in zip(self._parents, leads)],
+        self._length, self._pad_id, self._num_batches)
 
 
 def train_batches(docs: grain.MapDataset, num_streams: int, length: int, pad_id: int,
                   read_threads: int) -> grain.IterDataset:
   """Endless batches of `num_streams` rows of `length` tokens from `docs` (this host's
-  shuffled, repeated, tokenized documents): stream s reads docs[s::num_streams]."""
+  shuffled, repeated, tokenized documents): stream s reads docs[s::num_streams], after
+  s / num_streams of a row of padding. Without that lead, documents of one length (a
+  synthetic task's) keep every stream at the same place in its document: each batch
+  is one part of the task (a third of the facts task's held no question at all)."""
   read = grain.ReadOptions(num_threads=min(read_threads, 1), prefetch_buffer_size=_PREFETCH_DOCS)
   streams = [docs[index::num_streams].to_iter_dataset(read) for index in range(num_streams)]
-  return _SideBySide(streams, length, pad_id, num_batches=None)
+  return _SideBySide(streams, length, pad_id, num_batches=None, staggered=True)
 
 
 def deal(lengths: list[int], num_rows: int) -> list[list[int]]:

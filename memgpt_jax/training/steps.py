@@ -116,10 +116,10 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
   dropout_rng = jax.random.fold_in(state.rng, state.step)
   if axis_name is not None:  # independent dropout masks on every device
     dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
-  tokens = batch['mask'].sum()
+  scored = batch['mask'].sum()
   if axis_name is not None:
-    tokens = jax.lax.psum(tokens, axis_name)
-  tokens = jax.numpy.maximum(tokens, 1.0)
+    scored = jax.lax.psum(scored, axis_name)
+  tokens = jax.numpy.maximum(scored, 1.0)
 
   def weighted_grads(micro_batch: dict, carry: MemoryState | None, rng: jax.Array):
     def loss_fn(params):
@@ -160,6 +160,7 @@ def train_step(state: TrainState, batch: dict, schedule: Schedule, settings: Ste
   step_size = -learning_rate(state.step, schedule)
   params = optax.apply_updates(state.params, jax.tree.map(lambda d: step_size * d, direction))
   metrics['grad_norm'] = optax.tree.norm(grads)
+  metrics['scored_tokens'] = scored  # the weight of this step's per-token means
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                        carry=carry), metrics
 

@@ -88,6 +88,28 @@ def _fetched(pending: list[tuple[int, dict]]) -> list[tuple[int, dict[str, float
           for step, metrics in jax.device_get(pending)]
 
 
+# Metrics that are means over the tokens a step scores (losses.train_loss): a window's is
+# the mean over all its scored tokens, so that a step scoring none (a streams batch that
+# holds no answer) does not count as a loss of 0.
+_PER_TOKEN = ('loss', 'z_loss', 'pointer_gate', 'pointer_aux_loss', 'coverage_loss')
+
+
+def _window_means(fetched: list[dict[str, float]]) -> dict[str, float]:
+  """A logging window's metrics: per-token ones weighted by each step's scored
+  tokens (NaN where none scored), scored_tokens summed, the others the mean over steps."""
+  weights = np.array([m['scored_tokens'] for m in fetched])
+  means = {}
+  for key in fetched[0]:
+    values = np.array([m[key] for m in fetched])
+    if key == 'scored_tokens':
+      means[key] = float(values.sum())
+    elif key in _PER_TOKEN:
+      means[key] = float((values * weights).sum() / weights.sum()) if weights.sum() else np.nan
+    else:
+      means[key] = float(values.mean())
+  return means
+
+
 def _kept(saved_step: int | None) -> str:
   """What a diverged run leaves: its checkpoints up to the last finite save."""
   if saved_step is None:
@@ -177,7 +199,7 @@ def _loop(config, workdir: pathlib.Path, start: workdir_lib.Start,
                          'train.learning_rate or train.grad_clip_norm)')
         if step % train.log_every == 0 or step == train.num_steps:
           fetched = [m for _, m in _fetched(pending)]  # one transfer for the window
-          means = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+          means = _window_means(fetched)
           means['learning_rate'] = float(learning_rate(step - 1, schedule))
           (start_time, start_step), now = timer, time.perf_counter()
           if step > start_step:
