@@ -95,6 +95,8 @@ _FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
 # sparse writes (exact zeros) charged for by the loss.
 _FACTS_CONTINUED = _FACTS_STREAMS | {'train.num_steps': 2000}
 _SPARSE_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 0.1}
+# The default writes, for a stage before _SPARSE_WRITES (stages apply on top of the run's).
+_LEARNED_WRITES = {'model.memory.delta.write_strength': 'learned', 'train.write_cost': 0.0}
 
 # A curriculum: who went where inside one segment (2-5 facts and their questions in 256
 # tokens: attention can answer, and a token carries six times the answers of the
@@ -112,7 +114,6 @@ _FACTS_NEXT_SEGMENT = _FACTS_SHORT | {'data.task.train_distances': (0, 1),
                                       'data.task.eval_distances': (0, 1),
                                       'train.num_steps': 2000}
 _FACTS_CURRICULUM = _FACTS_STREAMS | {'train.num_steps': 3000}
-_WIDE = {'model.d_model': 128, 'model.mlp_dim': 256}
 
 # The easy stages of the recall curriculum: distances 0 and 1 only.
 _RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
@@ -285,19 +286,21 @@ GRIDS = {
     # question rows after its facts must then sit at chance: the leak check).
     # Then the delta MemGPT trained on, as it was and with sparse writes priced by a
     # write cost (what kept the passkey through 1M tokens): the source's lines written
-    # over the facts may be what loses them thousands of tokens later.
+    # over the facts may be what loses them thousands of tokens later. And the
+    # curriculum (_FACTS_CURRICULUM) that ends in the streams task, with learned and
+    # with sparse writes.
     'facts_streams': Grid(
         runs=(_variant('facts/streams_delta', '', _FACTS_STREAMS),
               _variant('facts/streams_memory_off', 'memory_off', _FACTS_STREAMS),
               _variant('facts/streams_continued', '', _FACTS_CONTINUED,
                        stages=(_FACTS_STREAMS,)),
               _variant('facts/streams_sparse', '', _FACTS_CONTINUED | _SPARSE_WRITES,
-                       stages=(_FACTS_STREAMS | {'model.memory.delta.write_strength': 'learned',
-                                                 'train.write_cost': 0.0},)),
+                       stages=(_FACTS_STREAMS | _LEARNED_WRITES,)),
               _variant('facts/curriculum', '', _FACTS_CURRICULUM,
                        stages=(_FACTS_IN_SEGMENT, _FACTS_NEXT_SEGMENT)),
-              _variant('facts/wide_curriculum', '', _FACTS_CURRICULUM | _WIDE,
-                       stages=(_FACTS_IN_SEGMENT, _FACTS_NEXT_SEGMENT))),
+              _variant('facts/sparse_curriculum', '', _FACTS_CURRICULUM | _SPARSE_WRITES,
+                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in
