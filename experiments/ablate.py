@@ -208,6 +208,9 @@ def run_grid(grid_name: str, out: pathlib.Path, workdir: pathlib.Path,
   if only:
     grid = dataclasses.replace(grid, runs=tuple(
         r for r in grid.runs if r.label.startswith(tuple(only))))
+    if not grid.runs:
+      raise UserError(f'--only={",".join(only)} starts no label of --grid={grid_name} '
+                      f'({", ".join(r.label for r in whole_grid.runs)})')
   if seeds:
     grid = dataclasses.replace(grid, seeds=seeds)
   for run in grid.runs:  # an unknown key, a value out of range or a task fail here

@@ -170,6 +170,13 @@ def test_an_unknown_setting_fails_before_any_run(tmp_path):
   assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()
 
 
+def test_only_that_starts_no_label_is_one_line(tmp_path):
+  with pytest.raises(UserError, match=r'^--only=recall/gru starts no label of --grid=tiny '
+                     r'\(recall/memory_off, text/plain_gpt\)$'):
+    ablate.run_grid('tiny', tmp_path / 'results', tmp_path / 'runs', only=('recall/gru',))
+  assert not (tmp_path / 'runs').exists() and not (tmp_path / 'results').exists()
+
+
 def test_a_task_the_data_layer_refuses_names_its_grid_row(tmp_path):
   with pytest.raises(UserError, match=r'^recall/memory_off: data.task: num_keys \+ num_values '
                      'must be < 200$'):

@@ -73,6 +73,8 @@ def test_a_logged_loss_is_the_mean_over_the_windows_scored_tokens():
            {'loss': 1.0, 'grad_norm': 2.0, 'scored_tokens': 10.0}]
   assert trainer._window_means(steps) == {'loss': 1.75, 'grad_norm': 2.0, 'scored_tokens': 40.0}
   assert np.isnan(trainer._window_means(steps[1:2])['loss'])
+  uncounted = {'loss': 0.5, 'grad_norm': 1.0}  # resumed from a checkpoint without the count
+  assert trainer._window_means([uncounted] + steps[:1])['loss'] == 1.25
 
 
 def tensorboard_scalars(directory) -> dict[tuple[str, int], float]:

@@ -96,11 +96,14 @@ _PER_TOKEN = ('loss', 'z_loss', 'pointer_gate', 'pointer_aux_loss', 'coverage_lo
 
 def _window_means(fetched: list[dict[str, float]]) -> dict[str, float]:
   """A logging window's metrics: per-token ones weighted by each step's scored
-  tokens (NaN where none scored), scored_tokens summed, the others the mean over steps."""
-  weights = np.array([m['scored_tokens'] for m in fetched])
+  tokens (NaN where none scored), scored_tokens summed, the others the mean over steps.
+  A window resumed from a checkpoint written before steps counted their tokens weighs
+  its steps alike."""
+  counted = all('scored_tokens' in m for m in fetched)
+  weights = np.array([m['scored_tokens'] if counted else 1.0 for m in fetched])
   means = {}
-  for key in fetched[0]:
-    values = np.array([m[key] for m in fetched])
+  for key in fetched[-1]:
+    values = np.array([m[key] for m in fetched if key in m])
     if key == 'scored_tokens':
       means[key] = float(values.sum())
     elif key in _PER_TOKEN:
