@@ -140,7 +140,16 @@ def facts_streams_table() -> str:
       'facts/streams_delta': 'delta memory, state carried',
       'facts/streams_delta (state reset every row)': 'delta memory, state reset every row',
       'facts/streams_memory_off': 'memory off, state carried (the pointer cache)',
-      'facts/streams_memory_off (state reset every row)': 'memory off, reset every row'},
+      'facts/streams_memory_off (state reset every row)': 'memory off, reset every row',
+      'facts/curriculum': 'delta memory after the curriculum, state carried',
+      'facts/curriculum (state reset every row)': 'delta memory after the curriculum, reset '
+                                                  'every row',
+      'facts/longer_curriculum': 'the same with 3,000 more streams steps, state carried',
+      'facts/longer_curriculum (state reset every row)': 'the same with 3,000 more streams '
+                                                         'steps, reset every row',
+      'facts/sparse_curriculum': 'the same with sparse writes in streams, state carried',
+      'facts/sparse_curriculum (state reset every row)': 'the same with sparse writes, reset '
+                                                         'every row'},
       'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
       'accuracy %')
 
