@@ -287,9 +287,8 @@ GRIDS = {
     # Then the delta MemGPT trained on, as it was and with sparse writes priced by a
     # write cost (what kept the passkey through 1M tokens): the source's lines written
     # over the facts may be what loses them thousands of tokens later. And the
-    # curriculum (_FACTS_CURRICULUM) that ends in the streams task, with learned writes
-    # (and again with 3,000 more steps of it, a second learning-rate cycle) and with
-    # sparse writes.
+    # curriculum (_FACTS_CURRICULUM) that ends in the streams task, with learned and with
+    # sparse writes (and these again with 3,000 more steps, a second learning-rate cycle).
     'facts_streams': Grid(
         runs=(_variant('facts/streams_delta', '', _FACTS_STREAMS),
               _variant('facts/streams_memory_off', 'memory_off', _FACTS_STREAMS),
@@ -299,11 +298,13 @@ GRIDS = {
                        stages=(_FACTS_STREAMS | _LEARNED_WRITES,)),
               _variant('facts/curriculum', '', _FACTS_CURRICULUM,
                        stages=(_FACTS_IN_SEGMENT, _FACTS_NEXT_SEGMENT)),
-              _variant('facts/longer_curriculum', '', _FACTS_CURRICULUM,
-                       stages=(_FACTS_IN_SEGMENT, _FACTS_NEXT_SEGMENT, _FACTS_CURRICULUM)),
               _variant('facts/sparse_curriculum', '', _FACTS_CURRICULUM | _SPARSE_WRITES,
                        stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES))),
+                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES)),
+              _variant('facts/sparse_longer_curriculum', '', _FACTS_CURRICULUM | _SPARSE_WRITES,
+                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_CURRICULUM | _SPARSE_WRITES))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in

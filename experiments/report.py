@@ -144,12 +144,13 @@ def facts_streams_table() -> str:
       'facts/curriculum': 'delta memory after the curriculum, state carried',
       'facts/curriculum (state reset every row)': 'delta memory after the curriculum, reset '
                                                   'every row',
-      'facts/longer_curriculum': 'the same with 3,000 more streams steps, state carried',
-      'facts/longer_curriculum (state reset every row)': 'the same with 3,000 more streams '
-                                                         'steps, reset every row',
       'facts/sparse_curriculum': 'the same with sparse writes in streams, state carried',
       'facts/sparse_curriculum (state reset every row)': 'the same with sparse writes, reset '
-                                                         'every row'},
+                                                         'every row',
+      'facts/sparse_longer_curriculum': 'sparse writes, 3,000 more streams steps, state '
+                                        'carried',
+      'facts/sparse_longer_curriculum (state reset every row)': 'sparse writes, 3,000 more '
+                                                                'streams steps, reset every row'},
       'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
       'accuracy %')
 
