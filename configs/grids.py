@@ -91,9 +91,8 @@ _FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
                            'data.task.num_queries': 3, 'train.learning_rate': 1e-3,
                            'train.num_steps': 4000, 'train.checkpoint_every': 500}
 
-# 2,000 more steps from the delta MemGPT's 4,000: with its learned writes, and with
-# sparse writes (exact zeros) charged for by the loss.
-_FACTS_CONTINUED = _FACTS_STREAMS | {'train.num_steps': 2000}
+# Sparse writes (exact zeros) charged for by the loss: what kept the passkey through 1M
+# tokens; the source's lines written over the facts may be what loses them later.
 _SPARSE_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 0.1}
 # The default writes, for a stage before _SPARSE_WRITES (stages apply on top of the run's).
 _LEARNED_WRITES = {'model.memory.delta.write_strength': 'learned', 'train.write_cost': 0.0}
@@ -286,18 +285,12 @@ GRIDS = {
     # The same across training steps: each example a document of the streams layout,
     # read whole in evaluation with the state carried, and again reset every row (a
     # question rows after its facts must then sit at chance: the leak check).
-    # Then the delta MemGPT trained on, as it was and with sparse writes priced by a
-    # write cost (what kept the passkey through 1M tokens): the source's lines written
-    # over the facts may be what loses them thousands of tokens later. And the
-    # curriculum (_FACTS_CURRICULUM) that ends in the streams task, with learned and with
-    # sparse writes (and these again with 3,000 more steps, a second learning-rate cycle).
+    # Then the curriculum (_FACTS_CURRICULUM) that ends in the streams task, with learned
+    # and with sparse writes (and these again with 3,000 more steps, a second
+    # learning-rate cycle).
     'facts_streams': Grid(
         runs=(_variant('facts/streams_delta', '', _FACTS_STREAMS),
               _variant('facts/streams_memory_off', 'memory_off', _FACTS_STREAMS),
-              _variant('facts/streams_continued', '', _FACTS_CONTINUED,
-                       stages=(_FACTS_STREAMS,)),
-              _variant('facts/streams_sparse', '', _FACTS_CONTINUED | _SPARSE_WRITES,
-                       stages=(_FACTS_STREAMS | _LEARNED_WRITES,)),
               _variant('facts/curriculum', '', _FACTS_CURRICULUM,
                        stages=(_FACTS_IN_SEGMENT, _FACTS_NEXT_SEGMENT)),
               _variant('facts/sparse_curriculum', '', _FACTS_CURRICULUM | _SPARSE_WRITES,
