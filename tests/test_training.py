@@ -14,10 +14,10 @@ from conftest import load_config, snapshot, tiny_train_config as tiny_config, tr
 from memgpt_jax import sampling
 from memgpt_jax.data.tokenizer import ByteTokenizer
 from memgpt_jax.errors import UserError
+from memgpt_jax.training import trainer
 from memgpt_jax.training import workdir as workdir_lib
 from memgpt_jax.training.metrics_writer import read_metrics
 from memgpt_jax.training.optimizer import learning_rate, make_schedule
-from memgpt_jax.training import trainer
 from memgpt_jax.training.trainer import train_and_evaluate
 
 

@@ -157,17 +157,15 @@ class _SideBySideIterator(grain.DatasetIterator):
 class _SideBySide(grain.IterDataset):
 
   def __init__(self, streams: list[grain.IterDataset], length: int, pad_id: int,
-               num_batches: int | None, staggered: bool = False):
+               num_batches: int | None, leads: list[int] | None = None):
     super().__init__(streams)
     self._length, self._pad_id, self._num_batches = length, pad_id, num_batches
-    self._staggered = staggered
+    self._leads = leads or [0] * len(streams)  # padding before each stream's first row
 
   def __iter__(self) -> _SideBySideIterator:
-    count = len(self._parents)
-    leads = [index * self._length // count if self._staggered else 0 for index in range(count)]
     return _SideBySideIterator(
         [_StreamIterator(parent.__iter__(), self._length, self._pad_id, lead)
-         for parent, lead in zip(self._parents, leads)],
+         for parent, lead in zip(self._parents, self._leads)],
         self._length, self._pad_id, self._num_batches)
 
 
@@ -180,7 +178,8 @@ def train_batches(docs: grain.MapDataset, num_streams: int, length: int, pad_id:
   is one part of the task (a third of the facts task's held no question at all)."""
   read = grain.ReadOptions(num_threads=min(read_threads, 1), prefetch_buffer_size=_PREFETCH_DOCS)
   streams = [docs[index::num_streams].to_iter_dataset(read) for index in range(num_streams)]
-  return _SideBySide(streams, length, pad_id, num_batches=None, staggered=True)
+  leads = [index * length // num_streams for index in range(num_streams)]
+  return _SideBySide(streams, length, pad_id, num_batches=None, leads=leads)
 
 
 def deal(lengths: list[int], num_rows: int) -> list[list[int]]:
