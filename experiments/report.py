@@ -150,7 +150,15 @@ def facts_streams_table() -> str:
       'facts/sparse_longer_curriculum': 'sparse writes, 3,000 more streams steps, state '
                                         'carried',
       'facts/sparse_longer_curriculum (state reset every row)': 'sparse writes, 3,000 more '
-                                                                'streams steps, reset every row'},
+                                                                'streams steps, reset every row',
+      'facts/costlier_writes_curriculum': 'the same, then 3,000 at write cost 0.5, state '
+                                          'carried',
+      'facts/costlier_writes_curriculum (state reset every row)': 'the same at write cost '
+                                                                  '0.5, reset every row',
+      'facts/wide_keys_curriculum': 'sparse writes, 6,000 streams steps, keys of 64, state '
+                                    'carried',
+      'facts/wide_keys_curriculum (state reset every row)': 'the same with keys of 64, '
+                                                            'reset every row'},
       'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
       'accuracy %')
 
