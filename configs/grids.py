@@ -96,11 +96,10 @@ _FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
 _SPARSE_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 0.1}
 # The default writes, for a stage before _SPARSE_WRITES (stages apply on top of the run's).
 _LEARNED_WRITES = {'model.memory.delta.write_strength': 'learned', 'train.write_cost': 0.0}
-# Five and twenty times the write cost: the source's lines between facts and question
-# write over the facts (the mean write strength in streams was 0.064 at a cost of 0.1,
-# 0.010 at 0.5; 100K tokens after the facts 45% -> 57%).
+# Five times the write cost: the source's lines between facts and question write over
+# the facts (the mean write strength in streams was 0.064 at a cost of 0.1, 0.010 at
+# 0.5; 100K tokens after the facts 45% -> 57%).
 _COSTLIER_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 0.5}
-_COSTLIEST_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 2.0}
 # Keys and values of 64 per head, not the head dimension (16): more room for the facts,
 # and the source's writes interfere less with them.
 _WIDE_KEYS = {'model.memory.delta.key_dim': 64, 'model.memory.delta.value_dim': 64}
@@ -315,17 +314,15 @@ GRIDS = {
                                _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
                                _FACTS_CURRICULUM | _SPARSE_WRITES,
                                _FACTS_CURRICULUM | _SPARSE_WRITES)),
-              # The one before, then 3,000 streams steps at a write cost of 2.
-              _variant('facts/costliest_writes_curriculum', '',
-                       _FACTS_CURRICULUM | _COSTLIEST_WRITES,
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES,
-                               _FACTS_CURRICULUM | _COSTLIER_WRITES)),
               # The sparse longer curriculum with _WIDE_KEYS from its first stage.
               _variant('facts/wide_keys_curriculum', '',
                        _FACTS_CURRICULUM | _SPARSE_WRITES | _WIDE_KEYS,
+                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_CURRICULUM | _SPARSE_WRITES)),
+              # The same with the last 3,000 streams steps at the higher write cost.
+              _variant('facts/wide_keys_costlier_curriculum', '',
+                       _FACTS_CURRICULUM | _COSTLIER_WRITES | _WIDE_KEYS,
                        stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
                                _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
                                _FACTS_CURRICULUM | _SPARSE_WRITES))),

@@ -155,14 +155,14 @@ def facts_streams_table() -> str:
                                           'carried',
       'facts/costlier_writes_curriculum (state reset every row)': 'the same at write cost '
                                                                   '0.5, reset every row',
-      'facts/costliest_writes_curriculum': 'the same, then 3,000 at write cost 2, state '
-                                           'carried',
-      'facts/costliest_writes_curriculum (state reset every row)': 'the same at write cost '
-                                                                   '2, reset every row',
       'facts/wide_keys_curriculum': 'sparse writes, 6,000 streams steps, keys of 64, state '
                                     'carried',
       'facts/wide_keys_curriculum (state reset every row)': 'the same with keys of 64, '
-                                                            'reset every row'},
+                                                            'reset every row',
+      'facts/wide_keys_costlier_curriculum': 'keys of 64, the last 3,000 at write cost 0.5, '
+                                             'state carried',
+      'facts/wide_keys_costlier_curriculum (state reset every row)': 'keys of 64, write cost '
+                                                                     '0.5, reset every row'},
       'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
       'accuracy %')
 
