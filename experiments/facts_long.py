@@ -30,14 +30,14 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from memgpt_jax import host_memory, losses, sampling
+from memgpt_jax import host_memory, sampling
 from memgpt_jax.errors import UserError
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.data import synthetic
 from memgpt_jax.data.filler import corpus_text
+from memgpt_jax.training import evaluation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _RUNS = flags.DEFINE_multi_string('run', [], 'Workdir of a facts_streams run; repeatable.')
@@ -78,9 +78,8 @@ def documents(task, segment_len: int, distance: int, rows: int, offset: int = 0)
 def score(workdir: str, distance: int, rows: int, chunk_segments: int, offset: int) -> dict:
   """Answer accuracy on `rows` documents of distance `distance` (after `offset` tokens),
   each read from its first token with the state carried; with the time it took and the
-  peak memory. Only the segments that hold answers are scored: the rest advance the
-  state."""
-  start = time.perf_counter()
+  peak memory. Only the segments from the first answer's on are scored."""
+  began = time.perf_counter()
   decoder, _, config = sampling.load_decoder(workdir)
   if config.data.source != 'facts':
     raise UserError(f'{workdir} was trained on data.source={config.data.source!r}, '
@@ -89,28 +88,14 @@ def score(workdir: str, distance: int, rows: int, chunk_segments: int, offset: i
   segment_len = model.cfg.segment_len
   tokens, answers = documents(config.data.task, segment_len, distance, rows, offset)
   first_input = np.flatnonzero(answers.any(0))[0] - 1  # an answer is predicted one before
-  before = first_input // segment_len * segment_len
-
-  @jax.jit
-  def advance(state, chunk):  # only the state: the outputs before the questions are unused
-    return model.apply(params, chunk, state, method=model.run_segments)[0]
-
-  @jax.jit
-  def questions(state, inputs, targets, mask):
-    output = model.apply(params, inputs, state, method=model.run_segments)[1]
-    return losses.eval_sums(output, targets, mask)
-
-  state = jax.jit(lambda: model.apply(params, rows, method=model.initial_state))()
-  for position in range(0, before, chunk_segments * segment_len):
-    stop = min(position + chunk_segments * segment_len, before)
-    state = advance(state, jnp.asarray(tokens[:, position:stop], jnp.int32))
-  last = jnp.asarray(tokens[:, before:], jnp.int32)
-  mask = jnp.asarray(answers[:, before + 1:], jnp.float32)
-  sums = jax.device_get(questions(state, last[:, :-1], last[:, 1:], mask))
+  start = first_input // segment_len * segment_len
+  sums = evaluation.score_after_reading(model, params, lambda a, b: tokens[:, a:b],
+                                        tokens.shape[1], start, answers[:, start + 1:],
+                                        chunk_segments)
   return {'distance': distance, 'offset': offset,
           'document_tokens': tokens.shape[1] - 1 - offset, 'rows': rows,
           'answers': int(sums['tokens']), 'accuracy': float(sums['correct'] / sums['tokens']),
-          'seconds': time.perf_counter() - start,
+          'seconds': time.perf_counter() - began,
           # ru_maxrss is in KiB on Linux.
           'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

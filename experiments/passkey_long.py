@@ -24,14 +24,13 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from memgpt_jax import config_lib, losses, sampling
+from memgpt_jax import config_lib, sampling
 from memgpt_jax import host_memory
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.data import synthetic
-from memgpt_jax.training import trainer
+from memgpt_jax.training import evaluation, trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _MODELS = flags.DEFINE_multi_string(
@@ -65,7 +64,7 @@ def train_config(variants: str, seed: int, steps: int, data_dir: pathlib.Path):
 def score(workdir: str, filler: int, rows: int, chunk_segments: int) -> dict:
   """Answer accuracy on `rows` streams of ~`filler` filler tokens, fed segment by
   segment; with the time it took and the process's peak memory."""
-  start = time.perf_counter()
+  began = time.perf_counter()
   decoder, _, config = sampling.load_decoder(workdir)
   model, params = decoder.model, decoder.params
   segment_len = model.cfg.segment_len
@@ -73,31 +72,16 @@ def score(workdir: str, filler: int, rows: int, chunk_segments: int) -> dict:
   streams = [synthetic.passkey_stream(config.data.task, segment_len, segments, i)
              for i in range(rows)]
 
-  @jax.jit
-  def advance(state, tokens):  # only the state: the filler's outputs are never used
-    return model.apply(params, tokens, state, method=model.run_segments)[0]
-
-  @jax.jit
-  def last_segment(state, tokens, targets, mask):
-    output = model.apply(params, tokens, state, method=model.run_segments)[1]
-    return losses.eval_sums(output, targets, mask)
-
-  state = jax.jit(lambda: model.apply(params, rows, method=model.initial_state))()
-  batch_tokens = lambda a, b: np.stack([s.tokens(a, b) for s in streams])
-  position = 0
-  while (segments - 1) * segment_len - position > 0:
-    stop = min(position + chunk_segments * segment_len, (segments - 1) * segment_len)
-    state = advance(state, jnp.asarray(batch_tokens(position, stop)))
-    position = stop
-  row = batch_tokens(position, segments * segment_len + 1)
+  start = (segments - 1) * segment_len  # the query's segment
   mask = np.zeros((rows, segment_len), np.float32)
-  mask[:, streams[0].answers - position - 1] = 1.0  # answer a is predicted at a - 1
-  sums = jax.device_get(last_segment(state, jnp.asarray(row[:, :-1]),
-                                     jnp.asarray(row[:, 1:]), jnp.asarray(mask)))
+  mask[:, streams[0].answers - start - 1] = 1.0  # answer a is the target at a - 1
+  sums = evaluation.score_after_reading(
+      model, params, lambda a, b: np.stack([s.tokens(a, b) for s in streams]),
+      segments * segment_len + 1, start, mask, chunk_segments)
   return {'filler_tokens': (segments - 1) * segment_len, 'row_tokens': segments * segment_len,
           'rows': rows, 'answers': int(sums['tokens']),
           'accuracy': float(sums['correct'] / sums['tokens']),
-          'seconds': time.perf_counter() - start,
+          'seconds': time.perf_counter() - began,
           # ru_maxrss is in KiB on Linux.
           'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

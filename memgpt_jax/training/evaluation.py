@@ -5,12 +5,13 @@ import math
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 import ml_collections
 import numpy as np
 
-from memgpt_jax import text_metrics
+from memgpt_jax import losses, text_metrics
 from memgpt_jax.data import builders, records
 from memgpt_jax.data.pipeline import make_eval_iterator, task_configs
 from memgpt_jax.decode import Decoder, generate_targets
@@ -199,3 +200,31 @@ class TaskEvaluators:
     """`params` in the partitioner's global layout."""
     return {prefix + key: value for prefix, evaluate in self._evaluators
             for key, value in evaluate(params).items()}
+
+
+def score_after_reading(model: MemGPT, params, rows, length: int, start: int,
+                        mask: np.ndarray, chunk_segments: int) -> dict[str, float]:
+  """losses.eval_sums of rows far longer than training, on their part from `start` (a
+  whole number of segments): the tokens before it are read first with the state carried,
+  `chunk_segments` segments per call, so that memory stays flat in the rows' length.
+  `params`: the model's variables ({'params': ...}); `rows(a, b)`: tokens a .. b - 1 of
+  every row ([B, b - a] ints; rows of `length` tokens need not be held whole); `mask`:
+  [B, length - start - 1], the weights of the targets rows(start + 1, length)."""
+  segment_len = model.cfg.segment_len
+
+  @jax.jit
+  def advance(state, chunk):  # only the state: the outputs before `start` are unused
+    return model.apply(params, chunk, state, method=MemGPT.run_segments)[0]
+
+  @jax.jit
+  def scored(state, inputs, targets, weights):
+    output = model.apply(params, inputs, state, method=MemGPT.run_segments)[1]
+    return losses.eval_sums(output, targets, weights)
+
+  state = jax.jit(lambda: model.apply(params, len(mask), method=MemGPT.initial_state))()
+  for position in range(0, start, chunk_segments * segment_len):
+    stop = min(position + chunk_segments * segment_len, start)
+    state = advance(state, jnp.asarray(rows(position, stop), jnp.int32))
+  rest = jnp.asarray(rows(start, length), jnp.int32)
+  sums = scored(state, rest[:, :-1], rest[:, 1:], jnp.asarray(mask, jnp.float32))
+  return {k: float(v) for k, v in jax.device_get(sums).items()}
