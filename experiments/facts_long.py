@@ -115,12 +115,12 @@ def _key(distance: int, offset: int) -> str:
 
 
 def _label(workdir: pathlib.Path) -> str:
-  """The run's label in its ablation result, else its directory."""
+  """The run's label in its ablation result, else the end of its path (label/seedN)."""
   result = workdir / 'result.json'
   if result.is_file():
     saved = json.loads(result.read_text())
     return f'{saved["label"]} seed {saved["seed"]}'
-  return str(workdir)
+  return '/'.join(workdir.resolve().parts[-3:])
 
 
 def markdown(report: dict) -> str:
