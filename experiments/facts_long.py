@@ -36,7 +36,6 @@ from memgpt_jax import host_memory, sampling
 from memgpt_jax.errors import UserError
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.data import synthetic
-from memgpt_jax.data.filler import corpus_text
 from memgpt_jax.training import evaluation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -55,26 +54,6 @@ _DISTANCE = flags.DEFINE_integer('distance', 0, 'With --score: the distance.')
 _OFFSET = flags.DEFINE_integer('offset', 0, 'With --score: the offset.')
 
 
-def documents(task, segment_len: int, distance: int, rows: int, offset: int = 0):
-  """(tokens uint8 [rows, S * segment_len + 1], answers bool [the same]) of the first
-  `rows` documents of the distance split, each after `offset` tokens of the source
-  (the document then starts `offset` tokens into a segment; spaces fill the last)."""
-  split = synthetic.eval_split(distance)
-  segments, _ = synthetic.split_layout('facts', task, split, 0)
-  length = offset + segments * segment_len + 1
-  padded = -(-(length - 1) // segment_len) * segment_len + 1
-  tokens = np.full((rows, padded), ord(' '), np.uint8)
-  answers = np.zeros((rows, padded), bool)
-  for index in range(rows):
-    example = synthetic.make_example('facts', task, segment_len, 0, split, index)
-    if offset:
-      tokens[index, :offset] = corpus_text(np.random.default_rng([offset, index]), offset,
-                                           synthetic.PEOPLE + synthetic.PLACES)
-    tokens[index, offset:length] = example['tokens']
-    answers[index, offset:length] = example['answers']
-  return tokens, answers
-
-
 def score(workdir: str, distance: int, rows: int, chunk_segments: int, offset: int) -> dict:
   """Answer accuracy on `rows` documents of distance `distance` (after `offset` tokens),
   each read from its first token with the state carried; with the time it took and the
@@ -86,7 +65,8 @@ def score(workdir: str, distance: int, rows: int, chunk_segments: int, offset: i
                     'not the facts task')
   model, params = decoder.model, decoder.params
   segment_len = model.cfg.segment_len
-  tokens, answers = documents(config.data.task, segment_len, distance, rows, offset)
+  tokens, answers = synthetic.facts_documents(config.data.task, segment_len, distance, rows,
+                                            offset)
   first_input = np.flatnonzero(answers.any(0))[0] - 1  # an answer is predicted one before
   start = first_input // segment_len * segment_len
   sums = evaluation.score_after_reading(model, params, lambda a, b: tokens[:, a:b],

@@ -360,3 +360,26 @@ def test_in_the_streams_layout_an_example_runs_on_across_rows(tmp_path):
   (example,) = [e for e in examples if np.array_equal(e['tokens'], row['inputs'][first])]
   np.testing.assert_array_equal(row['mask'][first][:-1], example['answers'][1:])
   assert row['mask'][first].sum() > 0
+
+
+@pytest.mark.parametrize('distance,offset', [(0, 0), (3, 0), (1, 100)])
+def test_facts_documents_are_the_distance_split_after_the_offset(distance, offset):
+  """experiments/facts_long.py's documents: the distance split, one byte a token, after
+  `offset` tokens of source that name nobody, in whole segments."""
+  task = _config(source='facts').data.task
+  task.context_segments, task.filler = 2, 'corpus'
+  segment_len = 256
+  tokens, answers = synthetic.facts_documents(task, segment_len, distance, 3, offset)
+  length = (2 + distance) * segment_len + 1
+  segments = -(-(offset + length - 1) // segment_len)
+  assert tokens.dtype == np.uint8 and tokens.shape == answers.shape == (
+      3, segments * segment_len + 1)
+  for index in range(3):
+    example = synthetic.make_example('facts', task, segment_len, 0,
+                                     synthetic.eval_split(distance), index)
+    np.testing.assert_array_equal(tokens[index, offset:offset + length], example['tokens'])
+    np.testing.assert_array_equal(answers[index, offset:offset + length], example['answers'])
+    assert answers[index].sum() == example['answers'].sum() > 0
+    before = bytes(tokens[index, :offset]).decode()
+    assert not any(name in before for name in synthetic.PEOPLE + synthetic.PLACES)
+    assert set(bytes(tokens[index, offset + length:]).decode()) <= {' '}

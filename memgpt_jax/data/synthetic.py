@@ -467,6 +467,28 @@ def passkey_stream(task: ml_collections.ConfigDict, segment_len: int, segments: 
                        length=segments * segment_len + 1)
 
 
+def facts_documents(task: ml_collections.ConfigDict, segment_len: int, distance: int, rows: int,
+                    offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(tokens uint8 [rows, S * segment_len + 1], answers bool [the same]) of the first
+  `rows` documents of the facts task's distance split, each after `offset` tokens of
+  the source (the document then starts `offset` tokens into a segment; spaces fill the
+  last): the evaluation of experiments/facts_long.py, far past what TFDS should hold."""
+  split = eval_split(distance)
+  segments, _ = split_layout('facts', task, split, 0)
+  length = offset + segments * segment_len + 1
+  padded = -(-(length - 1) // segment_len) * segment_len + 1
+  tokens = np.full((rows, padded), ord(' '), np.uint8)
+  answers = np.zeros((rows, padded), bool)
+  for index in range(rows):
+    example = make_example('facts', task, segment_len, 0, split, index)
+    if offset:
+      tokens[index, :offset] = corpus_text(np.random.default_rng([offset, index]), offset,
+                                           PEOPLE + PLACES)
+    tokens[index, offset:length] = example['tokens']
+    answers[index, offset:length] = example['answers']
+  return tokens, answers
+
+
 def make_example(task_name: str, task: ml_collections.ConfigDict, segment_len: int,
                  num_segments: int, split: str, index: int) -> dict[str, np.ndarray]:
   """Example `index` of `split`: {'tokens': int32 [N+1], 'answers': bool [N+1]}."""
