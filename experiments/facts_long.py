@@ -37,6 +37,7 @@ from memgpt_jax.errors import UserError
 from memgpt_jax.provenance import provenance, write_results
 from memgpt_jax.data import synthetic
 from memgpt_jax.training import evaluation
+from memgpt_jax.training import workdir as workdir_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _RUNS = flags.DEFINE_multi_string('run', [], 'Workdir of a facts_streams run; repeatable.')
@@ -149,7 +150,7 @@ def main(argv):
   offsets = [int(k) for k in _OFFSETS.value]
   results, config = {}, None
   for workdir in map(pathlib.Path, _RUNS.value):
-    _, _, config = sampling.load_decoder(workdir)
+    config = workdir_lib.saved_config(workdir)
     label = _label(workdir)
     results[label] = {}
     for offset in offsets:

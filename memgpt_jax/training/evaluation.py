@@ -212,19 +212,21 @@ def score_after_reading(model: MemGPT, params, rows, length: int, start: int,
   [B, length - start - 1], the weights of the targets rows(start + 1, length)."""
   segment_len = model.cfg.segment_len
 
+  # The parameters are arguments, not constants folded into the compiled programs.
   @jax.jit
-  def advance(state, chunk):  # only the state: the outputs before `start` are unused
-    return model.apply(params, chunk, state, method=MemGPT.run_segments)[0]
+  def advance(variables, state, chunk):  # only the state: the outputs before `start` are unused
+    return model.apply(variables, chunk, state, method=MemGPT.run_segments)[0]
 
   @jax.jit
-  def scored(state, inputs, targets, weights):
-    output = model.apply(params, inputs, state, method=MemGPT.run_segments)[1]
+  def scored(variables, state, inputs, targets, weights):
+    output = model.apply(variables, inputs, state, method=MemGPT.run_segments)[1]
     return losses.eval_sums(output, targets, weights)
 
-  state = jax.jit(lambda: model.apply(params, len(mask), method=MemGPT.initial_state))()
+  state = jax.jit(lambda variables: model.apply(variables, len(mask),
+                                                method=MemGPT.initial_state))(params)
   for position in range(0, start, chunk_segments * segment_len):
     stop = min(position + chunk_segments * segment_len, start)
-    state = advance(state, jnp.asarray(rows(position, stop), jnp.int32))
+    state = advance(params, state, jnp.asarray(rows(position, stop), jnp.int32))
   rest = jnp.asarray(rows(start, length), jnp.int32)
-  sums = scored(state, rest[:, :-1], rest[:, 1:], jnp.asarray(mask, jnp.float32))
+  sums = scored(params, state, rest[:, :-1], rest[:, 1:], jnp.asarray(mask, jnp.float32))
   return {k: float(v) for k, v in jax.device_get(sums).items()}
