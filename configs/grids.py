@@ -122,6 +122,13 @@ _FACTS_NEXT_SEGMENT = _FACTS_SHORT | {'data.task.train_distances': (0, 1),
                                       'data.task.eval_distances': (0, 1),
                                       'train.num_steps': 2000}
 _FACTS_CURRICULUM = _FACTS_STREAMS | {'train.num_steps': 3000}
+# Documents of 42 segments (21 rows) with a last question 40 segments after the facts:
+# rows that are mostly source, so that the write cost prices the source's writes (the
+# wide keys' second layer wrote on 3.6% of the source's tokens; 92% of the facts
+# survived 100K tokens of it and 29% 1M: facts_long.md).
+_FACTS_FAR = _FACTS_CURRICULUM | {'data.task.num_segments': 42,
+                                  'data.task.train_distances': (0, 1, 2, 3, 40),
+                                  'train.num_steps': 2000}
 
 # The easy stages of the recall curriculum: distances 0 and 1 only.
 _RECALL_STAGE = {'data.task.train_distances': (0, 1), 'data.task.eval_distances': (0, 1)}
@@ -325,7 +332,16 @@ GRIDS = {
                        _FACTS_CURRICULUM | _COSTLIER_WRITES | _WIDE_KEYS,
                        stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
                                _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES))),
+                               _FACTS_CURRICULUM | _SPARSE_WRITES)),
+              # The wide keys' curriculum, then 2,000 steps of far documents (_FACTS_FAR),
+              # at the write cost of 0.1 and of 0.5.
+              *(_variant(f'facts/wide_keys_far{name}_curriculum', '',
+                         _FACTS_FAR | writes | _WIDE_KEYS,
+                         stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
+                                 _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
+                                 _FACTS_CURRICULUM | _SPARSE_WRITES,
+                                 _FACTS_CURRICULUM | _SPARSE_WRITES))
+                for name, writes in (('', _SPARSE_WRITES), ('_costlier', _COSTLIER_WRITES)))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in
