@@ -90,6 +90,11 @@ def get_config() -> ml_collections.ConfigDict:
   # beta_t: 'learned' sigmoid(w_b x_t + b) | 'sparse' clip(w_b x_t + b, 0, 1) (exact
   # zeros) | 'fixed' 1 | 'pointer' (from the pointer's keys)
   config.model.memory.delta.write_strength = 'learned'
+  # 'sparse' only: a write at full strength (logit >= 1) has no gradient through the clip,
+  # so train.write_cost cannot price it out, however little it is worth; True passes the
+  # cost's gradient through the clip's top (the memory still writes clip(.); the reported
+  # write strength is the same).
+  config.model.memory.delta.price_full_writes = False
   config.model.memory.delta.decay = 'none'  # 'none' | 'learned' (alpha_t, Gated DeltaNet)
   config.model.memory.delta.decay_init = 0.99  # learned decay: alpha_t starts near this
   # Read gate g mixing memory and attention per head: 'token' sigmoid(w_g x_t + b_g) |

@@ -93,9 +93,11 @@ _FACTS_STREAMS = _FACTS | {'data.layout': 'streams', 'model.num_segments': 2,
 
 # Sparse writes (exact zeros) charged for by the loss: what kept the passkey through 1M
 # tokens; the source's lines written over the facts may be what loses them later.
-_SPARSE_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 0.1}
+_SPARSE_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_cost': 0.1,
+                  'model.memory.delta.price_full_writes': False}
 # The default writes, for a stage before _SPARSE_WRITES (stages apply on top of the run's).
-_LEARNED_WRITES = {'model.memory.delta.write_strength': 'learned', 'train.write_cost': 0.0}
+_LEARNED_WRITES = {'model.memory.delta.write_strength': 'learned', 'train.write_cost': 0.0,
+                   'model.memory.delta.price_full_writes': False}
 # Five times the write cost: the source's lines between facts and question write over
 # the facts (the mean write strength in streams was 0.064 at a cost of 0.1, 0.010 at
 # 0.5; 100K tokens after the facts 45% -> 57%).
@@ -103,6 +105,10 @@ _COSTLIER_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_
 # Keys and values of 64 per head, not the head dimension (16): more room for the facts,
 # and the source's writes interfere less with them.
 _WIDE_KEYS = {'model.memory.delta.key_dim': 64, 'model.memory.delta.value_dim': 64}
+# Sparse writes whose cost reaches the writes the clip holds at 1: the wide keys' fact
+# heads wrote on 2-3% of the source's tokens, nearly all at full strength, where the
+# cost had no gradient.
+_PRICED_WRITES = _SPARSE_WRITES | {'model.memory.delta.price_full_writes': True}
 
 # A curriculum: who went where inside one segment (2-5 facts and their questions in 256
 # tokens: attention can answer, and a token carries six times the answers of the
@@ -333,15 +339,16 @@ GRIDS = {
                        stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
                                _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
                                _FACTS_CURRICULUM | _SPARSE_WRITES)),
-              # The wide keys' curriculum, then 2,000 steps of far documents (_FACTS_FAR),
-              # at the write cost of 0.1 and of 0.5.
-              *(_variant(f'facts/wide_keys_far{name}_curriculum', '',
-                         _FACTS_FAR | writes | _WIDE_KEYS,
+              # The wide keys' curriculum, then 2,000 streams steps of far documents
+              # (_FACTS_FAR), or of the same documents with _PRICED_WRITES.
+              *(_variant(f'facts/wide_keys_{name}_curriculum', '', final | _WIDE_KEYS,
                          stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
                                  _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
                                  _FACTS_CURRICULUM | _SPARSE_WRITES,
                                  _FACTS_CURRICULUM | _SPARSE_WRITES))
-                for name, writes in (('', _SPARSE_WRITES), ('_costlier', _COSTLIER_WRITES)))),
+                for name, final in (
+                    ('far', _FACTS_FAR | _SPARSE_WRITES),
+                    ('priced', _FACTS_CURRICULUM | _PRICED_WRITES | {'train.num_steps': 2000})))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in

@@ -11,6 +11,7 @@ from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax import losses
 from memgpt_jax.model import delta_memory
 from memgpt_jax.model.delta_memory import DeltaMemory, delta_rule_chunked, delta_rule_scan
+from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.state import DeltaState
 
 
@@ -174,3 +175,32 @@ def test_a_sparse_write_strength_priced_out_writes_nothing_and_the_loss_pays_for
   last = slice(2 * cfg.segment_len, None)
   np.testing.assert_array_equal(full_log_probs(model, closed, tokens)[:, last],
                                 full_log_probs(model, closed, edited)[:, last])
+
+
+@pytest.mark.parametrize('priced', [False, True])
+def test_the_write_cost_reaches_full_writes_only_when_priced(priced):
+  """Every beta clipped at 1: the cost has no gradient, unless price_full_writes; the
+  model computes the same either way."""
+  model, cfg = tiny_model(**{'pointer.cache_len': 0, 'memory.delta.write_strength': 'sparse',
+                             'memory.delta.price_full_writes': priced})
+  plain, _ = tiny_model(**{'pointer.cache_len': 0, 'memory.delta.write_strength': 'sparse'})
+  is_bias = lambda path: 'strength' in jax.tree_util.keystr(path) and 'bias' in (
+      jax.tree_util.keystr(path))
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 100.0 if is_bias(path) else x, init_params(model))
+  tokens = jax.random.randint(jax.random.key(5), (2, cfg.seq_len), 0, VOCAB)
+  mean_strength = lambda p: forward(model, p, tokens).write_strength.mean()
+  assert float(mean_strength(params)) == 1.0
+  np.testing.assert_array_equal(full_log_probs(model, params, tokens),
+                                full_log_probs(plain, params, tokens))
+  gradients = jax.grad(mean_strength)(params)
+  bias_gradients = [g for path, g in jax.tree_util.tree_leaves_with_path(gradients)
+                    if is_bias(path)]
+  assert bias_gradients
+  largest = max(float(jnp.abs(g).max()) for g in bias_gradients)
+  assert (largest > 0.0) == priced
+
+
+def test_pricing_full_writes_needs_sparse_writes():
+  with pytest.raises(ConfigError, match='price_full_writes'):
+    tiny_model(**{'memory.delta.price_full_writes': True})

@@ -82,6 +82,7 @@ class DeltaConfig:
   feature_map: str = _setting(choices=('silu', 'elu_plus_one', 'identity'))
   key_shift: bool = _setting()
   write_strength: str = _setting(choices=('learned', 'sparse', 'fixed', 'pointer'))
+  price_full_writes: bool = _setting()
   decay: str = _setting(choices=('none', 'learned'))
   decay_init: float = _setting()
   read_gate: str = _setting(choices=('token', 'head', 'none', 'scaled'))
@@ -212,6 +213,10 @@ class ModelConfig:
         and cfg.delta.write_strength == 'pointer' and not cfg.pointer_enabled):
       raise ConfigError("model.memory.delta.write_strength='pointer' needs "
                         'model.pointer.enabled=True')
+    if cfg.delta.price_full_writes and cfg.delta.write_strength != 'sparse':
+      raise ConfigError('model.memory.delta.price_full_writes=True prices the writes that '
+                        "write_strength='sparse' clips at 1; it is "
+                        f'{cfg.delta.write_strength!r}')
     if cfg.arch == 'encoder_decoder':
       _check_encoder(cfg)
     return cfg

@@ -29,7 +29,8 @@ replaces what S held under k_t instead of adding to it, so pairs filed under dif
 keys interfere little, and writing a pair again changes nothing. Every write still
 moves S along its key, so over a long stream a memory that writes everything forgets;
 train.write_cost charges for mean beta, and with 'sparse' the tokens it prices out
-write exactly nothing however long the stream.
+write exactly nothing however long the stream (price_full_writes: those that the clip
+holds at 1 too, which otherwise give the cost no gradient).
 
 Each side projects x once per layer and head: the read [W_q ; w_g] x, the write
 [W_k,0 ; W_k,1 ; W_v] x (what its knobs use of these); beta's and alpha's logits have
@@ -336,7 +337,8 @@ class DeltaMemory(nn.Module):
     if delta.write_strength == 'fixed':
       beta = jnp.ones(written.shape + (cfg.num_heads,))
     elif delta.write_strength == 'sparse':
-      beta = jnp.clip(self.strength(inputs), 0.0, 1.0)
+      logit = self.strength(inputs)
+      beta = jnp.clip(logit, 0.0, 1.0)
     elif delta.write_strength == 'learned':
       beta = jax.nn.sigmoid(self.strength(inputs))
     else:
@@ -347,4 +349,7 @@ class DeltaMemory(nn.Module):
       log_decay = jnp.where(written[..., None], jax.nn.log_sigmoid(self.decay(inputs)), 0.0)
     matrix = write_rule(delta.write_form, delta.chunk_size)(matrix, keys, values, beta,
                                                             log_decay)
+    if delta.price_full_writes:  # beta's value, the gradient of max(logit, 0): the cost's
+      beta = beta + jnp.where(written[..., None] & (logit > 1.0),
+                              logit - jax.lax.stop_gradient(logit), 0.0)
     return DeltaState(matrix=matrix, last_input=inputs[:, -1].astype(jnp.float32)), beta
