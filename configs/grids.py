@@ -341,7 +341,7 @@ GRIDS = {
                                _FACTS_CURRICULUM | _SPARSE_WRITES)),
               # The wide keys' curriculum, then 2,000 streams steps of far documents
               # (_FACTS_FAR), or of the same documents with _PRICED_WRITES (at the write
-              # cost of 0.1, and of 1).
+              # cost of 0.1, 1 and 5).
               *(_variant(f'facts/wide_keys_{name}_curriculum', '', final | _WIDE_KEYS,
                          stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
                                  _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
@@ -350,8 +350,9 @@ GRIDS = {
                 for name, final in (
                     ('far', _FACTS_FAR | _SPARSE_WRITES),
                     ('priced', _FACTS_CURRICULUM | _PRICED_WRITES | {'train.num_steps': 2000}),
-                    ('priced_cost1', _FACTS_CURRICULUM | _PRICED_WRITES | {
-                        'train.num_steps': 2000, 'train.write_cost': 1.0})))),
+                    *((f'priced_cost{cost}', _FACTS_CURRICULUM | _PRICED_WRITES | {
+                        'train.num_steps': 2000, 'train.write_cost': float(cost)})
+                      for cost in (1, 5))))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in
