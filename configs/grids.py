@@ -105,9 +105,9 @@ _COSTLIER_WRITES = {'model.memory.delta.write_strength': 'sparse', 'train.write_
 # Keys and values of 64 per head, not the head dimension (16): more room for the facts,
 # and the source's writes interfere less with them.
 _WIDE_KEYS = {'model.memory.delta.key_dim': 64, 'model.memory.delta.value_dim': 64}
-# Sparse writes whose cost reaches the writes the clip holds at 1: the wide keys' fact
-# heads wrote on 2-3% of the source's tokens, nearly all at full strength, where the
-# cost had no gradient.
+# Sparse writes whose cost reaches the writes the clip holds at 1: the wide keys' second
+# layer, which holds the facts, also writes on letters of the source, nearly all at full
+# strength, where the cost has no gradient.
 _PRICED_WRITES = _SPARSE_WRITES | {'model.memory.delta.price_full_writes': True}
 
 # A curriculum: who went where inside one segment (2-5 facts and their questions in 256
@@ -129,9 +129,8 @@ _FACTS_NEXT_SEGMENT = _FACTS_SHORT | {'data.task.train_distances': (0, 1),
                                       'train.num_steps': 2000}
 _FACTS_CURRICULUM = _FACTS_STREAMS | {'train.num_steps': 3000}
 # Documents of 42 segments (21 rows) with a last question 40 segments after the facts:
-# rows that are mostly source, so that the write cost prices the source's writes (the
-# wide keys' second layer wrote on 3.6% of the source's tokens; 92% of the facts
-# survived 100K tokens of it and 29% 1M: facts_long.md).
+# rows that are mostly source, so that the write cost prices the source's writes (92%
+# of the facts survived 100K tokens of it and 29% 1M: facts_long.md).
 _FACTS_FAR = _FACTS_CURRICULUM | {'data.task.num_segments': 42,
                                   'data.task.train_distances': (0, 1, 2, 3, 40),
                                   'train.num_steps': 2000}

@@ -162,7 +162,15 @@ def facts_streams_table() -> str:
       'facts/wide_keys_costlier_curriculum': 'keys of 64, the last 3,000 at write cost 0.5, '
                                              'state carried',
       'facts/wide_keys_costlier_curriculum (state reset every row)': 'keys of 64, write cost '
-                                                                     '0.5, reset every row'},
+                                                                     '0.5, reset every row',
+      'facts/wide_keys_far_curriculum': 'keys of 64, then 2,000 steps of documents of 42 '
+                                        'segments, state carried',
+      'facts/wide_keys_far_curriculum (state reset every row)': 'the same, reset every row',
+      **{f'facts/wide_keys_priced{suffix}_curriculum{reset}': (
+          f'keys of 64, then 2,000 steps with full writes priced at write cost {cost}, '
+          + ('reset every row' if reset else 'state carried'))
+         for suffix, cost in (('', 0.1), ('_cost1', 1), ('_cost5', 5))
+         for reset in ('', ' (state reset every row)')}},
       'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
       'accuracy %')
 
