@@ -9,9 +9,9 @@ import pytest
 
 from conftest import VOCAB, forward, full_log_probs, init_params, tiny_model
 from memgpt_jax import losses
+from memgpt_jax.errors import ConfigError
 from memgpt_jax.model import delta_memory
 from memgpt_jax.model.delta_memory import DeltaMemory, delta_rule_chunked, delta_rule_scan
-from memgpt_jax.errors import ConfigError
 from memgpt_jax.model.state import DeltaState
 
 
