@@ -351,7 +351,14 @@ GRIDS = {
                     ('priced', _FACTS_CURRICULUM | _PRICED_WRITES | {'train.num_steps': 2000}),
                     *((f'priced_cost{cost}', _FACTS_CURRICULUM | _PRICED_WRITES | {
                         'train.num_steps': 2000, 'train.write_cost': float(cost)})
-                      for cost in (1, 5))))),
+                      for cost in (1, 5)))),
+              # The wide keys' curriculum with both streams stages priced at write cost 1.
+              _variant('facts/wide_keys_priced_streams_curriculum', '',
+                       _FACTS_CURRICULUM | _PRICED_WRITES | _WIDE_KEYS
+                       | {'train.write_cost': 1.0},
+                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
+                               _FACTS_CURRICULUM))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in

@@ -170,7 +170,11 @@ def facts_streams_table() -> str:
           f'keys of 64, then 2,000 steps with full writes priced at write cost {cost}, '
           + ('reset every row' if reset else 'state carried'))
          for suffix, cost in (('', 0.1), ('_cost1', 1), ('_cost5', 5))
-         for reset in ('', ' (state reset every row)')}},
+         for reset in ('', ' (state reset every row)')},
+      'facts/wide_keys_priced_streams_curriculum': 'keys of 64, both streams stages with '
+                                                   'full writes priced at cost 1, state carried',
+      'facts/wide_keys_priced_streams_curriculum (state reset every row)': 'the same, reset '
+                                                                           'every row'},
       'facts, a place asked D segments of {segment_len} tokens after its facts: answer '
       'accuracy %')
 
