@@ -128,6 +128,10 @@ _FACTS_NEXT_SEGMENT = _FACTS_SHORT | {'data.task.train_distances': (0, 1),
                                       'data.task.eval_distances': (0, 1),
                                       'train.num_steps': 2000}
 _FACTS_CURRICULUM = _FACTS_STREAMS | {'train.num_steps': 3000}
+# The curriculum's first two stages with the default writes, and with a first streams
+# stage of sparse writes after them (the longer curriculum: its run is a second).
+_LEARNED_STAGES = (_FACTS_IN_SEGMENT | _LEARNED_WRITES, _FACTS_NEXT_SEGMENT | _LEARNED_WRITES)
+_SPARSE_STAGES = _LEARNED_STAGES + (_FACTS_CURRICULUM | _SPARSE_WRITES,)
 # Documents of 42 segments (21 rows) with a last question 40 segments after the facts:
 # rows that are mostly source, so that the write cost prices the source's writes (92%
 # of the facts survived 100K tokens of it and 29% 1M: facts_long.md).
@@ -143,6 +147,13 @@ def _variant(label: str, variants: str, overrides: dict | None = None, **kwargs)
   """A run of configs/synthetic.py with its named variants (e.g. 'slots,gru')."""
   config = f'{_SYNTHETIC}:{variants}' if variants else _SYNTHETIC
   return Run(label, config, overrides or {}, **kwargs)
+
+
+def _after_wide_keys(name: str, final: dict) -> Run:
+  """facts/wide_keys_<name>_curriculum: the wide keys' run as its last stage (its stage
+  directories copied serve), then `final`."""
+  return _variant(f'facts/wide_keys_{name}_curriculum', '', final | _WIDE_KEYS,
+                  stages=_SPARSE_STAGES + (_FACTS_CURRICULUM | _SPARSE_WRITES,))
 
 
 def _pointer_pair(task: str, steps: int) -> tuple[Run, ...]:
@@ -313,52 +324,34 @@ GRIDS = {
               _variant('facts/curriculum', '', _FACTS_CURRICULUM,
                        stages=(_FACTS_IN_SEGMENT, _FACTS_NEXT_SEGMENT)),
               _variant('facts/sparse_curriculum', '', _FACTS_CURRICULUM | _SPARSE_WRITES,
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES)),
+                       stages=_LEARNED_STAGES),
               _variant('facts/sparse_longer_curriculum', '', _FACTS_CURRICULUM | _SPARSE_WRITES,
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES)),
+                       stages=_SPARSE_STAGES),
               # The one before, then 3,000 streams steps at the higher write cost.
               _variant('facts/costlier_writes_curriculum', '',
                        _FACTS_CURRICULUM | _COSTLIER_WRITES,
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES)),
+                       stages=_SPARSE_STAGES + (_FACTS_CURRICULUM | _SPARSE_WRITES,)),
               # The sparse longer curriculum with _WIDE_KEYS from its first stage.
               _variant('facts/wide_keys_curriculum', '',
                        _FACTS_CURRICULUM | _SPARSE_WRITES | _WIDE_KEYS,
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES)),
+                       stages=_SPARSE_STAGES),
               # The same with the last 3,000 streams steps at the higher write cost.
               _variant('facts/wide_keys_costlier_curriculum', '',
                        _FACTS_CURRICULUM | _COSTLIER_WRITES | _WIDE_KEYS,
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM | _SPARSE_WRITES)),
+                       stages=_SPARSE_STAGES),
               # The wide keys' curriculum, then 2,000 streams steps of far documents
               # (_FACTS_FAR), or of the same documents with _PRICED_WRITES (at the write
               # cost of 0.1, 1 and 5).
-              *(_variant(f'facts/wide_keys_{name}_curriculum', '', final | _WIDE_KEYS,
-                         stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                                 _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                                 _FACTS_CURRICULUM | _SPARSE_WRITES,
-                                 _FACTS_CURRICULUM | _SPARSE_WRITES))
-                for name, final in (
-                    ('far', _FACTS_FAR | _SPARSE_WRITES),
-                    ('priced', _FACTS_CURRICULUM | _PRICED_WRITES | {'train.num_steps': 2000}),
-                    *((f'priced_cost{cost}', _FACTS_CURRICULUM | _PRICED_WRITES | {
-                        'train.num_steps': 2000, 'train.write_cost': float(cost)})
-                      for cost in (1, 5)))),
+              _after_wide_keys('far', _FACTS_FAR | _SPARSE_WRITES),
+              *(_after_wide_keys(name, _FACTS_CURRICULUM | _PRICED_WRITES | {
+                  'train.num_steps': 2000, 'train.write_cost': cost})
+                for name, cost in (('priced', 0.1), ('priced_cost1', 1.0),
+                                   ('priced_cost5', 5.0))),
               # The wide keys' curriculum with both streams stages priced at write cost 1.
               _variant('facts/wide_keys_priced_streams_curriculum', '',
                        _FACTS_CURRICULUM | _PRICED_WRITES | _WIDE_KEYS
                        | {'train.write_cost': 1.0},
-                       stages=(_FACTS_IN_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_NEXT_SEGMENT | _LEARNED_WRITES,
-                               _FACTS_CURRICULUM))),
+                       stages=_LEARNED_STAGES + (_FACTS_CURRICULUM,))),
         seeds=(0, 1, 2),
         overrides={}),
     # Dialogue (configs/chat.py): a name told early, asked 0-2 segments later in
